@@ -1,0 +1,70 @@
+"""spacy-fastbioner: fast biomedical NER for spaCy by dynamic knowledge distillation.
+
+Every registered function is declared as an entry point, so spaCy and thinc find
+them in a fresh process without `import spacy_fastbioner`.
+"""
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+HERE = Path(__file__).parent
+about: dict = {}
+exec((HERE / "spacy_fastbioner" / "about.py").read_text(encoding="utf8"), about)
+
+ENTRY_POINTS = {
+    "spacy_factories": [
+        "fastbioner_ner = spacy_fastbioner.pipeline.ner:make_fastbioner_ner",
+    ],
+    "spacy_architectures": [
+        "spacy_fastbioner.TransformerTagger.v1 = spacy_fastbioner.ml.tagger:build_transformer_tagger",
+    ],
+    "thinc_layers": [
+        "spacy_fastbioner.first_wordpiece.v1 = spacy_fastbioner.ml.pooling:first_wordpiece",
+    ],
+    "spacy_readers": [
+        "spacy_fastbioner.IobCorpus.v1 = spacy_fastbioner.readers:create_iob_reader",
+        "spacy_fastbioner.PubTatorCorpus.v1 = spacy_fastbioner.readers:create_pubtator_reader",
+        "spacy_fastbioner.PlainTextCorpus.v1 = spacy_fastbioner.readers:create_plain_text_reader",
+        "spacy_fastbioner.MixedCorpus.v1 = spacy_fastbioner.readers:create_mixed_reader",
+    ],
+    "spacy_tokenizers": [
+        "spacy_fastbioner.BioTokenizer.v1 = spacy_fastbioner.tokenizer:create_bio_tokenizer",
+    ],
+    "spacy_scorers": [],
+    "spacy_misc": [
+        "spacy_fastbioner.distill_step.v1 = spacy_fastbioner.distill.step:create_distill_step",
+        "spacy_fastbioner.dynamic_weights.v1 = spacy_fastbioner.distill.weights:create_dynamic_weights",
+    ],
+    "spacy_cli": [
+        "spacy_fastbioner = spacy_fastbioner.cli:fastbioner_cli",
+    ],
+}
+
+setup(
+    name=about["__title__"],
+    version=about["__version__"],
+    description="FastBioNER for spaCy: biomedical NER students distilled from BioBERT teachers",
+    long_description=(HERE / "README.md").read_text(encoding="utf8"),
+    long_description_content_type="text/markdown",
+    license="MIT",
+    python_requires=">=3.10",
+    packages=find_packages(include=["spacy_fastbioner", "spacy_fastbioner.*"]),
+    package_data={"spacy_fastbioner": ["py.typed"]},
+    install_requires=[
+        "spacy>=3.8,<3.9",
+        "spacy-transformers>=1.4,<1.5",
+        "transformers>=4.30,<4.53.3",
+        "torch>=2.6",
+        "thinc>=8.3,<8.4",
+        "numpy>=1.19",
+        "typer>=0.9",
+        "srsly>=2.4",
+        "wasabi>=0.9",
+    ],
+    extras_require={
+        "test": ["pytest>=7", "hypothesis>=6", "build>=1.0", "mypy>=1.5"],
+        "benchmark": ["matplotlib>=3.5"],
+    },
+    entry_points=ENTRY_POINTS,
+    zip_safe=False,
+)

@@ -1,0 +1,61 @@
+"""`spacy distill TEACHER STUDENT_CONFIG --output DIR` (spaCy v4's signature)."""
+from pathlib import Path
+from typing import Optional
+
+import spacy
+import typer
+from spacy import util
+from spacy.cli._util import (
+    Arg,
+    Opt,
+    app,
+    import_code,
+    parse_config_overrides,
+    setup_gpu,
+    show_validation_error,
+)
+from spacy.training.initialize import init_nlp
+from wasabi import msg
+
+from ..distill.loop import distill
+
+
+@app.command(
+    "distill",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+)
+def distill_cli(
+    # fmt: off
+    ctx: typer.Context,  # This is only used to read additional arguments
+    teacher_path: Path = Arg(..., help="Trained teacher pipeline", exists=True, file_okay=False),
+    config_path: Path = Arg(..., help="Student config with a [distillation] block", exists=True, allow_dash=True),
+    output_path: Optional[Path] = Opt(None, "--output", "--output-path", "-o", help="Output directory to store the student pipeline in"),
+    code_path: Optional[Path] = Opt(None, "--code", "-c", help="Path to Python file with additional code (registered functions) to be imported"),
+    use_gpu: int = Opt(-1, "--gpu-id", "-g", help="GPU ID or -1 for CPU"),
+    # fmt: on
+) -> None:
+    """Distil a trained teacher pipeline into a student pipeline, with the
+    settings of the student config: `[distillation]` (corpus, steps,
+    optimizer, batcher, the loss) and `[training]` (dev corpus, evaluation,
+    logger). Saves model-best and model-last to the output directory."""
+    overrides = parse_config_overrides(ctx.args)
+    import_code(code_path)
+    setup_gpu(use_gpu)
+    if output_path is not None and not output_path.exists():
+        output_path.mkdir(parents=True)
+        msg.good(f"Created output directory: {output_path}")
+    with show_validation_error(config_path):
+        if "teacher" in util.load_config(config_path, interpolate=False).get("paths", {}):
+            overrides.setdefault("paths.teacher", str(teacher_path))
+        config = util.load_config(config_path, overrides=overrides, interpolate=False)
+    msg.divider("Loading teacher")
+    teacher = spacy.load(teacher_path)
+    msg.divider("Initializing student")
+    with show_validation_error(config_path, hint_fill=False):
+        student = init_nlp(config, use_gpu=use_gpu)
+    msg.good("Initialized student pipeline")
+    msg.divider("Distilling student")
+    try:
+        distill(teacher, student, output_path)
+    except ValueError as err:
+        msg.fail(str(err), exits=1)

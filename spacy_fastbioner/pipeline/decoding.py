@@ -1,0 +1,116 @@
+"""BIO tag sets and decoding under tag transition constraints."""
+from typing import Iterable, List, Optional, Sequence, Tuple
+
+import numpy
+from thinc.types import Floats2d
+
+OUTSIDE = "O"
+# Transitions are scored in log space: an allowed one costs 0, a forbidden one
+# is impossible. Emissions are kept finite (floored at MIN_LOG_PROB), and the
+# all-O path is always allowed, so the best path is always a valid one.
+FORBIDDEN = -numpy.inf
+MIN_LOG_PROB = -1e4
+
+
+def bio_tags(labels: Iterable[str]) -> List[str]:
+    """The BIO (IOB2) tag set of the given entity labels: O, then B-X and I-X
+    for each label, in order.
+    """
+    tags = [OUTSIDE]
+    for label in labels:
+        tags.extend((f"B-{label}", f"I-{label}"))
+    return tags
+
+
+def biluo_to_bio(tag: Optional[str]) -> Optional[str]:
+    """Map a BILUO tag (as `Example.get_aligned_ner` returns) to BIO. Missing
+    values (None, "-", "") map to None.
+    """
+    if not tag or tag == "-":
+        return None
+    prefix, _, label = tag.partition("-")
+    if prefix == "U":
+        return f"B-{label}"
+    if prefix == "L":
+        return f"I-{label}"
+    return tag
+
+
+def transition_constraints(tags: Sequence[str]) -> Tuple[Floats2d, Floats2d]:
+    """The start and transition scores that forbid invalid BIO sequences:
+    no I-X at the start, none after O, none after B-Y or I-Y with Y != X.
+
+    RETURNS (Tuple[Floats2d, Floats2d]): A (n_tags,) start vector and an
+        (n_tags, n_tags) matrix indexed [previous, current].
+    """
+    n = len(tags)
+    start = numpy.zeros((n,), dtype="f")
+    trans = numpy.zeros((n, n), dtype="f")
+    for j, tag in enumerate(tags):
+        if not tag.startswith("I-"):
+            continue
+        label = tag[2:]
+        start[j] = FORBIDDEN
+        for i, prev in enumerate(tags):
+            if prev == OUTSIDE or prev[2:] != label:
+                trans[i, j] = FORBIDDEN
+    return start, trans
+
+
+def log_softmax(scores: Floats2d, temperature: float = 1.0) -> Floats2d:
+    """Row-wise log softmax of a 2d score table, computed stably."""
+    z = numpy.asarray(scores, dtype="f") / temperature
+    z = z - z.max(axis=-1, keepdims=True)
+    return z - numpy.log(numpy.exp(z).sum(axis=-1, keepdims=True))
+
+
+def viterbi(
+    log_probs: Floats2d, start: Floats2d, trans: Floats2d
+) -> List[int]:
+    """The highest-scoring tag sequence under the transition constraints.
+
+    log_probs (Floats2d): (n_tokens, n_tags) log probabilities. Non-finite
+        values (NaN, inf) are treated as very unlikely, so decoding never fails.
+    RETURNS (List[int]): One tag index per token; every transition is allowed.
+    """
+    n_tokens = log_probs.shape[0]
+    if n_tokens == 0:
+        return []
+    emissions = numpy.nan_to_num(
+        numpy.asarray(log_probs, dtype="f"),
+        nan=MIN_LOG_PROB,
+        posinf=0.0,
+        neginf=MIN_LOG_PROB,
+    )
+    emissions = numpy.clip(emissions, MIN_LOG_PROB, 0.0)
+    backpointers = numpy.zeros((n_tokens, emissions.shape[1]), dtype="i")
+    score = start + emissions[0]
+    for t in range(1, n_tokens):
+        candidates = score[:, None] + trans
+        backpointers[t] = candidates.argmax(axis=0)
+        score = candidates.max(axis=0) + emissions[t]
+    best = [int(score.argmax())]
+    for t in range(n_tokens - 1, 0, -1):
+        best.append(int(backpointers[t, best[-1]]))
+    best.reverse()
+    return best
+
+
+def bio_to_spans(tags: Sequence[str]) -> List[Tuple[int, int, str]]:
+    """Token spans (start, end, label) of a valid BIO tag sequence."""
+    spans: List[Tuple[int, int, str]] = []
+    start: Optional[int] = None
+    label = ""
+    for i, tag in enumerate(tags):
+        if tag.startswith("I-") and start is not None and tag[2:] == label:
+            continue
+        if start is not None:
+            spans.append((start, i, label))
+            start = None
+        if tag != OUTSIDE:
+            # An I-X that cannot continue a span (only reachable when the
+            # sequence was not decoded under the constraints) opens one.
+            start, label = i, tag[2:]
+    if start is not None:
+        spans.append((start, len(tags), label))
+    return spans

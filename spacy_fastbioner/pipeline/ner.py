@@ -1,0 +1,411 @@
+"""The `fastbioner_ner` component: BIO token classification on a transformer."""
+from itertools import islice
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+
+import numpy
+from spacy.language import Language
+from spacy.pipeline.trainable_pipe import TrainablePipe
+from spacy.scorer import get_ner_prf
+from spacy.tokens import Doc, Span
+from spacy.training import Example, validate_examples, validate_get_examples
+from spacy.vocab import Vocab
+from thinc.api import Config, Model, Optimizer, set_dropout_rate
+from thinc.types import Floats2d
+
+from .decoding import (
+    bio_tags,
+    bio_to_spans,
+    biluo_to_bio,
+    log_softmax,
+    transition_constraints,
+    viterbi,
+)
+
+default_model_config = """
+[model]
+@architectures = "spacy_fastbioner.TransformerTagger.v1"
+nO = null
+dropout = 0.1
+
+[model.tok2vec]
+@architectures = "spacy-transformers.TransformerListener.v1"
+grad_factor = 1.0
+upstream = "*"
+
+[model.tok2vec.pooling]
+@layers = "spacy_fastbioner.first_wordpiece.v1"
+"""
+DEFAULT_NER_MODEL = Config().from_str(default_model_config)["model"]
+
+
+@Language.factory(
+    "fastbioner_ner",
+    assigns=["doc.ents", "token.ent_iob", "token.ent_type"],
+    default_config={
+        "model": DEFAULT_NER_MODEL,
+        "scorer": {"@scorers": "spacy.ner_scorer.v1"},
+    },
+    default_score_weights={
+        "ents_f": 1.0,
+        "ents_p": 0.0,
+        "ents_r": 0.0,
+        "ents_per_type": None,
+    },
+)
+def make_fastbioner_ner(
+    nlp: Language,
+    name: str,
+    model: Model[List[Doc], List[Floats2d]],
+    scorer: Optional[Callable] = get_ner_prf,
+) -> "FastBioNER":
+    """Create a BIO token classifier for named entities, which writes
+    `doc.ents`. One prediction per spaCy token; decoding never produces an
+    invalid tag sequence.
+
+    model (Model[List[Doc], List[Floats2d]]): A model that returns a table of
+        tag scores (logits) per doc, one row per token.
+    scorer (Optional[Callable]): The scoring method.
+    """
+    return FastBioNER(nlp.vocab, model, name, scorer=scorer)
+
+
+class FastBioNER(TrainablePipe):
+    """Named entity recognition as BIO tagging, with the hooks that knowledge
+    distillation needs: per-token tag logits and probabilities, a
+    teacher-student loss and `distill`.
+    """
+
+    def __init__(
+        self,
+        vocab: Vocab,
+        model: Model[List[Doc], List[Floats2d]],
+        name: str = "fastbioner_ner",
+        *,
+        scorer: Optional[Callable] = get_ner_prf,
+    ) -> None:
+        """Initialize the component.
+
+        vocab (Vocab): The shared vocabulary.
+        model (Model[List[Doc], List[Floats2d]]): The model, returning logits.
+        name (str): The component instance name, used in the losses.
+        scorer (Optional[Callable]): The scoring method.
+        """
+        self.vocab = vocab
+        self.model = model
+        self.name = name
+        self.scorer = scorer
+        cfg: Dict[str, List[str]] = {"labels": []}
+        self.cfg = dict(sorted(cfg.items()))
+        self._constraints: Dict[Tuple[str, ...], Tuple[Floats2d, Floats2d]] = {}
+
+    @property
+    def labels(self) -> Tuple[str, ...]:
+        """RETURNS (Tuple[str]): The entity labels, e.g. ("Disease",)."""
+        return tuple(self.cfg["labels"])
+
+    @property
+    def tags(self) -> Tuple[str, ...]:
+        """RETURNS (Tuple[str]): The BIO tags derived from the labels."""
+        return tuple(bio_tags(self.labels))
+
+    @property
+    def is_distillable(self) -> bool:
+        """RETURNS (bool): Whether the component can learn from a teacher."""
+        return True
+
+    @property
+    def label_data(self) -> List[str]:
+        return list(self.labels)
+
+    def add_label(self, label: str) -> int:
+        """Add an entity label.
+
+        label (str): The label to add.
+        RETURNS (int): 0 if the label was present already, otherwise 1.
+        """
+        if not isinstance(label, str):
+            raise ValueError(f"[{self.name}] a label must be a string, got {label!r}")
+        if label in self.labels:
+            return 0
+        output_layer = self.model.get_ref("output_layer")
+        if output_layer.has_dim("nO") and output_layer.get_dim("nO") is not None:
+            raise ValueError(
+                f"[{self.name}] cannot add label {label!r}: the model is "
+                f"initialized already for the labels {self.labels}"
+            )
+        self.cfg["labels"].append(label)
+        self.vocab.strings.add(label)
+        return 1
+
+    def predict(self, docs: Iterable[Doc]) -> List[Floats2d]:
+        """Score every tag for every token, without modifying the docs.
+
+        docs (Iterable[Doc]): The documents to predict.
+        RETURNS (List[Floats2d]): Per doc, an (n_tokens, n_tags) table of logits.
+        """
+        docs = list(docs)
+        if not any(len(doc) for doc in docs):
+            n_tags = len(self.tags)
+            return [self.model.ops.alloc2f(len(doc), n_tags) for doc in docs]
+        scores = self.model.predict(docs)
+        # A doc that the transformer could not embed comes back with zero
+        # width; treat it as all-O rather than failing.
+        return [
+            s if s.shape == (len(doc), len(self.tags)) else self._outside(len(doc))
+            for doc, s in zip(docs, scores)
+        ]
+
+    def predict_proba(
+        self, docs: Iterable[Doc], *, temperature: float = 1.0
+    ) -> List[Floats2d]:
+        """The per-token tag distributions of the docs, at a temperature.
+
+        docs (Iterable[Doc]): Docs that the upstream transformer has annotated.
+        temperature (float): Softmax temperature; > 1 flattens the distributions.
+        RETURNS (List[Floats2d]): Per doc, (n_tokens, n_tags) probabilities
+            whose columns follow `self.tags`.
+        """
+        return [numpy.exp(log_softmax(s, temperature)) for s in self.predict(docs)]
+
+    def set_annotations(self, docs: Iterable[Doc], scores: List[Floats2d]) -> None:
+        """Decode the best valid BIO sequence of each doc and write `doc.ents`.
+
+        docs (Iterable[Doc]): The documents to modify.
+        scores (List[Floats2d]): The scores to set, produced by `predict`.
+        """
+        tags = self.tags
+        start, trans = self._get_constraints()
+        for doc, doc_scores in zip(docs, scores):
+            doc_scores = self.model.ops.to_numpy(doc_scores)
+            best = viterbi(log_softmax(doc_scores), start, trans)
+            spans = [
+                Span(doc, s, e, label=label)
+                for s, e, label in bio_to_spans([tags[i] for i in best])
+            ]
+            doc.set_ents(spans, default="outside")
+
+    def update(
+        self,
+        examples: Iterable[Example],
+        *,
+        drop: float = 0.0,
+        sgd: Optional[Optimizer] = None,
+        losses: Optional[Dict[str, float]] = None,
+    ) -> Dict[str, float]:
+        """Learn from a batch of gold-standard examples.
+
+        examples (Iterable[Example]): A batch of Example objects.
+        drop (float): The dropout rate.
+        sgd (Optional[Optimizer]): The optimizer.
+        losses (Optional[Dict[str, float]]): The losses so far, updated in place.
+        RETURNS (Dict[str, float]): The updated losses.
+        """
+        if losses is None:
+            losses = {}
+        losses.setdefault(self.name, 0.0)
+        examples = list(examples)
+        validate_examples(examples, "FastBioNER.update")
+        if not any(len(eg.predicted) for eg in examples):
+            return losses
+        set_dropout_rate(self.model, drop)
+        scores, backprop = self.model.begin_update([eg.predicted for eg in examples])
+        loss, d_scores = self.get_loss(examples, scores)
+        backprop(d_scores)
+        if sgd is not None:
+            self.finish_update(sgd)
+        losses[self.name] += loss
+        return losses
+
+    def get_loss(
+        self, examples: Iterable[Example], scores: List[Floats2d]
+    ) -> Tuple[float, List[Floats2d]]:
+        """Cross-entropy of the scores against the gold BIO tags, averaged
+        over the tokens with a known gold tag. Tokens whose gold tag is missing
+        or misaligned are ignored.
+
+        RETURNS (Tuple[float, List[Floats2d]]): The loss and its gradient.
+        """
+        examples = list(examples)
+        validate_examples(examples, "FastBioNER.get_loss")
+        targets = [self._gold_targets(eg) for eg in examples]
+        return self._cross_entropy(scores, targets, temperature=1.0)
+
+    def get_teacher_student_loss(
+        self,
+        teacher_scores: List[Floats2d],
+        student_scores: List[Floats2d],
+        *,
+        temperature: float = 1.0,
+    ) -> Tuple[float, List[Floats2d]]:
+        """T² · KL(teacher_T ‖ student_T) over the per-token tag distributions
+        at temperature T, averaged over tokens (Hinton et al., 2015).
+
+        teacher_scores (List[Floats2d]): The teacher's logits, per doc.
+        student_scores (List[Floats2d]): The student's logits, per doc.
+        temperature (float): The softmax temperature T.
+        RETURNS (Tuple[float, List[Floats2d]]): The loss and its gradient with
+            respect to the student's logits.
+        """
+        targets = []
+        for teacher in teacher_scores:
+            teacher = self.model.ops.to_numpy(teacher)
+            targets.append(numpy.exp(log_softmax(teacher, temperature)))
+        loss, d_scores = self._cross_entropy(
+            student_scores, targets, temperature=temperature
+        )
+        # Cross-entropy minus the teacher's entropy is the KL divergence; the
+        # gradient is the same. T² keeps the gradient's scale independent of T.
+        entropy = -sum(float((t * numpy.log(t + 1e-12)).sum()) for t in targets)
+        n_tokens = max(1, sum(len(t) for t in targets))
+        loss = (loss - entropy / n_tokens) * temperature**2
+        d_scores = [d * temperature**2 for d in d_scores]
+        return loss, d_scores
+
+    def distill(
+        self,
+        teacher_pipe: Optional[TrainablePipe],
+        examples: Iterable[Example],
+        *,
+        drop: float = 0.0,
+        sgd: Optional[Optimizer] = None,
+        losses: Optional[Dict[str, float]] = None,
+        temperature: float = 1.0,
+        soft_weight: float = 1.0,
+        hard_weight: float = 0.0,
+    ) -> Dict[str, float]:
+        """Learn from a teacher's tag distributions and, where the examples
+        carry them, the gold tags. Follows spaCy v4's `distill` API:
+        `eg.predicted` is the student's doc, and `eg.reference` the teacher's,
+        already annotated by the teacher's transformer. The teacher is only run
+        for prediction, never updated.
+
+        teacher_pipe (Optional[TrainablePipe]): The teacher's component.
+        examples (Iterable[Example]): The batch.
+        drop (float): The dropout rate.
+        sgd (Optional[Optimizer]): The optimizer.
+        losses (Optional[Dict[str, float]]): Updated in place, with the total
+            under the component's name and the parts under "<name>_soft" and
+            "<name>_hard".
+        temperature (float): The softmax temperature of the soft loss.
+        soft_weight (float): The weight of the soft (teacher) loss.
+        hard_weight (float): The weight of the hard (gold tag) loss.
+        RETURNS (Dict[str, float]): The updated losses.
+        """
+        if losses is None:
+            losses = {}
+        for key in (self.name, f"{self.name}_soft", f"{self.name}_hard"):
+            losses.setdefault(key, 0.0)
+        examples = list(examples)
+        validate_examples(examples, "FastBioNER.distill")
+        if not any(len(eg.predicted) for eg in examples):
+            return losses
+        if teacher_pipe is not None and tuple(getattr(teacher_pipe, "tags", ())) != self.tags:
+            raise ValueError(
+                f"[{self.name}] the teacher's tags {getattr(teacher_pipe, 'tags', None)} "
+                f"differ from the student's {self.tags}"
+            )
+        set_dropout_rate(self.model, drop)
+        student_scores, backprop = self.model.begin_update(
+            [eg.predicted for eg in examples]
+        )
+        d_scores = [self.model.ops.alloc2f(*s.shape) for s in student_scores]
+        total = 0.0
+        if teacher_pipe is not None and soft_weight > 0.0:
+            teacher_scores = teacher_pipe.predict([eg.reference for eg in examples])
+            soft, d_soft = self.get_teacher_student_loss(
+                teacher_scores, student_scores, temperature=temperature
+            )
+            d_scores = [d + soft_weight * ds for d, ds in zip(d_scores, d_soft)]
+            losses[f"{self.name}_soft"] += soft
+            total += soft_weight * soft
+        if hard_weight > 0.0:
+            targets = [self._gold_targets(eg) for eg in examples]
+            if any(t.any() for t in targets):
+                hard, d_hard = self._cross_entropy(student_scores, targets, temperature=1.0)
+                d_scores = [d + hard_weight * dh for d, dh in zip(d_scores, d_hard)]
+                losses[f"{self.name}_hard"] += hard
+                total += hard_weight * hard
+        backprop(d_scores)
+        if sgd is not None:
+            self.finish_update(sgd)
+        losses[self.name] += total
+        return losses
+
+    def initialize(
+        self,
+        get_examples: Callable[[], Iterable[Example]],
+        *,
+        nlp: Optional[Language] = None,
+        labels: Optional[Sequence[str]] = None,
+    ) -> None:
+        """Initialize for training: the labels from the data (or `labels`),
+        then the model's shapes.
+
+        get_examples (Callable[[], Iterable[Example]]): Returns gold examples.
+        nlp (Optional[Language]): The pipeline the component is part of.
+        labels (Optional[Sequence[str]]): The entity labels, e.g. from
+            `spacy init labels`; read from the data when None.
+        """
+        validate_get_examples(get_examples, "FastBioNER.initialize")
+        if labels is None:
+            found = set()
+            for eg in get_examples():
+                found.update(ent.label_ for ent in eg.reference.ents)
+            labels = sorted(found)
+        for label in labels:
+            self.add_label(label)
+        self._require_labels()
+        doc_sample = []
+        tag_sample = []
+        for eg in islice(get_examples(), 10):
+            doc_sample.append(eg.predicted)
+            tag_sample.append(self._outside(len(eg.predicted)))
+        if not doc_sample:
+            doc_sample = [Doc(self.vocab, words=["x"])]
+            tag_sample = [self._outside(1)]
+        self.model.initialize(X=doc_sample, Y=tag_sample)
+
+    def _get_constraints(self) -> Tuple[Floats2d, Floats2d]:
+        tags = self.tags
+        if tags not in self._constraints:
+            self._constraints[tags] = transition_constraints(tags)
+        return self._constraints[tags]
+
+    def _outside(self, n_tokens: int) -> Floats2d:
+        table = numpy.zeros((n_tokens, len(self.tags)), dtype="f")
+        table[:, 0] = 1.0
+        return self.model.ops.asarray2f(table)
+
+    def _gold_targets(self, eg: Example) -> Floats2d:
+        """One-hot gold tags aligned to the predicted tokens; all-zero rows
+        where the gold tag is missing, misaligned or of an unknown label."""
+        index = {tag: i for i, tag in enumerate(self.tags)}
+        table = numpy.zeros((len(eg.predicted), len(index)), dtype="f")
+        if eg.reference.has_annotation("ENT_IOB"):
+            for i, tag in enumerate(eg.get_aligned_ner()):
+                j = index.get(biluo_to_bio(tag) or "")
+                if j is not None:
+                    table[i, j] = 1.0
+        return table
+
+    def _cross_entropy(
+        self,
+        scores: List[Floats2d],
+        targets: List[Floats2d],
+        *,
+        temperature: float,
+    ) -> Tuple[float, List[Floats2d]]:
+        """Cross-entropy of softmax(scores / T) against target distributions,
+        averaged over the tokens whose target row is not all zero. The
+        gradient is with respect to the scores (the logits)."""
+        ops = self.model.ops
+        n_tokens = max(1, sum(int((t.sum(axis=1) > 0).sum()) for t in targets))
+        loss = 0.0
+        d_scores = []
+        for doc_scores, target in zip(scores, targets):
+            log_q = log_softmax(ops.to_numpy(doc_scores), temperature)
+            mask = target.sum(axis=1, keepdims=True) > 0
+            loss -= float((target * log_q).sum())
+            d = (numpy.exp(log_q) - target) * mask / (temperature * n_tokens)
+            d_scores.append(ops.asarray2f(d.astype("f")))
+        return loss / n_tokens, d_scores

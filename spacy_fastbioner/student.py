@@ -1,0 +1,134 @@
+"""Make a student pipeline from a teacher: fewer transformer layers, chosen by
+a layer map, with the teacher's embeddings, those layers and its NER head."""
+from typing import Dict, List, Optional, Sequence, Union
+
+import torch
+from spacy.language import Language
+from spacy.util import load_model_from_config
+
+LayerMap = Union[str, Sequence[int]]
+LAYER_MAPS = ("skip", "first", "last")
+
+
+def find_transformer(nlp: Language):
+    """The pipeline's `transformer` component (the first one with a Hugging
+    Face model), or a ValueError that says what was found instead."""
+    for name, proc in nlp.pipeline:
+        model = getattr(proc, "model", None)
+        if model is not None and hasattr(model, "transformer") and hasattr(model, "tokenizer"):
+            return proc
+    raise ValueError(
+        f"the pipeline {nlp.pipe_names} has no spacy-transformers 'transformer' component"
+    )
+
+
+def select_layers(n_teacher: int, n_layers: int, layer_map: LayerMap = "skip") -> List[int]:
+    """The teacher layers (0-based) that the student keeps, in order.
+
+    n_teacher (int): The teacher's number of layers.
+    n_layers (int): The student's number of layers.
+    layer_map (Union[str, Sequence[int]]): "skip" keeps every other layer,
+        ending with the last (as PKD and DistilBERT); "first" the bottom
+        layers; "last" the top layers; or an explicit list of layer indices.
+    RETURNS (List[int]): The kept layers.
+    """
+    if isinstance(layer_map, str):
+        if layer_map not in LAYER_MAPS:
+            raise ValueError(
+                f"unknown layer map {layer_map!r}: expected one of {LAYER_MAPS} "
+                "or a list of layer indices"
+            )
+        if not 1 <= n_layers <= n_teacher:
+            raise ValueError(
+                f"a student needs between 1 and {n_teacher} layers, got {n_layers}"
+            )
+        if layer_map == "first":
+            return list(range(n_layers))
+        if layer_map == "last":
+            return list(range(n_teacher - n_layers, n_teacher))
+        return [round((i + 1) * n_teacher / n_layers) - 1 for i in range(n_layers)]
+    layers = [int(i) for i in layer_map]
+    if not layers or any(not 0 <= i < n_teacher for i in layers):
+        raise ValueError(
+            f"layer map {layers} must list layers between 0 and {n_teacher - 1}"
+        )
+    if sorted(set(layers)) != layers:
+        raise ValueError(f"layer map {layers} must be strictly increasing")
+    return layers
+
+
+def count_parameters(nlp: Language) -> Dict[str, int]:
+    """Parameter counts: the transformer's and the whole pipeline's."""
+    trf = find_transformer(nlp)
+    n_trf = sum(p.numel() for p in trf.model.transformer.parameters())
+    n_other = 0
+    for _, proc in nlp.pipeline:
+        if proc is trf or not hasattr(proc, "model"):
+            continue
+        for node in proc.model.walk():
+            n_other += sum(
+                int(node.get_param(p).size) for p in node.param_names if node.has_param(p)
+            )
+    return {"transformer": n_trf, "total": n_trf + n_other}
+
+
+def make_student(
+    teacher: Language,
+    *,
+    n_layers: Optional[int] = None,
+    layer_map: LayerMap = "skip",
+) -> Language:
+    """Make a student pipeline from a trained teacher pipeline. The student is
+    an ordinary spaCy pipeline whose transformer keeps `n_layers` of the
+    teacher's layers, with the teacher's embeddings and NER head. The layer map
+    is recorded in `nlp.meta["fastbioner"]`. The teacher is not changed.
+
+    teacher (Language): The teacher pipeline.
+    n_layers (Optional[int]): The student's number of layers; half the
+        teacher's (rounded up) when None.
+    layer_map (Union[str, Sequence[int]]): See `select_layers`.
+    RETURNS (Language): The student pipeline.
+    """
+    teacher_hf = find_transformer(teacher).model.transformer
+    n_teacher = int(teacher_hf.config.num_hidden_layers)
+    if n_layers is None:
+        n_layers = len(layer_map) if not isinstance(layer_map, str) else (n_teacher + 1) // 2
+    layers = select_layers(n_teacher, n_layers, layer_map)
+    if len(layers) != n_layers:
+        raise ValueError(f"layer map {layers} does not have {n_layers} layers")
+    student = load_model_from_config(teacher.config, auto_fill=False, validate=False)
+    student.from_bytes(teacher.to_bytes())
+    trf = find_transformer(student)
+    hf = trf.model.transformer
+    encoder_layers = _encoder_layers(hf)
+    hf.encoder.layer = torch.nn.ModuleList([encoder_layers[i] for i in layers])
+    hf.config.num_hidden_layers = n_layers
+    trf_model_cfg = student.config["components"][trf.name]["model"]
+    trf_model_cfg["transformer_config"] = {
+        **dict(trf_model_cfg.get("transformer_config", {})),
+        "num_hidden_layers": n_layers,
+    }
+    student.meta["name"] = f"{teacher.meta.get('name', 'pipeline')}_student"
+    student.meta["fastbioner"] = {
+        "teacher_name": teacher.meta.get("name"),
+        "teacher_version": teacher.meta.get("version"),
+        "teacher_layers": n_teacher,
+        "student_layers": n_layers,
+        "layer_map": layers,
+        "layer_map_name": layer_map if isinstance(layer_map, str) else "explicit",
+        "teacher_parameters": count_parameters(teacher),
+        "student_parameters": count_parameters(student),
+    }
+    return student
+
+
+def _encoder_layers(hf: torch.nn.Module) -> torch.nn.ModuleList:
+    encoder = getattr(hf, "encoder", None)
+    layers = getattr(encoder, "layer", None)
+    if not isinstance(layers, torch.nn.ModuleList):
+        raise ValueError(
+            f"cannot find the encoder layers of {type(hf).__name__}: only "
+            "BERT-like models (model.encoder.layer) are supported"
+        )
+    return layers
+

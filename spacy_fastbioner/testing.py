@@ -1,0 +1,149 @@
+"""Tiny offline BERT models and synthetic NER data, for tests and smoke runs.
+
+Nothing here is downloaded: the model is a random `BertConfig` with a
+WordPiece vocab built from the words it will see.
+"""
+import random
+from pathlib import Path
+from typing import Iterable, List, Sequence, Tuple
+
+import spacy
+from spacy.language import Language
+from spacy.tokens import Doc
+from spacy.training import Example
+from spacy.util import fix_random_seed
+
+ENTITY_WORDS = {
+    "Disease": [
+        ["cancer"],
+        ["diabetes"],
+        ["breast", "cancer"],
+        ["colon", "cancer"],
+        ["hereditary", "colitis"],
+        ["tumour"],
+    ],
+    "Chemical": [["aspirin"], ["naloxone"], ["clonidine"], ["lithium", "carbonate"]],
+}
+OUTSIDE_WORDS = (
+    "the patients with a of and were treated for in this study we report that "
+    "mice showed no signs after induced by high dose levels"
+).split()
+SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+
+
+def synthetic_sentences(
+    n: int, *, seed: int = 0, labels: Sequence[str] = ("Disease", "Chemical")
+) -> List[Tuple[List[str], List[str]]]:
+    """Random sentences of outside words and entities, with IOB2 tags."""
+    rng = random.Random(seed)
+    sentences = []
+    for _ in range(n):
+        words: List[str] = []
+        tags: List[str] = []
+        for _ in range(rng.randint(4, 12)):
+            if rng.random() < 0.25:
+                label = rng.choice(list(labels))
+                entity = rng.choice(ENTITY_WORDS[label])
+                words.extend(entity)
+                tags.extend([f"B-{label}"] + [f"I-{label}"] * (len(entity) - 1))
+            else:
+                words.append(rng.choice(OUTSIDE_WORDS))
+                tags.append("O")
+        sentences.append((words, tags))
+    return sentences
+
+
+def write_iob(path: Path, sentences: Iterable[Tuple[List[str], List[str]]]) -> Path:
+    """Write sentences as a `token<TAB>tag` file."""
+    lines = []
+    for words, tags in sentences:
+        lines.extend(f"{w}\t{t}" for w, t in zip(words, tags))
+        lines.append("")
+    path.write_text("\n".join(lines) + "\n", encoding="utf8")
+    return path
+
+
+def make_tiny_bert(
+    path: Path,
+    *,
+    words: Iterable[str] = (),
+    n_layers: int = 2,
+    hidden: int = 32,
+    seed: int = 0,
+) -> Path:
+    """Save a randomly initialised BERT and its WordPiece tokenizer to `path`,
+    as a Hugging Face folder that `TransformerModel.v3` loads by name.
+    """
+    import torch
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    vocab = list(SPECIAL_TOKENS)
+    pieces = set(OUTSIDE_WORDS)
+    for entities in ENTITY_WORDS.values():
+        pieces.update(w for entity in entities for w in entity)
+    pieces.update(w.lower() for w in words)
+    pieces.update("abcdefghijklmnopqrstuvwxyz0123456789.,;:()[]-/+'\"")
+    pieces.update(f"##{c}" for c in "abcdefghijklmnopqrstuvwxyz0123456789")
+    vocab.extend(sorted(pieces))
+    path.mkdir(parents=True, exist_ok=True)
+    vocab_file = path / "vocab.txt"
+    vocab_file.write_text("\n".join(vocab) + "\n", encoding="utf8")
+    torch.manual_seed(seed)
+    config = BertConfig(
+        vocab_size=len(vocab),
+        hidden_size=hidden,
+        num_hidden_layers=n_layers,
+        num_attention_heads=2,
+        intermediate_size=hidden * 2,
+        max_position_embeddings=128,
+    )
+    BertModel(config).save_pretrained(path)
+    BertTokenizerFast(vocab_file=str(vocab_file), do_lower_case=True).save_pretrained(path)
+    return path
+
+
+def tiny_transformer_config(model_dir: Path, *, window: int = 48, stride: int = 32) -> dict:
+    """The `transformer` component config for a tiny local model."""
+    return {
+        "model": {
+            "@architectures": "spacy-transformers.TransformerModel.v3",
+            "name": str(model_dir),
+            "tokenizer_config": {"use_fast": True},
+            "get_spans": {
+                "@span_getters": "spacy-transformers.strided_spans.v1",
+                "window": window,
+                "stride": stride,
+            },
+        }
+    }
+
+
+def make_examples(nlp: Language, sentences, *, gold: bool = True) -> List[Example]:
+    """Examples of (words, tags) sentences; `gold=False` leaves the reference unannotated."""
+    examples = []
+    for words, tags in sentences:
+        predicted = Doc(nlp.vocab, words=words)
+        reference = Doc(nlp.vocab, words=words, ents=tags) if gold else Doc(nlp.vocab, words=words)
+        examples.append(Example(predicted, reference))
+    return examples
+
+
+def make_pipeline(model_dir: Path) -> Language:
+    """A blank English pipeline: a tiny transformer and fastbioner_ner."""
+    nlp = spacy.blank("en")
+    nlp.add_pipe("transformer", config=tiny_transformer_config(model_dir))
+    nlp.add_pipe("fastbioner_ner")
+    return nlp
+
+
+def train_pipeline(nlp: Language, examples: List[Example], *, epochs: int, seed: int = 0) -> Language:
+    """Initialize and train a pipeline with plain `nlp.update` calls."""
+    fix_random_seed(seed)
+    optimizer = nlp.initialize(lambda: examples)
+    optimizer.learn_rate = 1e-3
+    examples = list(examples)
+    for _ in range(epochs):
+        random.shuffle(examples)
+        for i in range(0, len(examples), 16):
+            nlp.update(examples[i : i + 16], sgd=optimizer, drop=0.1)
+    return nlp

@@ -1,0 +1,49 @@
+"""Shared fixtures: tiny BERT models built locally, synthetic data, and the
+location of the real corpora."""
+import os
+from pathlib import Path
+
+import pytest
+
+from spacy_fastbioner.testing import (
+    make_examples,
+    make_pipeline,
+    make_tiny_bert,
+    synthetic_sentences,
+    train_pipeline,
+)
+
+REPO = Path(__file__).parent.parent
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """The corpora folder: $FASTBIONER_DATA, by default ../shared/data. Tests
+    that need it skip when it is missing, unless FASTBIONER_DATA_REQUIRED=1
+    (as in CI), where a missing folder is a failure."""
+    path = Path(os.environ.get("FASTBIONER_DATA", REPO.parent / "shared" / "data"))
+    if not (path / "NCBI-disease-IOB").is_dir():
+        reason = f"corpora not found at {path} (set FASTBIONER_DATA to the folder of ../shared/data)"
+        if os.environ.get("FASTBIONER_DATA_REQUIRED") == "1":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_bert(tmp_path_factory) -> Path:
+    """A 2-layer BERT (hidden 32) with a WordPiece vocab of the test words."""
+    return make_tiny_bert(tmp_path_factory.mktemp("tiny_bert"), n_layers=2)
+
+
+@pytest.fixture(scope="session")
+def tiny_bert4(tmp_path_factory) -> Path:
+    """A 4-layer BERT for teacher/student tests."""
+    return make_tiny_bert(tmp_path_factory.mktemp("tiny_bert4"), n_layers=4, seed=1)
+
+
+@pytest.fixture(scope="session")
+def trained_teacher(tiny_bert4):
+    """A tiny teacher trained on the synthetic task."""
+    nlp = make_pipeline(tiny_bert4)
+    return train_pipeline(nlp, make_examples(nlp, synthetic_sentences(200, seed=1)), epochs=4)

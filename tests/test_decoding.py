@@ -1,0 +1,87 @@
+"""Constrained BIO decoding never yields an invalid tag sequence."""
+import numpy
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from spacy_fastbioner.pipeline.decoding import (
+    bio_tags,
+    bio_to_spans,
+    biluo_to_bio,
+    log_softmax,
+    transition_constraints,
+    viterbi,
+)
+
+TAGS = bio_tags(["Chemical", "Disease"])
+
+
+def is_valid(tags):
+    prev = "O"
+    for tag in tags:
+        if tag.startswith("I-") and (prev == "O" or prev[2:] != tag[2:]):
+            return False
+        prev = tag
+    return True
+
+
+def decode(table):
+    start, trans = transition_constraints(TAGS)
+    return [TAGS[i] for i in viterbi(log_softmax(table), start, trans)]
+
+
+def test_bio_tags():
+    assert TAGS == ["O", "B-Chemical", "I-Chemical", "B-Disease", "I-Disease"]
+
+
+@pytest.mark.parametrize(
+    "tag,expected",
+    [("U-X", "B-X"), ("L-X", "I-X"), ("B-X", "B-X"), ("I-X", "I-X"), ("O", "O"), ("-", None), (None, None)],
+)
+def test_biluo_to_bio(tag, expected):
+    assert biluo_to_bio(tag) == expected
+
+
+def test_viterbi_fixes_an_invalid_argmax():
+    # Argmax alone would give O, I-Disease: invalid.
+    table = numpy.log(numpy.array([[0.9, 0.0, 0.0, 0.05, 0.05], [0.3, 0.0, 0.0, 0.0, 0.7]]) + 1e-9)
+    tags = decode(table)
+    assert is_valid(tags)
+    assert tags in (["B-Disease", "I-Disease"], ["O", "O"])
+
+
+def test_viterbi_prefers_the_best_valid_path():
+    probs = numpy.array([[0.1, 0.0, 0.0, 0.6, 0.3], [0.1, 0.0, 0.0, 0.1, 0.8], [0.8, 0.0, 0.2, 0.0, 0.0]])
+    assert decode(numpy.log(probs + 1e-9)) == ["B-Disease", "I-Disease", "O"]
+
+
+def test_type_change_inside_entity_is_invalid():
+    probs = numpy.array([[0.0, 0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 1.0, 0.0, 0.0]])
+    tags = decode(numpy.log(probs + 1e-9))
+    assert is_valid(tags)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    arrays(
+        numpy.float32,
+        st.tuples(st.integers(0, 30), st.just(len(TAGS))),
+        elements=st.one_of(
+            st.floats(-1e6, 1e6, width=32),
+            st.sampled_from([numpy.nan, numpy.inf, -numpy.inf, 0.0]),
+        ),
+    )
+)
+def test_adversarial_tables_decode_to_valid_sequences(table):
+    with numpy.errstate(all="ignore"):
+        tags = decode(table)
+    assert len(tags) == table.shape[0]
+    assert is_valid(tags)
+    for start, end, label in bio_to_spans(tags):
+        assert 0 <= start < end <= len(tags) and label in ("Chemical", "Disease")
+
+
+def test_bio_to_spans():
+    tags = ["B-X", "I-X", "O", "B-Y", "B-Y", "I-Y", "I-X"]
+    assert bio_to_spans(tags) == [(0, 2, "X"), (3, 4, "Y"), (4, 6, "Y"), (6, 7, "X")]

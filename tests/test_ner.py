@@ -1,0 +1,144 @@
+"""The fastbioner_ner component: learning, decoding, serialisation."""
+import subprocess
+import sys
+
+import numpy
+import pytest
+import spacy
+from spacy.tokens import Doc
+from spacy.training import Example
+
+from spacy_fastbioner.pipeline.ner import FastBioNER
+from spacy_fastbioner.testing import synthetic_sentences  # noqa: F401
+
+from spacy_fastbioner.testing import make_examples, make_pipeline, train_pipeline
+
+TEXTS = [
+    "the patients with breast cancer were treated with aspirin",
+    "naloxone and clonidine in mice with hereditary colitis",
+    "",
+    "   ",
+    "we report that the study showed no signs of diabetes",
+]
+
+
+def ents(doc):
+    return [(e.start_char, e.end_char, e.label_) for e in doc.ents]
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_bert):
+    nlp = make_pipeline(tiny_bert)
+    train = make_examples(nlp, synthetic_sentences(200, seed=1))
+    return train_pipeline(nlp, train, epochs=5)
+
+
+def test_factory_found_through_entry_point():
+    """A fresh process finds the factory without importing the plugin."""
+    code = (
+        "import spacy, sys\n"
+        "nlp = spacy.blank('en')\n"
+        "nlp.add_pipe('fastbioner_ner')\n"
+        "assert 'spacy_fastbioner' in sys.modules\n"
+        "print(nlp.pipe_names)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "fastbioner_ner" in out.stdout
+
+
+def test_labels_from_data_and_tags(trained):
+    ner = trained.get_pipe("fastbioner_ner")
+    assert ner.labels == ("Chemical", "Disease")
+    assert ner.tags == ("O", "B-Chemical", "I-Chemical", "B-Disease", "I-Disease")
+    assert "labels" not in trained.config["components"]["fastbioner_ner"]
+
+
+def test_labels_argument():
+    nlp = spacy.blank("en")
+    nlp.add_pipe(
+        "fastbioner_ner",
+        config={"model": {"tok2vec": {"@architectures": "spacy.HashEmbedCNN.v2", "width": 16, "depth": 1,
+                                      "embed_size": 50, "window_size": 1, "maxout_pieces": 2,
+                                      "subword_features": False, "pretrained_vectors": None}}},
+    )
+    ner = nlp.get_pipe("fastbioner_ner")
+    ner.initialize(lambda: [Example.from_dict(nlp.make_doc("a b"), {})], nlp=nlp, labels=["Gene"])
+    assert ner.tags == ("O", "B-Gene", "I-Gene")
+    with pytest.raises(ValueError, match="initialized already"):
+        ner.add_label("Chemical")
+
+
+def test_learns_synthetic_task(trained):
+    dev = make_examples(trained, synthetic_sentences(60, seed=2))
+    scores = trained.evaluate(dev)
+    assert scores["ents_f"] >= 0.9
+    assert set(scores["ents_per_type"]) == {"Chemical", "Disease"}
+
+
+def test_predict_proba_and_logits(trained):
+    ner = trained.get_pipe("fastbioner_ner")
+    docs = [trained.tokenizer(t) for t in TEXTS]
+    trained.get_pipe("transformer").set_annotations(docs, trained.get_pipe("transformer").predict(docs))
+    probs = ner.predict_proba(docs)
+    flat = ner.predict_proba(docs, temperature=4.0)
+    for doc, p, f in zip(docs, probs, flat):
+        assert p.shape == (len(doc), len(ner.tags))
+        numpy.testing.assert_allclose(p.sum(axis=1), 1.0, rtol=1e-5)
+        if len(doc):
+            assert (f.max(axis=1) <= p.max(axis=1) + 1e-6).all()
+
+
+def test_never_raises_and_keeps_text(trained):
+    texts = TEXTS + ["\n\n", "cancer\tcancer\n aspirin", "x" * 3000, "😀 cancer 😀", "\x00\x01 aspirin"]
+    docs = list(trained.pipe(texts, batch_size=3))
+    assert [d.text for d in docs] == texts
+    assert docs[0].ents and docs[2].ents == ()
+
+
+def test_serialisation_round_trip(trained, tmp_path):
+    expected = [ents(d) for d in trained.pipe(TEXTS)]
+    assert any(expected)
+    trained.to_disk(tmp_path / "nlp")
+    loaded = spacy.load(tmp_path / "nlp")
+    assert [ents(d) for d in loaded.pipe(TEXTS)] == expected
+    from_bytes = make_pipeline_from_config(trained).from_bytes(trained.to_bytes())
+    assert [ents(d) for d in from_bytes.pipe(TEXTS)] == expected
+
+
+def make_pipeline_from_config(nlp):
+    return spacy.util.load_model_from_config(nlp.config, auto_fill=False, validate=False)
+
+
+def test_component_serialisation_before_initialize(tiny_bert):
+    nlp = make_pipeline(tiny_bert)
+    ner = nlp.get_pipe("fastbioner_ner")
+    data = ner.to_bytes()
+    fresh = make_pipeline(tiny_bert).get_pipe("fastbioner_ner")
+    fresh.from_bytes(data)
+    assert fresh.labels == ()
+
+
+def test_gold_targets_ignore_missing_and_misaligned(trained):
+    ner: FastBioNER = trained.get_pipe("fastbioner_ner")
+    words = ["breast", "cancer", "in", "mice"]
+    predicted = Doc(trained.vocab, words=words)
+    # Unannotated reference: no gold tags at all.
+    assert ner._gold_targets(Example(predicted, Doc(trained.vocab, words=words))).sum() == 0
+    # Partially annotated: an empty tag is missing, not O.
+    ref = Doc(trained.vocab, words=words, ents=["B-Disease", "I-Disease", "O", ""])
+    targets = ner._gold_targets(Example(predicted, ref))
+    assert targets.sum(axis=1).tolist() == [1.0, 1.0, 1.0, 0.0]
+    assert [ner.tags[i] for i in targets[:3].argmax(axis=1)] == ["B-Disease", "I-Disease", "O"]
+
+
+def test_update_loss_decreases(tiny_bert):
+    nlp = make_pipeline(tiny_bert)
+    train = make_examples(nlp, synthetic_sentences(32, seed=3))
+    optimizer = nlp.initialize(lambda: train)
+    optimizer.learn_rate = 1e-3
+    history = []
+    for _ in range(15):
+        losses = {}
+        nlp.update(train, sgd=optimizer, losses=losses)
+        history.append(losses["fastbioner_ner"])
+    assert history[-1] < history[0] / 2
