@@ -20,6 +20,18 @@ from wasabi import msg
 from ..distill.loop import distill
 
 
+def inherit_student_meta(student: spacy.Language, config) -> None:
+    """Carry the student's making (teacher, layer map) over from the pipeline
+    its components are sourced from: `init_nlp` builds a new meta."""
+    for name, component in config.interpolate()["components"].items():
+        source = component.get("source")
+        if isinstance(source, str) and (Path(source) / "meta.json").exists():
+            meta = util.load_meta(Path(source) / "meta.json")
+            if "fastbioner" in meta:
+                student.meta["fastbioner"] = meta["fastbioner"]
+                return
+
+
 @app.command(
     "distill",
     context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
@@ -53,6 +65,7 @@ def distill_cli(
     msg.divider("Initializing student")
     with show_validation_error(config_path, hint_fill=False):
         student = init_nlp(config, use_gpu=use_gpu)
+    inherit_student_meta(student, config)
     msg.good("Initialized student pipeline")
     msg.divider("Distilling student")
     try:

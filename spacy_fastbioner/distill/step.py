@@ -60,10 +60,10 @@ def create_distill_step(
         w = get_weights(progress)
         student_trf = find_transformer(student)
         teacher_trf = find_transformer(teacher)
-        layer_map = _student_layer_map(student)
         use_hidden = w.get("hidden", 0.0) > 0.0 and any(len(eg.predicted) for eg in examples)
         with ExitStack() as stack:
             if use_hidden:
+                layer_map = student_layer_map(teacher, student)
                 s_cap = stack.enter_context(
                     capture_layers(student_trf.model.transformer, range(len(layer_map)))
                 )
@@ -138,9 +138,18 @@ def check_same_tokens(examples: Sequence[Example]) -> None:
             )
 
 
-def _student_layer_map(student: Language) -> List[int]:
+def student_layer_map(teacher: Language, student: Language) -> List[int]:
+    """The teacher layer of each student layer, from the student's meta
+    (written by `make_student`); the identity for a student as deep as its
+    teacher."""
     info = student.meta.get("fastbioner", {})
     if "layer_map" in info:
         return [int(i) for i in info["layer_map"]]
-    n = int(find_transformer(student).model.transformer.config.num_hidden_layers)
-    return list(range(n))
+    n_student = int(find_transformer(student).model.transformer.config.num_hidden_layers)
+    n_teacher = int(find_transformer(teacher).model.transformer.config.num_hidden_layers)
+    if n_student != n_teacher:
+        raise ValueError(
+            "the hidden-state loss needs the student's layer map (meta.json "
+            "'fastbioner.layer_map', written by `spacy fastbioner make-student`)"
+        )
+    return list(range(n_student))

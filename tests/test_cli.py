@@ -1,0 +1,117 @@
+"""The workflow through the CLI on tiny models: `spacy train` with the
+project's teacher config, `spacy fastbioner make-student`, `spacy distill`
+with the project's student config."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import spacy
+
+from spacy_fastbioner.testing import make_tiny_bert, synthetic_sentences, write_iob
+
+REPO = Path(__file__).parent.parent
+CONFIGS = REPO / "project" / "configs"
+
+
+def run(*args: str, cwd: Path = REPO) -> str:
+    result = subprocess.run(
+        [sys.executable, *args], cwd=cwd, capture_output=True, text=True, env=_env()
+    )
+    if result.returncode != 0:
+        raise AssertionError(f"{args} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    return result.stdout
+
+
+def _env():
+    import os
+
+    env = dict(os.environ)
+    env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", PYTHONWARNINGS="ignore")
+    return env
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory) -> Path:
+    """A tiny BERT, an IOB corpus converted by the project's corpus script,
+    and a file of unlabelled text."""
+    path = tmp_path_factory.mktemp("cli")
+    make_tiny_bert(path / "bert", n_layers=2)
+    iob = path / "iob"
+    iob.mkdir()
+    write_iob(iob / "train.tsv", synthetic_sentences(120, seed=1))
+    write_iob(iob / "devel.tsv", synthetic_sentences(30, seed=2))
+    write_iob(iob / "test.tsv", synthetic_sentences(30, seed=3))
+    run(str(REPO / "project" / "scripts" / "make_corpus.py"), str(iob), str(path / "corpus"))
+    raw = [" ".join(words) + " ." for words, _ in synthetic_sentences(40, seed=4)]
+    (path / "raw.txt").write_text("\n".join(raw) + "\n", encoding="utf8")
+    return path
+
+
+def corpus_args(workdir: Path):
+    return ["--paths.train", str(workdir / "corpus" / "train.spacy"), "--paths.dev", str(workdir / "corpus" / "dev.spacy")]
+
+
+@pytest.fixture(scope="module")
+def teacher_dir(workdir) -> Path:
+    out = run(
+        "-m", "spacy", "train", str(CONFIGS / "teacher.cfg"), "--output", str(workdir / "teacher"),
+        "--vars.teacher_model", str(workdir / "bert"), *corpus_args(workdir),
+        "--training.optimizer.learn_rate.total_steps", "24",
+        "--training.optimizer.learn_rate.warmup_steps", "2",
+        "--training.optimizer.learn_rate.initial_rate", "0.002",
+        "--training.eval_frequency", "8",
+        "--training.batcher.size", "200",
+    )
+    assert "ENTS_F" in out and "LOSS FASTB" in out
+    return workdir / "teacher" / "model-best"
+
+
+def test_corpus_script_converts_iob(workdir):
+    stats = json.loads((workdir / "corpus" / "stats.json").read_text())
+    assert stats["train.spacy"]["sentences"] == 120
+    assert stats["dev.spacy"]["entities"] > 0
+
+
+def test_spacy_train_teacher(teacher_dir):
+    nlp = spacy.load(teacher_dir)
+    assert nlp.pipe_names == ["transformer", "fastbioner_ner"]
+    assert nlp.get_pipe("fastbioner_ner").labels == ("Chemical", "Disease")
+    assert nlp.config["nlp"]["tokenizer"]["@tokenizers"] == "spacy_fastbioner.BioTokenizer.v1"
+
+
+def test_make_student_and_distill(workdir, teacher_dir):
+    out = run("-m", "spacy", "fastbioner", "make-student", str(teacher_dir), str(workdir / "student-init"), "--n-layers", "1", "--layer-map", "last")
+    assert "fewer parameters" in out
+    student_init = spacy.load(workdir / "student-init")
+    assert student_init.meta["fastbioner"]["layer_map"] == [1]
+    out = run(
+        "-m", "spacy", "distill", str(teacher_dir), str(CONFIGS / "student.cfg"),
+        "--output", str(workdir / "student"),
+        "--paths.student", str(workdir / "student-init"), "--paths.raw", str(workdir / "raw.txt"),
+        *corpus_args(workdir),
+        "--distillation.optimizer.learn_rate.total_steps", "12",
+        "--distillation.optimizer.learn_rate.warmup_steps", "2",
+        "--distillation.batcher.size", "200",
+        "--distillation.step.weights.hidden", "0.5",
+        "--training.eval_frequency", "5",
+    )
+    assert "ENTS_F" in out and "Saved pipeline" in out
+    student = spacy.load(workdir / "student" / "model-best")
+    assert student.meta["fastbioner"]["layer_map"] == [1]
+    assert "ents_f" in student.meta["performance"]
+    log = [json.loads(line) for line in (workdir / "student" / "distill_log.jsonl").read_text().splitlines()]
+    assert log[-1]["step"] == 11 and log[-1]["progress"] == pytest.approx(1.0)
+    parts = {key for record in log for key in record["losses"]}
+    assert {"fastbioner_ner_soft", "fastbioner_ner_hard", "hidden"} <= parts
+
+
+def test_distill_rejects_a_config_without_distillation_block(workdir, teacher_dir):
+    result = subprocess.run(
+        [sys.executable, "-m", "spacy", "distill", str(teacher_dir), str(CONFIGS / "teacher.cfg"),
+         "--vars.teacher_model", str(workdir / "bert"), *corpus_args(workdir)],
+        capture_output=True, text=True, env=_env(),
+    )
+    assert result.returncode != 0
+    assert "[distillation]" in result.stdout + result.stderr
