@@ -249,3 +249,14 @@ def test_examples_need_the_same_tokens_on_both_sides(trained_teacher):
     bad = Example(eg.predicted, Doc(student.vocab, words=["breast", "cancer", "cells"]))
     with pytest.raises(ValueError, match="same tokens"):
         create_distill_step()(trained_teacher, student, [bad])
+
+
+def test_gold_only_weights_skip_the_teacher(trained_teacher):
+    """The no-KD ablation: soft weight 0 trains on gold tags alone and never
+    runs the teacher."""
+    student = make_student(trained_teacher, n_layers=2)
+    gold = make_examples(student, synthetic_sentences(16, seed=8))
+    weights = create_dynamic_weights(shape="constant", soft_start=0.0)
+    losses = distil(trained_teacher, student, gold, epochs=1, step=create_distill_step(weights=weights))
+    assert losses["fastbioner_ner_soft"] == 0.0 and losses["fastbioner_ner_hard"] > 0.0
+    assert all(eg.reference._.trf_data is None for eg in gold)

