@@ -14,9 +14,11 @@ exec((HERE / "spacy_fastbioner" / "about.py").read_text(encoding="utf8"), about)
 ENTRY_POINTS = {
     "spacy_factories": [
         "fastbioner_ner = spacy_fastbioner.pipeline.ner:make_fastbioner_ner",
+        "fastbioner_sentences = spacy_fastbioner.pipeline.sentences:make_fastbioner_sentences",
     ],
     "spacy_architectures": [
         "spacy_fastbioner.TransformerTagger.v1 = spacy_fastbioner.ml.tagger:build_transformer_tagger",
+        "spacy_fastbioner.QuantizedTransformerModel.v1 = spacy_fastbioner.quantize:build_quantized_transformer_model",
     ],
     "thinc_layers": [
         "spacy_fastbioner.first_wordpiece.v1 = spacy_fastbioner.ml.pooling:first_wordpiece",
@@ -29,6 +31,9 @@ ENTRY_POINTS = {
     ],
     "spacy_tokenizers": [
         "spacy_fastbioner.BioTokenizer.v1 = spacy_fastbioner.tokenizer:create_bio_tokenizer",
+    ],
+    "spacy_span_getters": [
+        "spacy_fastbioner.sentence_spans.v1 = spacy_fastbioner.ml.span_getters:configure_sentence_spans",
     ],
     "spacy_scorers": [],
     "spacy_misc": [

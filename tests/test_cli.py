@@ -76,7 +76,7 @@ def test_corpus_script_converts_iob(workdir):
 
 def test_spacy_train_teacher(teacher_dir):
     nlp = spacy.load(teacher_dir)
-    assert nlp.pipe_names == ["transformer", "fastbioner_ner"]
+    assert nlp.pipe_names == ["sentences", "transformer", "fastbioner_ner"]
     assert nlp.get_pipe("fastbioner_ner").labels == ("Chemical", "Disease")
     assert nlp.config["nlp"]["tokenizer"]["@tokenizers"] == "spacy_fastbioner.BioTokenizer.v1"
 

@@ -83,6 +83,16 @@ def viterbi(
         neginf=MIN_LOG_PROB,
     )
     emissions = numpy.clip(emissions, MIN_LOG_PROB, 0.0)
+    # Fast path: when every allowed transition costs 0 and the per-token best
+    # tags form a valid sequence, no constraint binds and they are the best path.
+    greedy = emissions.argmax(axis=1)
+    if (
+        numpy.isfinite(start[greedy[0]])
+        and numpy.isfinite(trans[greedy[:-1], greedy[1:]]).all()
+        and not start[numpy.isfinite(start)].any()
+        and not trans[numpy.isfinite(trans)].any()
+    ):
+        return [int(i) for i in greedy]
     backpointers = numpy.zeros((n_tokens, emissions.shape[1]), dtype="i")
     score = start + emissions[0]
     for t in range(1, n_tokens):

@@ -12,6 +12,7 @@ from spacy.vocab import Vocab
 from thinc.api import Config, Model, Optimizer, set_dropout_rate
 from thinc.types import Floats2d
 
+from ..ml.windows import best_windows
 from .decoding import (
     bio_tags,
     bio_to_spans,
@@ -20,6 +21,7 @@ from .decoding import (
     transition_constraints,
     viterbi,
 )
+from .fork_safety import make_torch_fork_safe
 
 default_model_config = """
 [model]
@@ -94,6 +96,7 @@ class FastBioNER(TrainablePipe):
         self.model = model
         self.name = name
         self.scorer = scorer
+        make_torch_fork_safe()  # for nlp.pipe(..., n_process=N)
         cfg: Dict[str, List[str]] = {"labels": []}
         self.cfg = dict(sorted(cfg.items()))
         self._constraints: Dict[Tuple[str, ...], Tuple[Floats2d, Floats2d]] = {}
@@ -147,7 +150,10 @@ class FastBioNER(TrainablePipe):
         if not any(len(doc) for doc in docs):
             n_tags = len(self.tags)
             return [self.model.ops.alloc2f(len(doc), n_tags) for doc in docs]
-        scores = self.model.predict(docs)
+        # A token in the overlap of two transformer windows is read from the
+        # window where it has the most context on both sides.
+        with best_windows(docs):
+            scores = self.model.predict(docs)
         # A doc that the transformer could not embed comes back with zero
         # width; treat it as all-O rather than failing.
         return [

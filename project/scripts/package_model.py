@@ -1,0 +1,58 @@
+"""Package a trained pipeline as `en_fastbioner_<corpus>` (or `..._teacher`): a
+meta.json and model card made from the workflow's metrics, then `spacy package`
+and an offline wheel build (spacy_fastbioner.packaging holds the logic)."""
+from pathlib import Path
+from typing import Optional
+
+import typer
+from wasabi import msg
+
+from spacy_fastbioner.packaging import ROLES, package_model
+
+TEMPLATES = Path(__file__).parent.parent / "templates"
+
+
+def main(
+    # fmt: off
+    model_dir: Path = typer.Argument(..., help="Trained pipeline, e.g. training/NCBI-disease/student/model-best", exists=True, file_okay=False),
+    output_dir: Path = typer.Argument(..., help="Parent folder of the package directory"),
+    corpus: str = typer.Option(..., "--corpus", help="Corpus the pipeline was trained on; names the package"),
+    version: str = typer.Option(..., "--version", help="Package version"),
+    role: str = typer.Option("student", "--role", help="student or teacher (adds a _teacher suffix)"),
+    metrics: Optional[Path] = typer.Option(None, "--metrics", help="`spacy evaluate` JSON of this model on the test set"),
+    teacher_metrics: Optional[Path] = typer.Option(None, "--teacher-metrics", help="The teacher's, shown on a student's card"),
+    teacher_model: Optional[Path] = typer.Option(None, "--teacher-model", help="The teacher pipeline, for its size on disk"),
+    benchmark: Optional[Path] = typer.Option(None, "--benchmark", help="Benchmark JSON (optional: words/sec 'not measured' without it)"),
+    meta_template: Path = typer.Option(TEMPLATES / "meta.json", "--meta-template", help="Fields of meta.json", exists=True, dir_okay=False),
+    card_template: Path = typer.Option(TEMPLATES / "model-card.md.jinja", "--card-template", help="Jinja2 model card", exists=True, dir_okay=False),
+    # fmt: on
+) -> None:
+    if role not in ROLES:
+        msg.fail(f"Invalid --role {role!r}: expected one of {ROLES}", exits=1)
+    for label, path in (("metrics", metrics), ("teacher metrics", teacher_metrics), ("benchmark", benchmark)):
+        if path is not None and not path.is_file():
+            msg.warn(f"No {label} at {path}: the model card says 'not measured'")
+    try:
+        result = package_model(
+            model_dir,
+            output_dir,
+            corpus=corpus,
+            version=version,
+            role=role,
+            meta_template=meta_template,
+            card_template=card_template,
+            metrics_path=metrics,
+            teacher_metrics_path=teacher_metrics,
+            teacher_model_dir=teacher_model,
+            benchmark_path=benchmark,
+        )
+    except (ValueError, RuntimeError) as err:
+        msg.fail(str(err), exits=1)
+    size = result.wheel.stat().st_size / 2**20
+    msg.good(f"Built {result.name} {result.version}: {result.wheel} ({size:.1f} MiB)")
+    msg.text(f"Requirements: {', '.join(result.meta['requirements'])}")
+    msg.text(f"Install: pip install {result.wheel}; load: spacy.load({result.name!r})")
+
+
+if __name__ == "__main__":
+    typer.run(main)

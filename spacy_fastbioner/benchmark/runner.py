@@ -1,0 +1,324 @@
+"""Benchmark several pipelines in one process on the same docs: accuracy,
+throughput (pipeline and raw transformer forward pass), latency, size,
+parameters and memory.
+
+The machine is shared and noisy, so the models are timed round-robin: every
+batch is annotated by every model in turn (the order rotating from batch to
+batch), and each figure is a median over batches with a bootstrap interval.
+Speed-ups are medians of per-batch ratios, paired on the same batch.
+"""
+import os
+import platform
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+import numpy
+import spacy
+import torch
+from spacy.language import Language
+from spacy.scorer import get_ner_prf
+from spacy.tokens import Doc
+from spacy.training import Example
+
+from ..quantize import count_transformer_parameters, is_quantized
+from ..student import find_transformer
+from .data import load_gold_docs
+from .memory import METHOD as MEMORY_METHOD
+from .memory import measure_memory
+from .speed import (
+    count_wordpieces,
+    fresh_docs,
+    make_batches,
+    percentiles_ms,
+    raw_batches,
+    summarize,
+    time_doc,
+    time_pipeline,
+    time_raw_forward,
+)
+
+Log = Callable[[str], None]
+MODEL_DIRS = ("model-best", "model-last")
+
+
+@dataclass
+class BenchmarkSettings:
+    """How to benchmark.
+
+    batch_size (int): Docs per timed batch (`nlp.pipe(batch_size=...)`).
+    n_batches (int): Timed batches per model, after the warm-up.
+    warmup (int): Batches per model run first and not counted.
+    threads (Optional[int]): `torch.set_num_threads`; torch's default when None.
+    max_batch_items (Optional[int]): Set every transformer component's
+        `max_batch_items` (the padded size of the length-sorted sub-batches that
+        `Transformer.pipe` cuts a batch into); as saved when None.
+    n_latency (int): Docs annotated one at a time for the ms/doc percentiles.
+    accuracy (bool): Annotate all docs and score them (P/R/F).
+    memory (bool): Measure peak memory in a child process per model.
+    memory_docs (int): Docs annotated by the memory child.
+    reference (Optional[str]): The model that speed-ups are relative to; the first when None.
+    seed (int): Seed of the batch sampling.
+    """
+
+    batch_size: int = 64
+    n_batches: int = 20
+    warmup: int = 3
+    threads: Optional[int] = None
+    max_batch_items: Optional[int] = None
+    n_latency: int = 50
+    accuracy: bool = True
+    memory: bool = True
+    memory_docs: int = 256
+    reference: Optional[str] = None
+    seed: int = 0
+
+
+@dataclass
+class _Candidate:
+    name: str
+    path: str
+    nlp: Language
+    gold: List[Doc]
+    trf: Optional[Any] = None
+    pipe_seconds: List[float] = field(default_factory=list)
+    raw_seconds: List[float] = field(default_factory=list)
+    doc_seconds: List[float] = field(default_factory=list)
+    wordpieces: List[int] = field(default_factory=lambda: [0, 0])
+
+    @property
+    def transformer(self) -> Optional[torch.nn.Module]:
+        return None if self.trf is None else self.trf.model.transformer
+
+
+def parse_model_arg(arg: str) -> Tuple[str, str]:
+    """A `name=path` argument, or a path named after its folder (the folder
+    above for model-best / model-last).
+
+    RETURNS (Tuple[str, str]): The name and the path or package name.
+    """
+    if "=" in arg and not Path(arg).exists():
+        name, _, model = arg.partition("=")
+        return name, model
+    folder = Path(arg)
+    name = folder.parent.name if folder.name in MODEL_DIRS and folder.parent.name else folder.name
+    return name or arg, arg
+
+
+def size_on_disk_mb(model: str) -> Optional[float]:
+    """The size of a pipeline's folder in MiB, or None for a package name."""
+    path = Path(model)
+    if not path.is_dir():
+        try:
+            path = spacy.util.get_package_path(model)
+        except Exception:
+            return None
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 2**20
+
+
+def describe(nlp: Language, trf: Optional[Any]) -> Dict[str, Any]:
+    """What a pipeline is: components, transformer shape, quantisation, parameters."""
+    info: Dict[str, Any] = {"pipeline": list(nlp.pipe_names), "transformer": None}
+    n_other = 0
+    for _, proc in nlp.pipeline:
+        if proc is trf or not hasattr(proc, "model"):
+            continue
+        for node in proc.model.walk():
+            n_other += sum(
+                int(node.get_param(p).size) for p in node.param_names if node.has_param(p)
+            )
+    n_trf = 0
+    if trf is not None:
+        hf = trf.model.transformer
+        config = hf.config
+        n_trf = count_transformer_parameters(hf)
+        info["transformer"] = {
+            "model_type": config.model_type,
+            "layers": int(config.num_hidden_layers),
+            "hidden": int(config.hidden_size),
+            "heads": int(config.num_attention_heads),
+            "vocab": int(config.vocab_size),
+            "quantized": is_quantized(hf),
+            "max_batch_items": int(trf.cfg.get("max_batch_items", 0)),
+        }
+    info["parameters"] = {"transformer": n_trf if trf is not None else None, "total": n_trf + n_other}
+    return info
+
+
+def score(nlp: Language, gold: List[Doc], batch_size: int) -> Tuple[Dict[str, Any], float]:
+    """Annotate every doc (gold tokens) and score the entities.
+
+    RETURNS (Tuple[Dict[str, Any], float]): P/R/F overall and per type, and
+        the seconds that annotation took.
+    """
+    docs = fresh_docs(nlp, gold)
+    start = time.perf_counter()
+    predicted = list(nlp.pipe(docs, batch_size=batch_size))
+    seconds = time.perf_counter() - start
+    scores = get_ner_prf([Example(p, g) for p, g in zip(predicted, gold)])
+    per_type = {
+        label: {k: float(v) for k, v in prf.items()}
+        for label, prf in (scores.get("ents_per_type") or {}).items()
+    }
+    return {
+        "p": float(scores["ents_p"] or 0.0),
+        "r": float(scores["ents_r"] or 0.0),
+        "f": float(scores["ents_f"] or 0.0),
+        "per_type": per_type,
+    }, seconds
+
+
+def benchmark_pipelines(
+    models: Sequence[Tuple[str, str]],
+    data_path: Path,
+    settings: BenchmarkSettings = BenchmarkSettings(),
+    *,
+    log: Log = print,
+) -> Dict[str, Any]:
+    """Benchmark pipelines on the same docs in this process.
+
+    models (Sequence[Tuple[str, str]]): (name, path or package) per pipeline.
+    data_path (Path): Gold docs: a .spacy DocBin or an IOB2 .tsv file.
+    settings (BenchmarkSettings): How to benchmark.
+    log (Callable[[str], None]): Where progress goes.
+    RETURNS (Dict[str, Any]): The results: "settings", "environment" and one
+        entry per model under "models"; "methods" says how each figure is measured.
+    """
+    names = [name for name, _ in models]
+    if len(set(names)) != len(names):
+        raise ValueError(f"model names must be unique, got {names}")
+    reference = settings.reference or names[0]
+    if reference not in names:
+        raise ValueError(f"reference model {reference!r} is not one of {names}")
+    if settings.threads:
+        torch.set_num_threads(settings.threads)
+    candidates = []
+    for name, path in models:
+        log(f"Loading {name} from {path}")
+        nlp = spacy.load(path)
+        try:
+            trf = find_transformer(nlp)
+        except ValueError:
+            trf = None
+        if trf is not None and settings.max_batch_items:
+            trf.cfg["max_batch_items"] = settings.max_batch_items
+        candidates.append(_Candidate(name, str(path), nlp, load_gold_docs(data_path, nlp.vocab), trf))
+    n_docs = len(candidates[0].gold)
+    n_words = sum(len(doc) for doc in candidates[0].gold)
+    log(f"{n_docs} docs, {n_words} words in {data_path}")
+
+    batches = make_batches(n_docs, settings.batch_size, settings.warmup + settings.n_batches, seed=settings.seed)
+    batch_words = [sum(len(candidates[0].gold[j]) for j in batch) for batch in batches]
+    for i, batch in enumerate(batches):
+        for k in range(len(candidates)):
+            cand = candidates[(i + k) % len(candidates)]
+            docs = fresh_docs(cand.nlp, [cand.gold[j] for j in batch])
+            seconds = time_pipeline(cand.nlp, docs)
+            raw = None
+            if cand.transformer is not None:
+                inputs = raw_batches(cand.trf, docs)
+                raw = time_raw_forward(cand.transformer, inputs)
+            if i >= settings.warmup:
+                cand.pipe_seconds.append(seconds)
+                if raw is not None:
+                    cand.raw_seconds.append(raw)
+                    real, padded = count_wordpieces(inputs)
+                    cand.wordpieces[0] += real
+                    cand.wordpieces[1] += padded
+        if i + 1 == settings.warmup:
+            log(f"Warmed up on {settings.warmup} batches per model")
+        elif i >= settings.warmup and ((i - settings.warmup + 1) % 5 == 0 or i + 1 == len(batches)):
+            done = ", ".join(
+                f"{c.name} {batch_words[i] / c.pipe_seconds[-1]:,.0f}" for c in candidates
+            )
+            log(f"Batch {i - settings.warmup + 1}/{settings.n_batches} (words/s): {done}")
+
+    rng = random.Random(settings.seed + 1)
+    latency_docs = [rng.randrange(n_docs) for _ in range(settings.n_latency)]
+    if latency_docs:
+        log(f"Timing {len(latency_docs)} docs one at a time")
+    for i, j in enumerate(latency_docs):
+        for k in range(len(candidates)):
+            cand = candidates[(i + k) % len(candidates)]
+            cand.doc_seconds.append(time_doc(cand.nlp, fresh_docs(cand.nlp, [cand.gold[j]])[0]))
+
+    timed_words = numpy.asarray(batch_words[settings.warmup:], dtype="f8")
+    ref = next(c for c in candidates if c.name == reference)
+    ref_wps = timed_words / numpy.asarray(ref.pipe_seconds)
+    results = []
+    for cand in candidates:
+        entry: Dict[str, Any] = {"name": cand.name, "path": cand.path}
+        entry.update(describe(cand.nlp, cand.trf))
+        entry["size_mb"] = size_on_disk_mb(cand.path)
+        wps = timed_words / numpy.asarray(cand.pipe_seconds)
+        speed: Dict[str, Any] = {"words_per_sec": summarize(wps)}
+        if cand.raw_seconds:
+            raw_wps = timed_words / numpy.asarray(cand.raw_seconds)
+            speed["raw_forward_words_per_sec"] = summarize(raw_wps)
+            speed["pipeline_vs_raw"] = summarize(numpy.asarray(cand.raw_seconds) / numpy.asarray(cand.pipe_seconds))
+            speed["wordpieces"] = {
+                "real": cand.wordpieces[0],
+                "padded": cand.wordpieces[1],
+                "padding": 1.0 - cand.wordpieces[0] / max(1, cand.wordpieces[1]),
+            }
+        else:
+            speed["raw_forward_words_per_sec"] = None
+            speed["pipeline_vs_raw"] = None
+            speed["wordpieces"] = None
+        speedup = summarize(wps / ref_wps)
+        speed["speedup_vs_reference"] = speedup
+        speed["time_reduction_vs_reference"] = 1.0 - 1.0 / speedup["median"]
+        speed["ms_per_doc"] = percentiles_ms(cand.doc_seconds)
+        entry["speed"] = speed
+        if settings.accuracy:
+            log(f"Scoring {cand.name} on all {n_docs} docs")
+            accuracy, seconds = score(cand.nlp, cand.gold, settings.batch_size)
+            entry["accuracy"] = accuracy
+            speed["full_pass_words_per_sec"] = n_words / seconds
+            log(f"{cand.name}: F {accuracy['f']:.4f} (P {accuracy['p']:.4f}, R {accuracy['r']:.4f})")
+        else:
+            entry["accuracy"] = None
+        if settings.memory:
+            log(f"Measuring memory of {cand.name} in a child process")
+            entry["memory"] = measure_memory(
+                cand.path, data_path, n_docs=settings.memory_docs,
+                batch_size=settings.batch_size, threads=settings.threads,
+                max_batch_items=settings.max_batch_items,
+            )
+        else:
+            entry["memory"] = None
+        results.append(entry)
+    ref_f = next(r for r in results if r["name"] == reference)["accuracy"]
+    for entry in results:
+        if entry["accuracy"] is not None and ref_f is not None:
+            entry["accuracy"]["f_vs_reference"] = entry["accuracy"]["f"] - ref_f["f"]
+    return {
+        "settings": {**asdict(settings), "reference": reference},
+        "data": {"path": str(data_path), "docs": n_docs, "words": n_words},
+        "environment": {
+            "torch_threads": torch.get_num_threads(),
+            "torch": torch.__version__,
+            "spacy": spacy.__version__,
+            "python": platform.python_version(),
+            "machine": platform.machine(),
+            "processor": platform.processor(),
+            "cpus": os.cpu_count(),
+            "quantized_engine": torch.backends.quantized.engine,
+        },
+        "methods": {
+            "words_per_sec": "spaCy tokens of the gold docs / seconds of nlp.pipe on a batch of "
+            "fresh gold-tokenised docs, per batch after the warm-up; median and 95% bootstrap "
+            "interval of the median over batches; models alternate round-robin",
+            "raw_forward_words_per_sec": "the same words / seconds of the Hugging Face model's "
+            "forward pass alone under torch.inference_mode, on the wordpiece batches that the "
+            "transformer component makes for the same docs (tokenised outside the timing)",
+            "pipeline_vs_raw": "per-batch raw forward seconds / pipeline seconds",
+            "speedup_vs_reference": "per-batch words/sec ratio against the reference model on the same batch",
+            "ms_per_doc": "one doc per nlp() call, percentiles over sampled docs",
+            "accuracy": "spacy.scorer.get_ner_prf on all docs, gold tokens (as spacy evaluate --gold-preproc)",
+            "memory": MEMORY_METHOD,
+        },
+        "models": results,
+    }

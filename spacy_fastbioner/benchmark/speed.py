@@ -1,0 +1,173 @@
+"""Timing primitives: batches of gold-tokenised docs, one pipeline call or one
+raw Hugging Face forward pass per batch, and robust summaries (median with a
+bootstrap 95% interval, as `spacy benchmark speed` reports the mean)."""
+import random
+import time
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+import numpy
+import torch
+from spacy.language import Language
+from spacy.tokens import Doc
+from spacy_transformers.align import get_alignment, get_alignment_via_offset_mapping
+from spacy_transformers.data_classes import WordpieceBatch
+from spacy_transformers.layers.transformer_model import huggingface_tokenize
+from spacy_transformers.truncate import truncate_oversize_splits
+from spacy_transformers.util import batch_by_length
+
+Words = List[str]
+Spaces = List[bool]
+RawBatch = List[Dict[str, torch.Tensor]]
+
+
+def make_batches(n_docs: int, batch_size: int, n_batches: int, *, seed: int = 0) -> List[List[int]]:
+    """Doc indices of `n_batches` batches of `batch_size` docs: a seeded
+    shuffle of the docs, cut into batches, reshuffled when it runs out.
+
+    RETURNS (List[List[int]]): The batches, as indices into the docs.
+    """
+    if n_docs == 0:
+        raise ValueError("cannot benchmark on an empty corpus")
+    rng = random.Random(seed)
+    order: List[int] = []
+    batches = []
+    for _ in range(n_batches):
+        batch: List[int] = []
+        while len(batch) < batch_size:
+            if not order:
+                order = list(range(n_docs))
+                rng.shuffle(order)
+            batch.append(order.pop())
+        batches.append(batch)
+    return batches
+
+
+def fresh_docs(nlp: Language, texts: Sequence[Doc]) -> List[Doc]:
+    """Unannotated copies of gold docs in the pipeline's vocab, keeping the
+    gold tokens (as `spacy evaluate --gold-preproc` does)."""
+    return [
+        Doc(nlp.vocab, words=[t.text for t in doc], spaces=[bool(t.whitespace_) for t in doc])
+        for doc in texts
+    ]
+
+
+def time_pipeline(nlp: Language, docs: List[Doc], batch_size: Optional[int] = None) -> float:
+    """Seconds that `nlp.pipe` takes to annotate the docs.
+
+    batch_size (Optional[int]): The pipe's batch size; all docs at once when None.
+    """
+    start = time.perf_counter()
+    for _ in nlp.pipe(docs, batch_size=batch_size or max(1, len(docs))):
+        pass
+    return time.perf_counter() - start
+
+
+def time_doc(nlp: Language, doc: Doc) -> float:
+    """Seconds that the pipeline takes to annotate one doc on its own."""
+    start = time.perf_counter()
+    nlp(doc)
+    return time.perf_counter() - start
+
+
+def raw_batches(trf: Any, docs: List[Doc]) -> RawBatch:
+    """The wordpiece inputs that the pipeline's transformer component feeds its
+    Hugging Face model for these docs, split and length-sorted as
+    `Transformer.pipe` does (`max_batch_items`), then spans, tokenizer, the
+    same truncation. Prepared once, outside the timing.
+
+    trf: The pipeline's spacy-transformers `Transformer` component.
+    RETURNS (List[Dict[str, torch.Tensor]]): The model's keyword arguments per sub-batch.
+    """
+    model = trf.model
+    tokenizer = model.tokenizer
+    get_spans = model.attrs["get_spans"]
+    inputs = []
+    for indices in batch_by_length(docs, trf.cfg["max_batch_items"]):
+        spans = [span for doc_spans in get_spans([docs[i] for i in indices]) for span in doc_spans]
+        if not spans:
+            continue
+        encoding = huggingface_tokenize(tokenizer, [span.text for span in spans])
+        wordpieces = WordpieceBatch.from_batch_encoding(encoding)
+        if "offset_mapping" in encoding:
+            align = get_alignment_via_offset_mapping(spans, encoding["offset_mapping"])
+        else:
+            align = get_alignment(spans, wordpieces.strings, tokenizer.all_special_tokens)
+        wordpieces, _ = truncate_oversize_splits(wordpieces, align, tokenizer.model_max_length)
+        kwargs = {
+            "input_ids": torch.from_numpy(numpy.ascontiguousarray(wordpieces.input_ids)),
+            "attention_mask": torch.from_numpy(numpy.ascontiguousarray(wordpieces.attention_mask)),
+        }
+        if wordpieces.token_type_ids is not None:
+            kwargs["token_type_ids"] = torch.from_numpy(
+                numpy.ascontiguousarray(wordpieces.token_type_ids)
+            )
+        inputs.append(kwargs)
+    return inputs
+
+
+def count_wordpieces(batches: RawBatch) -> Tuple[int, int]:
+    """The real and the padded number of wordpieces in prepared batches.
+
+    RETURNS (Tuple[int, int]): (real, padded).
+    """
+    real = sum(int(kwargs["attention_mask"].sum()) for kwargs in batches)
+    padded = sum(int(kwargs["attention_mask"].numel()) for kwargs in batches)
+    return real, padded
+
+
+def time_raw_forward(transformer: torch.nn.Module, batches: RawBatch) -> float:
+    """Seconds of the Hugging Face model's forward pass alone on prepared
+    wordpiece batches, under `torch.inference_mode` (the compute floor)."""
+    transformer.eval()
+    start = time.perf_counter()
+    with torch.inference_mode():
+        for kwargs in batches:
+            transformer(**kwargs)
+    return time.perf_counter() - start
+
+
+def bootstrap_interval(
+    values: Sequence[float],
+    statistic: Callable[[numpy.ndarray], float] = numpy.median,
+    *,
+    iterations: int = 2000,
+    seed: int = 0,
+) -> List[float]:
+    """The 95% bootstrap interval of a statistic of a sample (percentile
+    method, as `spacy benchmark speed` computes it for the mean).
+
+    RETURNS (List[float]): [low, high].
+    """
+    sample = numpy.asarray(values, dtype="f8")
+    rng = numpy.random.default_rng(seed)
+    stats = numpy.sort(
+        [statistic(rng.choice(sample, len(sample), replace=True)) for _ in range(iterations)]
+    )
+    return [float(stats[int(iterations * 0.025)]), float(stats[int(iterations * 0.975) - 1])]
+
+
+def summarize(values: Sequence[float]) -> Dict[str, Any]:
+    """Median, 95% bootstrap interval of the median, and the sample.
+
+    RETURNS (Dict[str, Any]): Keys median, ci95 ([low, high]), n, values.
+    """
+    if not len(values):
+        return {"median": None, "ci95": [None, None], "n": 0, "values": []}
+    return {
+        "median": float(numpy.median(values)),
+        "ci95": bootstrap_interval(values),
+        "n": len(values),
+        "values": [float(v) for v in values],
+    }
+
+
+def percentiles_ms(seconds: Sequence[float]) -> Dict[str, Any]:
+    """p50 and p95 in milliseconds of a sample of durations in seconds."""
+    if not len(seconds):
+        return {"p50": None, "p95": None, "n": 0}
+    ms = numpy.asarray(seconds) * 1000.0
+    return {
+        "p50": float(numpy.percentile(ms, 50)),
+        "p95": float(numpy.percentile(ms, 95)),
+        "n": len(seconds),
+    }

@@ -1,0 +1,82 @@
+"""Choose, for each token of a long doc, the transformer window that gives it
+the most context.
+
+`spacy-transformers.strided_spans.v1` cuts a long doc into overlapping windows
+(e.g. 128 tokens every 96), and the doc's alignment lists, for a token in an
+overlap, its wordpieces in both windows, the earlier window first. Pooling the
+first wordpiece would therefore always take the earlier window, where a token
+near the window's end has no right context at all. As in BERT's "max context"
+rule for strided SQuAD documents, each token is here aligned to the one window
+in which the smaller of its left and right contexts is largest; across the
+overlap, this switches windows half-way, so every token keeps at least half the
+overlap as context on both sides.
+"""
+from contextlib import contextmanager
+from typing import Iterable, Iterator, List, Optional, Tuple, cast
+
+import numpy
+from spacy.tokens import Doc
+from spacy_transformers.data_classes import TransformerData
+from thinc.types import Ints1d, Ragged
+
+
+def best_window_alignment(trf_data: TransformerData) -> TransformerData:
+    """Keep, for each token, only the wordpieces of its best-context window.
+
+    trf_data (TransformerData): One doc's transformer output.
+    RETURNS (TransformerData): The same output with a reduced alignment, or
+        `trf_data` itself when no token is in more than one window.
+    """
+    align = trf_data.align
+    if len(trf_data.wordpieces) < 2 or not align.lengths.size or not align.dataXd.size:
+        return trf_data
+    data = numpy.asarray(align.dataXd).astype("int64").ravel()
+    lengths = numpy.asarray(align.lengths).astype("int64")
+    seq_len = int(trf_data.wordpieces.input_ids.shape[1])
+    window = data // seq_len
+    position = data % seq_len
+    window_len = numpy.minimum(numpy.asarray(trf_data.wordpieces.lengths, dtype="int64"), seq_len)[window]
+    context = numpy.minimum(position, window_len - 1 - position)
+    token = numpy.repeat(numpy.arange(lengths.shape[0]), lengths)
+    # Rank each row by its context, then by the earlier window on ties; keep
+    # all rows of the window of the token's best row.
+    n_windows = int(window.max()) + 1
+    key = context * n_windows + (n_windows - 1 - window)
+    best = numpy.full(lengths.shape[0], -1, dtype="int64")
+    numpy.maximum.at(best, token, key)
+    keep = window == (n_windows - 1 - best % n_windows)[token]
+    if keep.all():
+        return trf_data
+    new_lengths = numpy.bincount(token[keep], minlength=lengths.shape[0])
+    new_align = Ragged(
+        align.dataXd[keep], cast(Ints1d, numpy.asarray(new_lengths, dtype=align.lengths.dtype))
+    )
+    return TransformerData(
+        wordpieces=trf_data.wordpieces,
+        model_output=trf_data.model_output,
+        align=new_align,
+    )
+
+
+@contextmanager
+def best_windows(docs: Iterable[Doc]) -> Iterator[None]:
+    """Within the block, give each doc's `doc._.trf_data` the best-window
+    alignment (see `best_window_alignment`); restore the original on exit, so
+    that the docs are unchanged afterwards.
+
+    docs (Iterable[Doc]): Docs annotated by a transformer component, or not.
+    """
+    saved: List[Tuple[Doc, Optional[TransformerData]]] = []
+    try:
+        for doc in docs:
+            if Doc.has_extension("trf_data"):
+                trf_data = doc._.trf_data
+                if isinstance(trf_data, TransformerData):
+                    reduced = best_window_alignment(trf_data)
+                    if reduced is not trf_data:
+                        saved.append((doc, trf_data))
+                        doc._.trf_data = reduced
+        yield
+    finally:
+        for doc, trf_data in saved:
+            doc._.trf_data = trf_data

@@ -1,0 +1,257 @@
+"""The benchmark, int8 quantisation and the paper-shape builder, on tiny
+offline models. No timing is asserted: only that the figures are there."""
+import itertools
+import json
+from pathlib import Path
+
+import numpy
+import pytest
+import spacy
+import torch
+from spacy.tokens import Doc
+from spacy.util import load_config
+from typer.testing import CliRunner
+
+from spacy_fastbioner.benchmark import (
+    BenchmarkSettings,
+    benchmark_pipelines,
+    build_paper_shape_pipelines,
+    parse_model_arg,
+    write_report,
+)
+from spacy_fastbioner.cli import fastbioner_cli
+from spacy_fastbioner.benchmark.memory import measure_memory
+from spacy_fastbioner.benchmark.speed import make_batches, summarize
+from spacy_fastbioner.pipeline.decoding import (
+    bio_tags,
+    log_softmax,
+    transition_constraints,
+    viterbi,
+)
+from spacy_fastbioner.quantize import (
+    QUANTIZED_ARCHITECTURE,
+    count_transformer_parameters,
+    is_quantized,
+    quantize_pipeline,
+)
+from spacy_fastbioner.student import find_transformer
+from spacy_fastbioner.testing import make_examples, synthetic_sentences, write_iob
+
+REPO = Path(__file__).parent.parent
+TINY_SHAPE = {
+    "num_hidden_layers": 2,
+    "hidden_size": 32,
+    "num_attention_heads": 2,
+    "intermediate_size": 64,
+    "max_position_embeddings": 128,
+}
+
+
+@pytest.fixture(scope="module")
+def pipelines(trained_teacher, tmp_path_factory):
+    """The tiny trained pipeline and its int8 form, saved."""
+    root = tmp_path_factory.mktemp("bench_pipelines")
+    trained_teacher.to_disk(root / "fp32")
+    quantize_pipeline(trained_teacher).to_disk(root / "int8")
+    return {"fp32": root / "fp32", "int8": root / "int8"}
+
+
+@pytest.fixture(scope="module")
+def test_tsv(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("bench_data") / "test.tsv"
+    return write_iob(path, synthetic_sentences(40, seed=11))
+
+
+def _entities(nlp, sentences):
+    return [
+        [(e.start, e.end, e.label_) for e in nlp(Doc(nlp.vocab, words=words)).ents]
+        for words, _ in sentences
+    ]
+
+
+def test_int8_pipeline_loads_quantized(pipelines):
+    nlp = spacy.load(pipelines["int8"])
+    assert nlp.config["components"]["transformer"]["model"]["@architectures"] == QUANTIZED_ARCHITECTURE
+    hf = find_transformer(nlp).model.transformer
+    assert is_quantized(hf)
+    linears = [m for m in hf.modules() if isinstance(m, torch.ao.nn.quantized.dynamic.Linear)]
+    assert linears and not any(type(m) is torch.nn.Linear for m in hf.modules())
+    assert linears[0].weight().dtype == torch.qint8
+    assert nlp.meta["fastbioner"]["quantized"] == "qint8"
+    calls = []
+    for linear in linears:
+        linear.register_forward_hook(lambda module, args, output: calls.append(module))
+    nlp(Doc(nlp.vocab, words=["breast", "cancer", "in", "mice"]))
+    assert len(calls) == len(linears)  # every int8 layer ran, the pooler's included
+
+
+def test_int8_predicts_like_fp32(pipelines):
+    fp32, int8 = spacy.load(pipelines["fp32"]), spacy.load(pipelines["int8"])
+    sentences = synthetic_sentences(60, seed=5)
+    same = sum(a == b for a, b in zip(_entities(fp32, sentences), _entities(int8, sentences)))
+    assert same >= 0.9 * len(sentences)
+    hf32, hf8 = (find_transformer(n).model.transformer for n in (fp32, int8))
+    assert count_transformer_parameters(hf8) == count_transformer_parameters(hf32)
+
+
+def test_int8_weights_are_smaller_on_disk(pipelines):
+    sizes = {k: (p / "transformer" / "model").stat().st_size for k, p in pipelines.items()}
+    assert sizes["int8"] < sizes["fp32"]
+
+
+def test_int8_serialization_roundtrip(pipelines):
+    nlp = spacy.load(pipelines["int8"])
+    nlp2 = spacy.load(pipelines["int8"])
+    nlp2.from_bytes(nlp.to_bytes())
+    assert is_quantized(find_transformer(nlp2).model.transformer)
+    sentences = synthetic_sentences(10, seed=6)
+    assert _entities(nlp, sentences) == _entities(nlp2, sentences)
+
+
+def test_int8_cannot_be_trained_or_quantized_twice(pipelines):
+    nlp = spacy.load(pipelines["int8"])
+    with pytest.raises(ValueError, match="cannot be trained"):
+        nlp.update(make_examples(nlp, synthetic_sentences(2, seed=1)))
+    with pytest.raises(ValueError, match="quantised already"):
+        quantize_pipeline(nlp)
+
+
+def test_quantize_cli(pipelines, tmp_path):
+    args = ["quantize", str(pipelines["fp32"]), str(tmp_path / "q"), "--max-batch-items", "256"]
+    result = CliRunner().invoke(fastbioner_cli, args)
+    assert result.exit_code == 0, result.output
+    nlp = spacy.load(tmp_path / "q")
+    assert is_quantized(find_transformer(nlp).model.transformer)
+    assert nlp.get_pipe("transformer").cfg["max_batch_items"] == 256
+    assert nlp.config["components"]["transformer"]["max_batch_items"] == 256
+
+
+def test_benchmark_writes_reports(pipelines, test_tsv, tmp_path):
+    settings = BenchmarkSettings(batch_size=8, n_batches=2, warmup=1, n_latency=3, memory=False, threads=1)
+    logged = []
+    results = benchmark_pipelines(
+        [("fp32", str(pipelines["fp32"])), ("int8", str(pipelines["int8"]))], test_tsv, settings,
+        log=logged.append,
+    )
+    assert logged
+    assert results["settings"]["reference"] == "fp32"
+    assert results["data"]["docs"] == 40
+    assert [m["name"] for m in results["models"]] == ["fp32", "int8"]
+    for model in results["models"]:
+        speed = model["speed"]
+        assert speed["words_per_sec"]["n"] == 2 and speed["words_per_sec"]["median"] > 0
+        assert len(speed["words_per_sec"]["ci95"]) == 2
+        assert speed["raw_forward_words_per_sec"]["median"] > 0
+        assert speed["pipeline_vs_raw"]["median"] > 0
+        assert 0.0 <= speed["wordpieces"]["padding"] < 1.0
+        assert speed["ms_per_doc"]["n"] == 3 and speed["ms_per_doc"]["p95"] >= speed["ms_per_doc"]["p50"]
+        assert speed["full_pass_words_per_sec"] > 0
+        assert set(model["accuracy"]) >= {"p", "r", "f", "per_type", "f_vs_reference"}
+        assert model["parameters"]["transformer"] > 0
+        assert model["size_mb"] > 0
+        assert model["transformer"]["layers"] == 4
+    assert results["models"][0]["speed"]["speedup_vs_reference"]["median"] == pytest.approx(1.0)
+    assert results["models"][1]["transformer"]["quantized"]
+    assert set(results["models"][0]["accuracy"]["per_type"]) <= {"Disease", "Chemical"}
+    files = write_report(results, tmp_path / "report")
+    assert json.loads(files["json"].read_text())["models"][1]["name"] == "int8"
+    table = files["markdown"].read_text()
+    assert "| fp32 |" in table and "| int8 |" in table and "words/s" in table
+    assert files["plot"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_benchmark_cli(pipelines, test_tsv, tmp_path):
+    args = [
+        "benchmark", f"a={pipelines['fp32']}", f"b={pipelines['int8']}",
+        "--data", str(test_tsv), "--output", str(tmp_path / "out"), "--batch-size", "8",
+        "--n-batches", "1", "--warmup", "0", "--n-latency", "0", "--no-memory", "--no-accuracy",
+        "--max-batch-items", "64", "--reference", "b",
+    ]
+    result = CliRunner().invoke(fastbioner_cli, args)
+    assert result.exit_code == 0, result.output
+    results = json.loads((tmp_path / "out" / "benchmark.json").read_text())
+    assert results["settings"]["reference"] == "b"
+    assert results["models"][0]["accuracy"] is None
+    assert results["models"][0]["transformer"]["max_batch_items"] == 64
+    assert (tmp_path / "out" / "benchmark.png").exists()
+
+
+def test_benchmark_rejects_bad_input(pipelines, test_tsv, tmp_path):
+    with pytest.raises(ValueError, match="unique"):
+        benchmark_pipelines([("a", str(pipelines["fp32"]))] * 2, test_tsv)
+    with pytest.raises(ValueError, match="reference"):
+        benchmark_pipelines([("a", str(pipelines["fp32"]))], test_tsv, BenchmarkSettings(reference="x"))
+    with pytest.raises(ValueError, match="not found"):
+        benchmark_pipelines([("a", str(pipelines["fp32"]))], tmp_path / "missing.spacy")
+
+
+def test_measure_memory(pipelines, test_tsv):
+    memory = measure_memory(str(pipelines["int8"]), test_tsv, n_docs=8, batch_size=4, threads=1)
+    assert "error" not in memory, memory.get("error")
+    assert memory["n_docs"] == 8
+    assert memory["peak_mb"] >= memory["rss_after_imports_mb"] > 0
+
+
+def test_paper_shape_pipelines(tiny_bert, tmp_path):
+    paths = build_paper_shape_pipelines(tmp_path, vocab_dir=tiny_bert, student_layers=1, **TINY_SHAPE)
+    assert set(paths) == {"teacher", "student", "student-int8"}
+    layers = {}
+    for name, path in paths.items():
+        nlp = spacy.load(path)
+        hf = find_transformer(nlp).model.transformer
+        layers[name] = hf.config.num_hidden_layers
+        assert nlp.get_pipe("fastbioner_ner").labels == ("Disease",)
+        assert is_quantized(hf) == (name == "student-int8")
+        nlp(Doc(nlp.vocab, words=["breast", "cancer", "in", "mice"]))
+    assert layers == {"teacher": 2, "student": 1, "student-int8": 1}
+    counts = json.loads((tmp_path / "parameters.json").read_text())
+    assert 0 < counts["reduction"] < 1
+
+
+def test_parse_model_arg(tmp_path):
+    assert parse_model_arg("student=some/path") == ("student", "some/path")
+    assert parse_model_arg("training/NCBI-disease/teacher/model-best") == (
+        "teacher", "training/NCBI-disease/teacher/model-best"
+    )
+    assert parse_model_arg("en_core_web_sm") == ("en_core_web_sm", "en_core_web_sm")
+
+
+def test_make_batches_and_summaries():
+    batches = make_batches(10, 4, 5, seed=1)
+    assert batches == make_batches(10, 4, 5, seed=1)
+    assert [len(b) for b in batches] == [4] * 5
+    assert len(set(itertools.chain(*batches[:2]))) == 8  # no doc twice before all are used
+    summary = summarize([1.0, 2.0, 3.0, 100.0])
+    assert summary["median"] == 2.5
+    assert summary["ci95"][0] <= summary["median"] <= summary["ci95"][1]
+    with pytest.raises(ValueError):
+        make_batches(0, 4, 1)
+
+
+def test_viterbi_fast_path_is_the_best_valid_path():
+    tags = bio_tags(["Disease", "Chemical"])
+    start, trans = transition_constraints(tags)
+    rng = numpy.random.default_rng(0)
+    for n_tokens in (1, 2, 3, 4):
+        for _ in range(25):
+            table = log_softmax(rng.normal(scale=3.0, size=(n_tokens, len(tags))).astype("f"))
+            best = viterbi(table, start, trans)
+            score = lambda path: sum(table[t, j] for t, j in enumerate(path))  # noqa: E731
+            valid = [
+                p for p in itertools.product(range(len(tags)), repeat=n_tokens)
+                if numpy.isfinite(start[p[0]]) and all(numpy.isfinite(trans[a, b]) for a, b in zip(p, p[1:]))
+            ]
+            assert score(best) == pytest.approx(max(score(p) for p in valid), abs=1e-5)
+
+
+def test_baseline_cnn_config():
+    config = load_config(REPO / "project" / "configs" / "baseline_cnn.cfg")
+    assert config["nlp"]["pipeline"] == ["tok2vec", "ner"]
+    assert config["nlp"]["tokenizer"]["@tokenizers"] == "spacy_fastbioner.BioTokenizer.v1"
+    assert config["corpora"]["train"]["gold_preproc"] and config["corpora"]["dev"]["gold_preproc"]
+    assert not config["components"]["tok2vec"]["model"]["embed"]["include_static_vectors"]
+    nlp = spacy.util.load_model_from_config(config, auto_fill=True)
+    examples = make_examples(nlp, synthetic_sentences(8, seed=2))
+    nlp.initialize(lambda: examples)
+    nlp.update(examples)
+    assert nlp("Breast cancer in mice.") is not None

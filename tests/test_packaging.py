@@ -1,0 +1,249 @@
+"""Model packages: names, requirements, the model card, and a wheel that
+installs into a fresh virtual environment without an index (with the plugin's
+own wheel, built from its sdist) and loads offline."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+import tarfile
+import zipfile
+from pathlib import Path
+from typing import Dict
+
+import pytest
+import spacy
+import srsly
+from spacy.cli.evaluate import evaluate
+from spacy.tokens import DocBin
+from spacy.util import get_package_version, is_compatible_version
+from thinc.api import Config
+
+from spacy_fastbioner import __version__
+from spacy_fastbioner.model_card import NOT_MEASURED, card_context, read_benchmark_speed, read_scores, render_card
+from spacy_fastbioner.packaging import corpus_slug, make_meta, model_name, package_model, requirements
+from spacy_fastbioner.student import make_student
+from spacy_fastbioner.testing import make_examples, make_pipeline, synthetic_sentences, train_pipeline
+
+REPO = Path(__file__).parent.parent
+TEMPLATES = REPO / "project" / "templates"
+PACKAGE = "en_fastbioner_ncbi_disease"
+TEXTS = [
+    "the patients with breast cancer were treated with aspirin",
+    "mice showed no signs of diabetes after lithium carbonate",
+    "we report that hereditary colitis and tumour levels were high",
+    "",
+]
+CHECK_SCRIPT = '''
+import importlib, json, sys
+from unittest import mock
+import spacy, spacy_fastbioner
+from spacy.cli.info import info_spacy
+
+validate = importlib.import_module("spacy.cli.validate")  # the module, not the command
+
+texts = json.loads(sys.argv[1])
+nlp = spacy.load("{package}")
+def ents(docs):
+    return [[[e.start_char, e.end_char, e.label_] for e in doc.ents] for doc in docs]
+single = ents(nlp.pipe(texts))
+multi = ents(nlp.pipe(texts * 3, n_process=2, batch_size=2))
+table = mock.Mock(status_code=200, json=lambda: {{"spacy": {{}}}})
+with mock.patch.object(validate.requests, "get", return_value=table):
+    pkgs, _ = validate.get_model_pkgs(silent=True)
+print(json.dumps({{
+    "plugin": spacy_fastbioner.__file__,
+    "model": nlp.path.as_posix(),
+    "meta": nlp.meta,
+    "single": single,
+    "multi": multi,
+    "pipelines": info_spacy()["Pipelines"],
+    "validate": pkgs.get("{package}"),
+}}))
+'''
+
+
+def entities(nlp, texts):
+    return [[[e.start_char, e.end_char, e.label_] for e in doc.ents] for doc in nlp.pipe(texts)]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, tiny_bert) -> Dict:
+    """A tiny teacher and its 1-layer student on disk, with test-set metrics
+    written by `spacy evaluate` and the student.cfg [distillation] block in the
+    student's config, as the workflow leaves them."""
+    root = tmp_path_factory.mktemp("packaging")
+    teacher = make_pipeline(tiny_bert)
+    train_pipeline(teacher, make_examples(teacher, synthetic_sentences(80, seed=1)), epochs=3)
+    student = make_student(teacher, n_layers=1)
+    teacher.to_disk(root / "teacher")
+    student.to_disk(root / "student")
+    config = Config().from_disk(root / "student" / "config.cfg")
+    student_cfg = Config().from_disk(REPO / "project" / "configs" / "student.cfg", interpolate=True)
+    config["distillation"] = student_cfg["distillation"]
+    config.to_disk(root / "student" / "config.cfg")
+    test_docs = [eg.reference for eg in make_examples(teacher, synthetic_sentences(30, seed=7))]
+    DocBin(docs=test_docs).to_disk(root / "test.spacy")
+    for role in ("student", "teacher"):
+        evaluate(str(root / role), root / "test.spacy", output=root / f"{role}.json")
+    return {"root": root, "student": student, "expected": entities(student, TEXTS)}
+
+
+def make_card(trained, benchmark=None):
+    root = trained["root"]
+    nlp = spacy.load(root / "student")
+    scores = read_scores(root / "student.json")
+    meta = make_meta(nlp, srsly.read_json(TEMPLATES / "meta.json"), corpus="NCBI-disease", role="student",
+                     version="0.0.1", scores=scores)
+    return card_context(
+        nlp, {**meta, "spacy_version": nlp.meta["spacy_version"]}, corpus="NCBI-disease", role="student",
+        model_dir=root / "student", teacher_package="en_fastbioner_ncbi_disease_teacher", scores=scores,
+        teacher_scores=read_scores(root / "teacher.json"), teacher_model_dir=root / "teacher",
+        benchmark_path=benchmark,
+    )
+
+
+@pytest.mark.parametrize(
+    "corpus,role,expected",
+    [
+        ("NCBI-disease", "student", "fastbioner_ncbi_disease"),
+        ("BC5CDR-chem", "student", "fastbioner_bc5cdr_chem"),
+        ("BC4CHEMD", "student", "fastbioner_bc4chemd"),
+        ("NCBI-disease", "teacher", "fastbioner_ncbi_disease_teacher"),
+    ],
+)
+def test_model_name(corpus, role, expected):
+    assert model_name(corpus, role) == expected
+    assert expected.isidentifier()
+
+
+def test_model_name_rejects_bad_input():
+    with pytest.raises(ValueError, match="role"):
+        model_name("NCBI-disease", "assistant")
+    with pytest.raises(ValueError, match="corpus"):
+        corpus_slug("--")
+
+
+def test_requirements_admit_the_installed_versions():
+    plugin, trf = requirements()
+    assert plugin.startswith("spacy-fastbioner>=") and trf.startswith("spacy-transformers>=")
+    assert is_compatible_version(__version__, plugin.split("spacy-fastbioner")[1])
+    assert is_compatible_version(get_package_version("spacy-transformers"), trf.split("spacy-transformers")[1])
+    assert not is_compatible_version("1.5.0", trf.split("spacy-transformers")[1])
+
+
+def test_read_scores_names_the_file(tmp_path):
+    assert read_scores(tmp_path / "missing.json") is None
+    srsly.write_json(tmp_path / "other.json", {"token_acc": 1.0})
+    with pytest.raises(ValueError, match="other.json"):
+        read_scores(tmp_path / "other.json")
+
+
+def test_model_card_reads_the_metrics(trained):
+    context = make_card(trained)
+    card = render_card(context, TEMPLATES / "model-card.md.jinja")
+    scores = read_scores(trained["root"] / "student.json")
+    assert f"| this model (student) | {100 * scores['ents_p']:.2f} | {100 * scores['ents_r']:.2f} | " \
+           f"{100 * scores['ents_f']:.2f} |" in card
+    assert "| `Disease` |" in card and "| `Chemical` |" in card
+    assert context["efficiency"][0]["wps"] == NOT_MEASURED
+    assert f"{context['efficiency'][0]['size']}" in card and "not run yet" in card
+    assert "`step.temperature` | `2.0`" in card and "keeps 1 of the teacher's" in card
+    assert "936-942" in card and "Hu, Bin and Geng, Tianyu and Deng, Geng and Duan, Lei" in card
+
+
+def test_model_card_reads_the_benchmark(trained, tmp_path):
+    root = trained["root"]
+    speed = {"median": 2000.0, "ci95": [1900.0, 2100.0]}
+    srsly.write_json(tmp_path / "benchmark.json", {"models": [
+        {"name": "fp32", "path": str(root / "student"), "speed": {"words_per_sec": speed}},
+        {"name": "teacher", "path": "elsewhere", "speed": {"words_per_sec": {"median": 1000.0}}},
+    ]})
+    assert read_benchmark_speed(tmp_path / "benchmark.json", root / "student", "student") == speed
+    assert read_benchmark_speed(tmp_path / "benchmark.json", root / "teacher", "teacher")["median"] == 1000.0
+    context = make_card(trained, tmp_path / "benchmark.json")
+    assert context["efficiency"][0]["wps"] == "2,000 (1,900-2,100)"
+    assert context["comparison"]["wps"] == "2.00x"
+
+
+def build_plugin(tmp_path: Path) -> Path:
+    """The plugin's sdist, and its wheel built from the sdist, offline."""
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("setup.py", "README.md", "MANIFEST.in"):
+        shutil.copy(REPO / name, src / name)
+    for folder in ("spacy_fastbioner", "tests"):
+        shutil.copytree(REPO / folder, src / folder, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    dist = tmp_path / "dist"
+    env = {**os.environ, "PIP_NO_INDEX": "1"}
+    subprocess.run([sys.executable, "-m", "build", "--no-isolation", "--outdir", str(dist), str(src)],
+                   check=True, capture_output=True, env=env)
+    sdist = next(dist.glob("spacy_fastbioner-*.tar.gz"))
+    names = {name.split("/", 1)[1] for name in tarfile.open(sdist).getnames() if "/" in name}
+    assert {"README.md", "setup.py", "spacy_fastbioner/py.typed", "spacy_fastbioner/about.py",
+            "tests/conftest.py"} <= names
+    wheel = next(dist.glob("spacy_fastbioner-*.whl"))
+    with zipfile.ZipFile(wheel) as zf:
+        files = zf.namelist()
+        entry_points = zf.read(next(f for f in files if f.endswith("entry_points.txt"))).decode()
+    assert "spacy_fastbioner/py.typed" in files
+    assert "[spacy_factories]" in entry_points and "[spacy_cli]" in entry_points
+    return wheel
+
+
+def fresh_venv(tmp_path: Path) -> Path:
+    """A virtual environment with no pip and no index, whose only view of the
+    heavy dependencies (spaCy, torch, transformers) is a folder of links to
+    this environment's site-packages, without the plugin or any .pth file."""
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    python = venv / "bin" / "python"
+    site = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                               check=True, capture_output=True, text=True).stdout.strip())
+    deps = tmp_path / "deps"
+    deps.mkdir()
+    for entry in Path(sysconfig.get_paths()["purelib"]).iterdir():
+        if not entry.name.startswith(("spacy_fastbioner", "__editable__", "en_fastbioner")) and entry.suffix != ".pth":
+            (deps / entry.name).symlink_to(entry)
+    (site / "_fastbioner_test_deps.pth").write_text(f"{deps}\n", encoding="utf8")
+    return python
+
+
+def test_package_installs_and_loads_offline(trained, tmp_path, monkeypatch):
+    root = trained["root"]
+    for var in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
+        monkeypatch.setenv(var, "http://127.0.0.1:9")  # any download fails
+    result = package_model(
+        root / "student", tmp_path / "packages", corpus="NCBI-disease", version="0.0.1",
+        meta_template=TEMPLATES / "meta.json", card_template=TEMPLATES / "model-card.md.jinja",
+        metrics_path=root / "student.json", teacher_metrics_path=root / "teacher.json",
+        teacher_model_dir=root / "teacher", benchmark_path=root / "absent.json",
+    )
+    assert result.name == PACKAGE and result.wheel.name == f"{PACKAGE}-0.0.1-py3-none-any.whl"
+    assert result.meta["requirements"] == requirements()
+    assert result.meta["performance"]["ents_f"] == read_scores(root / "student.json")["ents_f"]
+    with zipfile.ZipFile(result.wheel) as zf:
+        assert f"{PACKAGE}/{PACKAGE}-0.0.1/README.md" in zf.namelist()
+        assert "spacy_models" in zf.read(f"{PACKAGE}-0.0.1.dist-info/entry_points.txt").decode()
+    python = fresh_venv(tmp_path)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "--python", str(python), "install", "--no-index", "--no-deps",
+         str(build_plugin(tmp_path)), str(result.wheel)],
+        check=True, capture_output=True,
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", HF_HOME=str(tmp_path / "hf"))
+    (tmp_path / "check.py").write_text(CHECK_SCRIPT.format(package=PACKAGE), encoding="utf8")
+    proc = subprocess.run([str(python), str(tmp_path / "check.py"), json.dumps(TEXTS)], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    venv = python.parent.parent
+    assert Path(out["plugin"]).is_relative_to(venv) and Path(out["model"]).is_relative_to(venv)
+    assert out["meta"]["name"] == "fastbioner_ncbi_disease" and out["meta"]["version"] == "0.0.1"
+    assert any(trained["expected"]), "the tiny student predicts no entities: the check would be vacuous"
+    assert out["single"] == trained["expected"]
+    assert out["multi"] == trained["expected"] * 3
+    assert out["pipelines"] == {PACKAGE: "0.0.1"}
+    assert out["validate"]["compat"] is True
