@@ -77,6 +77,7 @@ def test_int8_pipeline_loads_quantized(pipelines):
     linears = [m for m in hf.modules() if isinstance(m, torch.ao.nn.quantized.dynamic.Linear)]
     assert linears and not any(type(m) is torch.nn.Linear for m in hf.modules())
     assert linears[0].weight().dtype == torch.qint8
+    assert linears[0].weight().qscheme() == torch.per_channel_affine
     assert nlp.meta["fastbioner"]["quantized"] == "qint8"
     calls = []
     for linear in linears:
