@@ -61,15 +61,19 @@ def count_parameters(nlp: Language) -> Dict[str, int]:
     """Parameter counts: the transformer's and the whole pipeline's."""
     trf = find_transformer(nlp)
     n_trf = sum(p.numel() for p in trf.model.transformer.parameters())
-    n_other = 0
+    return {"transformer": n_trf, "total": n_trf + count_thinc_parameters(nlp, skip=trf)}
+
+
+def count_thinc_parameters(nlp: Language, *, skip: Optional[object] = None) -> int:
+    """The parameters of the pipeline's thinc models (the heads), leaving out
+    the component `skip` (the transformer, whose weights live in PyTorch)."""
+    n = 0
     for _, proc in nlp.pipeline:
-        if proc is trf or not hasattr(proc, "model"):
+        if proc is skip or not hasattr(proc, "model"):
             continue
         for node in proc.model.walk():
-            n_other += sum(
-                int(node.get_param(p).size) for p in node.param_names if node.has_param(p)
-            )
-    return {"transformer": n_trf, "total": n_trf + n_other}
+            n += sum(int(node.get_param(p).size) for p in node.param_names if node.has_param(p))
+    return n
 
 
 def make_student(

@@ -24,7 +24,7 @@ from spacy.tokens import Doc
 from spacy.training import Example
 
 from ..quantize import count_transformer_parameters, is_quantized
-from ..student import find_transformer
+from ..student import count_thinc_parameters, find_transformer
 from .data import load_gold_docs
 from .memory import METHOD as MEMORY_METHOD
 from .memory import measure_memory
@@ -121,14 +121,7 @@ def size_on_disk_mb(model: str) -> Optional[float]:
 def describe(nlp: Language, trf: Optional[Any]) -> Dict[str, Any]:
     """What a pipeline is: components, transformer shape, quantisation, parameters."""
     info: Dict[str, Any] = {"pipeline": list(nlp.pipe_names), "transformer": None}
-    n_other = 0
-    for _, proc in nlp.pipeline:
-        if proc is trf or not hasattr(proc, "model"):
-            continue
-        for node in proc.model.walk():
-            n_other += sum(
-                int(node.get_param(p).size) for p in node.param_names if node.has_param(p)
-            )
+    n_other = count_thinc_parameters(nlp, skip=trf)
     n_trf = 0
     if trf is not None:
         hf = trf.model.transformer
