@@ -136,7 +136,9 @@ def make_pipeline(model_dir: Path) -> Language:
     return nlp
 
 
-def train_pipeline(nlp: Language, examples: List[Example], *, epochs: int, seed: int = 0) -> Language:
+def train_pipeline(
+    nlp: Language, examples: List[Example], *, epochs: int, seed: int = 0, batch_size: int = 16
+) -> Language:
     """Initialize and train a pipeline with plain `nlp.update` calls."""
     fix_random_seed(seed)
     optimizer = nlp.initialize(lambda: examples)
@@ -144,6 +146,6 @@ def train_pipeline(nlp: Language, examples: List[Example], *, epochs: int, seed:
     examples = list(examples)
     for _ in range(epochs):
         random.shuffle(examples)
-        for i in range(0, len(examples), 16):
-            nlp.update(examples[i : i + 16], sgd=optimizer, drop=0.1)
+        for i in range(0, len(examples), batch_size):
+            nlp.update(examples[i : i + batch_size], sgd=optimizer, drop=0.1)
     return nlp

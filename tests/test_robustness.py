@@ -1,6 +1,5 @@
 """Bad input never breaks inference: odd characters, empty and huge texts,
 fuzzed text, and the same entities from every way of calling the pipeline."""
-import random
 import signal
 from typing import Iterator, List, Tuple
 
@@ -10,9 +9,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from spacy.language import Language
 from spacy.tokens import Doc
-from spacy.util import fix_random_seed
 
-from spacy_fastbioner.testing import make_examples, make_tiny_bert, synthetic_sentences, tiny_transformer_config
+from spacy_fastbioner.testing import (
+    make_examples,
+    make_tiny_bert,
+    synthetic_sentences,
+    tiny_transformer_config,
+    train_pipeline,
+)
 
 BIO_TOKENIZER = {"nlp": {"tokenizer": {"@tokenizers": "spacy_fastbioner.BioTokenizer.v1"}}}
 LABELS = {"Disease", "Chemical"}
@@ -45,14 +49,7 @@ def nlp(tmp_path_factory) -> Language:
     nlp.add_pipe("transformer", config=config)
     nlp.add_pipe("fastbioner_ner")
     train = make_examples(nlp, synthetic_sentences(100, seed=1))
-    fix_random_seed(0)
-    optimizer = nlp.initialize(lambda: train)
-    optimizer.learn_rate = 1e-3
-    for _ in range(2):
-        random.shuffle(train)
-        for i in range(0, len(train), 4):
-            nlp.update(train[i : i + 4], sgd=optimizer, drop=0.1)
-    return nlp
+    return train_pipeline(nlp, train, epochs=2, batch_size=4)
 
 
 @pytest.fixture(scope="module")
