@@ -38,6 +38,7 @@ ENTRY_POINTS = {
     "spacy_scorers": [],
     "spacy_misc": [
         "spacy_fastbioner.distill_step.v1 = spacy_fastbioner.distill.step:create_distill_step",
+        "spacy_fastbioner.distill_step.v2 = spacy_fastbioner.distill.step:create_distill_step_v2",
         "spacy_fastbioner.dynamic_weights.v1 = spacy_fastbioner.distill.weights:create_dynamic_weights",
     ],
     "spacy_cli": [

@@ -115,3 +115,39 @@ def test_distill_rejects_a_config_without_distillation_block(workdir, teacher_di
     )
     assert result.returncode != 0
     assert "[distillation]" in result.stdout + result.stderr
+
+
+def test_teacher_targets_and_a_cached_distillation_by_epochs(workdir, teacher_dir):
+    """`spacy fastbioner teacher-targets`, then `spacy distill` reading the
+    store, by epochs and without max_steps: the last step evaluates and saves
+    model-best and model-last."""
+    store = workdir / "targets"
+    out = run(
+        "-m", "spacy", "fastbioner", "teacher-targets", str(teacher_dir), str(store),
+        "--data", str(workdir / "corpus" / "train.spacy"), "--raw", str(workdir / "raw.txt"), "--min-length", "1",
+    )
+    assert "Saved the logits of" in out
+    meta = json.loads((store / "meta.json").read_text())
+    assert meta["n_docs"] >= 120 and meta["teacher"]["tags"][0] == "O"
+    if not (workdir / "student-init").exists():
+        run("-m", "spacy", "fastbioner", "make-student", str(teacher_dir), str(workdir / "student-init"), "--n-layers", "1", "--layer-map", "last")
+    output = workdir / "student-cached"
+    out = run(
+        "-m", "spacy", "distill", str(teacher_dir), str(CONFIGS / "student.cfg"),
+        "--output", str(output),
+        "--paths.student", str(workdir / "student-init"), "--paths.raw", str(workdir / "raw.txt"),
+        "--paths.teacher_targets", str(store),
+        *corpus_args(workdir),
+        "--corpora.unlabelled.min_length", "1",
+        "--distillation.max_steps", "0", "--distillation.max_epochs", "2",
+        "--distillation.batcher.size", "300",
+        "--training.eval_frequency", "1000",
+    )
+    assert "Saved pipeline" in out
+    assert (output / "model-best" / "meta.json").exists() and (output / "model-last" / "meta.json").exists()
+    log = [json.loads(line) for line in (output / "distill_log.jsonl").read_text().splitlines()]
+    # eval_frequency is beyond the run: the only evaluation is the last step's.
+    assert len(log) == 1 and log[0]["epoch"] == 1 and log[0]["score"] is not None
+    assert log[0]["losses"]["teacher_targets_hit"] > 0
+    assert log[0]["losses"].get("teacher_targets_missing", 0) == 0
+    assert log[0]["step_seconds"] > 0 and log[0]["rss_mb"] > 0

@@ -15,42 +15,13 @@ import sys
 from pathlib import Path
 from typing import Any, Dict, Optional
 
+from ..process_memory import peak_rss_mb, rss_mb
+
 METHOD = (
     "peak RSS (VmHWM of /proc/self/status) of a fresh process that loads the pipeline and "
     "annotates the docs; load = RSS after loading minus RSS after imports, "
     "peak_delta = peak RSS minus RSS after imports"
 )
-
-
-def _proc_status_mb(field: str) -> Optional[float]:
-    """A memory field of /proc/self/status (Linux) in MiB, e.g. VmRSS, VmHWM."""
-    try:
-        with open("/proc/self/status") as fileh:
-            for line in fileh:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1]) / 2**10
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
-
-
-def _rss_mb() -> float:
-    """The current resident set size in MiB (Linux; elsewhere the peak)."""
-    rss = _proc_status_mb("VmRSS")
-    return rss if rss is not None else _peak_rss_mb()
-
-
-def _peak_rss_mb() -> float:
-    """The peak resident set size in MiB. On Linux VmHWM: `ru_maxrss` would
-    include the parent's peak, which a child inherits at fork across exec."""
-    peak = _proc_status_mb("VmHWM")
-    if peak is not None:
-        return peak
-    import resource
-
-    maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    # Kilobytes on Linux, bytes on macOS.
-    return maxrss / 2**20 if sys.platform == "darwin" else maxrss / 2**10
 
 
 def measure_memory(
@@ -104,15 +75,15 @@ def _child(
 
     if threads:
         torch.set_num_threads(threads)
-    rss_imports = _rss_mb()
+    rss_imports = rss_mb()
     nlp = spacy.load(model)
     if max_batch_items and "transformer" in nlp.pipe_names:
         nlp.get_pipe("transformer").cfg["max_batch_items"] = max_batch_items
-    rss_loaded = _rss_mb()
+    rss_loaded = rss_mb()
     gold = load_gold_docs(Path(data_path), nlp.vocab)[:n_docs]
     for _ in nlp.pipe(fresh_docs(nlp, gold), batch_size=batch_size):
         pass
-    peak = _peak_rss_mb()
+    peak = peak_rss_mb()
     return {
         "rss_after_imports_mb": round(rss_imports, 1),
         "load_mb": round(rss_loaded - rss_imports, 1),

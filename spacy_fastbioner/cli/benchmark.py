@@ -91,3 +91,25 @@ def _run(models, data_path: Path, output_dir: Path, settings: BenchmarkSettings)
     files = write_report(results, output_dir)
     print(markdown_table(results))
     msg.good(f"Wrote {', '.join(str(f) for f in files.values())}")
+
+
+@fastbioner_cli.command("benchmark-distill-memory")
+def benchmark_distill_memory_cli(
+    # fmt: off
+    output_path: Path = Arg(..., help="Output folder: pipelines, store, runs, memory.json and memory.md"),
+    train: Path = Opt(..., "--train", help="Gold training set (.spacy)", exists=True, dir_okay=False),
+    dev: Path = Opt(..., "--dev", help="Dev set (.spacy)", exists=True, dir_okay=False),
+    raw: Path = Opt(..., "--raw", help="Unlabelled text, one text per line: every sentence is distilled", exists=True, dir_okay=False),
+    config: Path = Opt(Path("project/configs/student.cfg"), "--config", "-c", help="Student config", exists=True, dir_okay=False),
+    eval_frequency: int = Opt(300, "--eval-frequency", help="Steps between log records"),
+    # fmt: on
+) -> None:
+    """Distil small random-weight pipelines for one epoch over the training
+    set plus all of the unlabelled text, with the live teacher and with
+    cached teacher targets, and report RSS at the start, middle and end."""
+    from ..benchmark.distill_memory import markdown_report, measure_distillation_memory
+
+    report = measure_distillation_memory(
+        output_path, train=train, dev=dev, raw=raw, config=config, eval_frequency=eval_frequency
+    )
+    print(markdown_report(report))

@@ -4,7 +4,8 @@ import shutil
 import sys
 from pathlib import Path
 from timeit import default_timer as timer
-from typing import IO, Any, Callable, Dict, List, Optional, Tuple, Union
+from itertools import count
+from typing import IO, Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple, TypeVar, Union
 
 import srsly
 from pydantic import BaseModel, ConfigDict, StrictBool, StrictFloat, StrictInt, StrictStr
@@ -21,9 +22,12 @@ from spacy.util import registry, resolve_dot_names
 from thinc.api import Optimizer, fix_random_seed
 from wasabi import Printer
 
+from ..process_memory import peak_rss_mb, rss_mb
+
 DIR_MODEL_BEST = "model-best"
 DIR_MODEL_LAST = "model-last"
 LOG_FILE = "distill_log.jsonl"
+BatchT = TypeVar("BatchT")
 
 
 class ConfigSchemaDistillation(BaseModel):
@@ -102,14 +106,17 @@ def distill(
     stdout.write(msg.info(f"Distillation steps: {total_steps}") + "\n")
     log_step, finalize_logger = T["logger"](student, stdout, stderr)
     log_file = open(output_path / LOG_FILE, "w", encoding="utf8") if output_path else None
-    batches = create_train_batches(student, distill_corpus, D["batcher"], max_epochs)
+    batches = with_last(create_train_batches(student, distill_corpus, D["batcher"], max_epochs))
     results: List[Tuple[float, int]] = []
     losses: Dict[str, float] = {}
     words_seen = 0
     start = timer()
+    step_seconds = 0.0
+    n_timed = 0
     try:
-        for step, (epoch, batch) in enumerate(batches):
+        for step, (epoch, batch), is_final_batch in batches:
             progress = min(1.0, step / max(1, total_steps - 1))
+            step_start = timer()
             step_fn(
                 teacher,
                 student,
@@ -120,8 +127,12 @@ def distill(
                 progress=progress,
             )
             optimizer.step_schedules()
+            step_seconds += timer() - step_start
+            n_timed += 1
             words_seen += sum(len(eg) for eg in batch)
-            last = step + 1 >= total_steps
+            # With max_epochs, the batcher may give a few batches more or fewer
+            # than counted up front: the last batch ends the run either way.
+            last = step + 1 >= total_steps or is_final_batch
             is_best: Optional[bool] = None
             score, other_scores = None, None
             if (step % T["eval_frequency"] == 0 and (step or D["eval_on_start"])) or last:
@@ -144,7 +155,15 @@ def distill(
                 save(is_best)
                 if log_file is not None:
                     record = {k: info[k] for k in ("epoch", "step", "score", "seconds", "words")}
-                    record.update(losses=dict(losses), progress=progress)
+                    # Seconds per step of the steps themselves, without evaluation.
+                    record.update(
+                        losses=dict(losses),
+                        progress=progress,
+                        step_seconds=step_seconds / max(1, n_timed),
+                        rss_mb=round(rss_mb(), 1),
+                        peak_rss_mb=round(peak_rss_mb(), 1),
+                    )
+                    step_seconds, n_timed = 0.0, 0
                     log_file.write(srsly.json_dumps(record) + "\n")
                     log_file.flush()
             log_step(info if is_best is not None else None)
@@ -160,3 +179,20 @@ def distill(
         stdout.write(msg.good("Saved pipeline to output directory", output_path / DIR_MODEL_LAST) + "\n")
         return student, output_path / DIR_MODEL_LAST
     return student, None
+
+
+def with_last(batches: Iterable[BatchT]) -> Iterator[Tuple[int, BatchT, bool]]:
+    """Number the batches and flag the final one, by reading one ahead."""
+    iterator = iter(batches)
+    try:
+        current = next(iterator)
+    except StopIteration:
+        return
+    for i in count():
+        try:
+            following = next(iterator)
+        except StopIteration:
+            yield i, current, True
+            return
+        yield i, current, False
+        current = following

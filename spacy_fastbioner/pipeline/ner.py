@@ -278,12 +278,14 @@ class FastBioNER(TrainablePipe):
         temperature: float = 1.0,
         soft_weight: float = 1.0,
         hard_weight: float = 0.0,
+        teacher_scores: Optional[List[Floats2d]] = None,
     ) -> Dict[str, float]:
         """Learn from a teacher's tag distributions and, where the examples
         carry them, the gold tags. Follows spaCy v4's `distill` API:
         `eg.predicted` is the student's doc, and `eg.reference` the teacher's,
         already annotated by the teacher's transformer. The teacher is only run
-        for prediction, never updated.
+        for prediction, never updated. Given `teacher_scores` (e.g. read from
+        a teacher-targets store), the teacher is not run at all.
 
         teacher_pipe (Optional[TrainablePipe]): The teacher's component.
         examples (Iterable[Example]): The batch.
@@ -295,6 +297,8 @@ class FastBioNER(TrainablePipe):
         temperature (float): The softmax temperature of the soft loss.
         soft_weight (float): The weight of the soft (teacher) loss.
         hard_weight (float): The weight of the hard (gold tag) loss.
+        teacher_scores (Optional[List[Floats2d]]): The teacher's logits per
+            example, in place of running `teacher_pipe`.
         RETURNS (Dict[str, float]): The updated losses.
         """
         if losses is None:
@@ -316,8 +320,9 @@ class FastBioNER(TrainablePipe):
         )
         d_scores = [self.model.ops.alloc2f(*s.shape) for s in student_scores]
         total = 0.0
-        if teacher_pipe is not None and soft_weight > 0.0:
-            teacher_scores = teacher_pipe.predict([eg.reference for eg in examples])
+        if soft_weight > 0.0 and (teacher_pipe is not None or teacher_scores is not None):
+            if teacher_scores is None:
+                teacher_scores = teacher_pipe.predict([eg.reference for eg in examples])  # type: ignore[union-attr]
             soft, d_soft = self.get_teacher_student_loss(
                 teacher_scores, student_scores, temperature=temperature
             )
