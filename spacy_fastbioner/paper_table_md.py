@@ -91,8 +91,8 @@ def _timing_lines(corpora: Dict[str, Any]) -> List[str]:
             else:
                 rows.append([corpus, variant, "0", "no log", "no log"])
     return ["## Training time", "",
-            "Wall seconds of each distillation and seconds per step, from `distill_log.jsonl`",
-            "(mean ± sample SD over the runs that have a log).", ""] + _table(("corpus", "model", "runs", "wall s", "s/step"), rows)
+            "Wall seconds of each distillation (dev evaluations included) and seconds per step, from the last",
+            "record of its `distill_log.jsonl` (mean ± sample SD over the runs that have a log).", ""] + _table(("corpus", "model", "runs", "wall s", "s/step"), rows)
 
 
 def render_markdown(table: Dict[str, Any]) -> str:
