@@ -110,6 +110,7 @@ def make_card(trained, benchmark=None):
         ("NCBI-disease", "student", "fastbioner_ncbi_disease"),
         ("BC5CDR-chem", "student", "fastbioner_bc5cdr_chem"),
         ("BC4CHEMD", "student", "fastbioner_bc4chemd"),
+        ("BC5CDR", "student", "fastbioner_bc5cdr"),
         ("NCBI-disease", "teacher", "fastbioner_ncbi_disease_teacher"),
     ],
 )
