@@ -341,7 +341,7 @@ def test_paper_runs_plan(tmp_path):
     commands = [(m.group(1), re.search(r"--vars.seed (\d+)", m.group(0))) for m in steps if m]
     assert [(name, seed and seed.group(1)) for name, seed in commands] == [
         ("assets-local", None), ("demo-teacher-model", None), ("corpus", None), ("demo-train-teacher", None),
-        ("evaluate-teacher", None), ("make-student", None),
+        ("evaluate-teacher", None), ("make-student", None), ("teacher-targets", None),
         ("distill-seed", "3"), ("train-student-nokd-seed", "3"), ("distill-seed", "5"), ("train-student-nokd-seed", "5"),
         ("package-paper-student", "3"),
     ]
