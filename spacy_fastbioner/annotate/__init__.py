@@ -1,0 +1,24 @@
+"""Annotating collections: `annotate()` and `spacy fastbioner annotate`.
+
+formats.py reads the inputs, writers.py renders the outputs, shards.py keeps
+the sharded output and its manifest, local.py runs `nlp.pipe` (one or more
+processes), ray.py runs the same shards on Ray (optional extra `[ray]`).
+"""
+from .confidence import add_entity_confidence, entity_confidence
+from .formats import FORMATS, InputDocument, InputError, InputSource, detect_format, read_records
+from .job import AnnotateError, annotate
+from .writers import OUTPUT_FORMATS
+
+__all__ = [
+    "AnnotateError",
+    "FORMATS",
+    "InputDocument",
+    "InputError",
+    "InputSource",
+    "OUTPUT_FORMATS",
+    "add_entity_confidence",
+    "annotate",
+    "detect_format",
+    "entity_confidence",
+    "read_records",
+]
