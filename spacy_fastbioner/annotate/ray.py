@@ -75,10 +75,16 @@ def run_ray(
     pages_for (Callable[[Shard], int]): How many displaCy pages a shard renders.
     on_result (Callable[[Shard, ShardResult], None]): Called with each finished shard, as results arrive.
     """
+    import logging
+
     import ray
 
     if not shards:
         return
+    # Our own progress bar counts documents and words; Ray Data's would be a second one.
+    context = ray.data.DataContext.get_current()
+    context.enable_progress_bars = False
+    logging.getLogger("ray.data").setLevel(logging.WARNING)
     if not ray.is_initialized():
         ray.init(address=address, runtime_env={"env_vars": {"TOKENIZERS_PARALLELISM": "false"}},
                  log_to_driver=False)
