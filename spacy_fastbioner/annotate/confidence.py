@@ -13,7 +13,7 @@ are kept in `doc.user_data`, which spaCy sends back from the child processes of
 `nlp.pipe(..., n_process=N)` with the doc.
 """
 import types
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple, cast
 
 import numpy
 from spacy.language import Language
@@ -71,7 +71,7 @@ def _store_confidence(pipe: FastBioNER, docs: Sequence[Doc], scores: List[Floats
     for doc, doc_scores in zip(docs, scores):
         if not len(doc.ents):
             continue
-        probs = numpy.exp(log_softmax(pipe.model.ops.to_numpy(doc_scores)))
+        probs = numpy.exp(numpy.asarray(log_softmax(cast(Floats2d, pipe.model.ops.to_numpy(doc_scores)))))
         values = []
         for ent in doc.ents:
             tag_ids = [index[f"B-{ent.label_}"]] + [index[f"I-{ent.label_}"]] * (len(ent) - 1)

@@ -13,7 +13,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import IO, Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union, cast
 
 FORMATS = ("text", "jsonl", "pubtator", "bioc-xml", "bioc-json")
 _PUBTATOR_HEAD = re.compile(r"^([^\t|]*)\|([ta])\|(.*)$", re.DOTALL)
@@ -46,6 +46,7 @@ class InputDocument:
     title (Optional[str]): PubTator: the title (the text is title + " " + abstract).
     abstract (Optional[str]): PubTator: the abstract, None when the input had no `|a|` line.
     bioc (Any): BioC: the `bioc.BioCDocument`, written back with the predictions.
+    file (str): The input file.
     """
 
     id: str
@@ -57,6 +58,7 @@ class InputDocument:
     title: Optional[str] = None
     abstract: Optional[str] = None
     bioc: Any = None
+    file: str = ""
 
     @property
     def text(self) -> str:
@@ -145,12 +147,15 @@ def read_records(
     start_line (int): The line number at `start_byte`.
     YIELDS (Record): Documents and errors, in file order.
     """
-    readers = {"text": _read_text, "jsonl": _read_jsonl, "pubtator": _read_pubtator,
-               "bioc-xml": _read_bioc_xml, "bioc-json": _read_bioc_json}
-    if source.format not in readers:
+    readers: Dict[str, Callable[[InputSource, IO[bytes], int, int, int], Iterator[Record]]] = {
+        "text": _read_text, "jsonl": _read_jsonl, "pubtator": _read_pubtator, "bioc-xml": _read_bioc_xml,
+    }
+    if source.format not in FORMATS:
         raise ValueError(f"unknown input format {source.format!r}: expected one of {', '.join(FORMATS)}")
     if source.format == "bioc-json":
-        yield from _read_bioc_json(source, start_index)
+        for record in _read_bioc_json(source, start_index):
+            record.file = source.path
+            yield record
         return
     index = start_index
     try:
@@ -159,6 +164,7 @@ def read_records(
                 file_.seek(start_byte)
             for record in readers[source.format](source, file_, start_byte, start_index, start_line):
                 index = record.index + 1
+                record.file = source.path
                 yield record
     except (OSError, EOFError, gzip.BadGzipFile) as err:
         # A truncated or corrupt .gz (or a file gone): what was read is kept, the rest is one error.
@@ -167,7 +173,7 @@ def read_records(
 
 def _open(path: Union[str, Path]) -> IO[bytes]:
     if str(path).endswith(".gz"):
-        return gzip.open(path, "rb")
+        return cast(IO[bytes], gzip.open(path, "rb"))
     return open(path, "rb")
 
 

@@ -10,7 +10,7 @@ import srsly
 
 from .formats import FORMATS, InputSource, detect_format, read_collection_info
 from .local import ShardResult, ShardSettings
-from .progress import Progress
+from .progress import Monitor, Progress
 from .shards import (
     MANIFEST_VERSION,
     Manifest,
@@ -102,6 +102,7 @@ def annotate(
     address: Optional[str] = None,
     resume: bool = False,
     quiet: bool = False,
+    monitor: Optional[Monitor] = None,
 ) -> Dict[str, Any]:
     """Annotate every document of the inputs, shard by shard, into `output`.
     Running it again on the same output folder skips the finished shards and
@@ -126,6 +127,8 @@ def annotate(
     address (Optional[str]): Ray: the cluster's address; a local Ray when None.
     resume (bool): Require an earlier run's output folder to resume.
     quiet (bool): No progress bar.
+    monitor (Optional[Monitor]): Called with (documents done, documents in
+        the run, words done) when annotation starts and as it goes.
     RETURNS (Dict[str, Any]): The summary: n_shards, n_read, n_written,
         n_errors, n_entities, n_words, and the output files by format.
     """
@@ -167,7 +170,7 @@ def annotate(
     if backend == "ray":
         from .ray import run_ray
 
-        progress = Progress(total, done, quiet=quiet)
+        progress = Progress(total, done, quiet=quiet, monitor=monitor)
 
         def on_ray_result(shard: Shard, result: ShardResult) -> None:
             on_result(shard, result)
@@ -188,7 +191,7 @@ def annotate(
             raise AnnotateError(f"Cannot load the pipeline {model!r}: {err}") from None
         limit_threads(n_process, n_threads)
         collections = [read_collection_info(s) if s.format.startswith("bioc") else None for s in sources]
-        progress = Progress(total, done, quiet=quiet)  # after loading: words/s of annotation only
+        progress = Progress(total, done, quiet=quiet, monitor=monitor)  # after loading: words/s of annotation only
         try:
             run_local(nlp, pending, sources, collections, settings, n_process=n_process, pages_for=pages_for,
                       on_result=on_result, on_doc=progress.update)

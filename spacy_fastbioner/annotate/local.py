@@ -10,13 +10,13 @@ backend gives the same output).
 """
 from dataclasses import dataclass, field
 from itertools import islice
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Set, Tuple
 
 from spacy.language import Language
 from spacy.tokens import Doc
 
 from .confidence import Entity, add_entity_confidence, doc_entities
-from .formats import InputDocument, InputError, InputSource, Record, passages_of, read_records
+from .formats import InputDocument, InputError, InputSource, Passage, Record, passages_of, read_records
 from .shards import Shard
 from .writers import render, render_html
 
@@ -74,8 +74,11 @@ def annotate_documents(
     n_process: int = 1,
     min_confidence: float = 0.0,
     on_doc: Optional[OnDoc] = None,
-) -> Tuple[List[List[Entity]], int]:
-    """Annotate documents passage by passage, in length-sorted batches.
+) -> Tuple[List[List[Entity]], int, Dict[int, str]]:
+    """Annotate documents passage by passage, in length-sorted batches. If the
+    pipeline raises (e.g. a text that its transformer cannot take), the
+    documents are annotated again one at a time, and those that fail are
+    returned as failures instead of stopping the run.
 
     nlp (Language): The pipeline (from `load_pipeline`).
     documents (Sequence[InputDocument]): The documents.
@@ -84,27 +87,64 @@ def annotate_documents(
     min_confidence (float): Drop entities whose confidence is lower (entities
         without a confidence are kept).
     on_doc (Optional[OnDoc]): Called with (1, words) as each document is done.
-    RETURNS (Tuple[List[List[Entity]], int]): Each document's entities
-        (document offsets, in order) and the number of tokens annotated.
+    RETURNS (Tuple[List[List[Entity]], int, Dict[int, str]]): Each document's
+        entities (document offsets, in order), the number of tokens annotated,
+        and the documents that the pipeline failed on, with the reason.
     """
     units = passages_of(documents)
     order = sorted(range(len(units)), key=lambda i: len(units[i][1].text))
-    remaining = [0] * len(documents)
-    for doc_index, _ in units:
-        remaining[doc_index] += 1
+    texts = [units[i][1].text for i in order]
+    reported: Set[int] = set()
+    docs: List[Optional[Doc]]
+    try:
+        docs = list(_annotate_units(nlp, texts, batch_size, n_process, order, units, on_doc, reported))
+        failures: Dict[int, str] = {}
+    except Exception:  # noqa: BLE001  any component's error: find the documents that cause it
+        docs, failures = _annotate_one_by_one(nlp, texts, order, units)
+        if on_doc is not None:
+            for doc_index in sorted(set(range(len(documents))) - reported):
+                on_doc(1, sum(len(d) for i, d in zip(order, docs) if d is not None and units[i][0] == doc_index))
     entities: List[List[Entity]] = [[] for _ in documents]
-    words = [0] * len(documents)
-    texts = (units[i][1].text for i in order)
-    for i, doc in zip(order, nlp.pipe(texts, batch_size=batch_size, n_process=n_process)):
+    words = 0
+    for i, doc in zip(order, docs):
         doc_index, passage = units[i]
+        if doc is None or doc_index in failures:
+            continue
         entities[doc_index].extend(
             ent for ent in doc_entities(doc, passage.offset) if ent[3] is None or ent[3] >= min_confidence
         )
-        words[doc_index] += len(doc)
+        words += len(doc)
+    return [sorted(ents) for ents in entities], words, failures
+
+
+def _annotate_units(nlp: Language, texts: List[str], batch_size: int, n_process: int, order: List[int],
+                    units: List[Tuple[int, Passage]], on_doc: Optional[OnDoc], reported: Set[int]) -> Iterator[Doc]:
+    remaining: Dict[int, int] = {}
+    for doc_index, _ in units:
+        remaining[doc_index] = remaining.get(doc_index, 0) + 1
+    words: Dict[int, int] = {}
+    for i, doc in zip(order, nlp.pipe(texts, batch_size=batch_size, n_process=n_process)):
+        doc_index = units[i][0]
+        words[doc_index] = words.get(doc_index, 0) + len(doc)
         remaining[doc_index] -= 1
         if on_doc is not None and remaining[doc_index] == 0:
             on_doc(1, words[doc_index])
-    return [sorted(ents) for ents in entities], sum(words)
+            reported.add(doc_index)
+        yield doc
+
+
+def _annotate_one_by_one(nlp: Language, texts: List[str], order: List[int],
+                         units: List[Tuple[int, Passage]]) -> Tuple[List[Optional[Doc]], Dict[int, str]]:
+    docs: List[Optional[Doc]] = []
+    failures: Dict[int, str] = {}
+    for i, text in zip(order, texts):
+        try:
+            docs.append(nlp(text))
+        except Exception as err:  # noqa: BLE001
+            docs.append(None)
+            failures.setdefault(units[i][0], f"the pipeline failed on this document: {type(err).__name__}: "
+                                             f"{str(err)[:300]}")
+    return docs, failures
 
 
 def read_shard(source: InputSource, shard: Shard) -> List[Record]:
@@ -138,17 +178,21 @@ def process_shard(
     RETURNS (ShardResult): The shard's outputs.
     """
     documents = [r for r in records if isinstance(r, InputDocument)]
-    errors = [{**r.to_dict(), "shard": shard_id} for r in records if isinstance(r, InputError)]
-    if on_doc is not None and errors:
-        on_doc(len(errors), 0)
-    entities, n_words = annotate_documents(
+    n_input_errors = len(records) - len(documents)
+    if on_doc is not None and n_input_errors:
+        on_doc(n_input_errors, 0)
+    entities, n_words, failures = annotate_documents(
         nlp, documents, batch_size=settings.batch_size, n_process=n_process,
         min_confidence=settings.min_confidence, on_doc=on_doc,
     )
-    annotated = list(zip(documents, entities))
+    failed = [InputError(doc.file, failures[i], index=doc.index, line=doc.line, byte=doc.byte, id=doc.id)
+              for i, doc in enumerate(documents) if i in failures]
+    bad = sorted([r for r in records if isinstance(r, InputError)] + failed, key=lambda r: r.index)
+    errors = [{**r.to_dict(), "shard": shard_id} for r in bad]
+    annotated = [(doc, ents) for i, (doc, ents) in enumerate(zip(documents, entities)) if i not in failures]
     outputs = {fmt: render(fmt, annotated, collection) for fmt in settings.formats}
-    counts = {"n_written": len(documents), "n_errors": len(errors),
-              "n_entities": sum(len(e) for e in entities), "n_words": n_words}
+    counts = {"n_written": len(annotated), "n_errors": len(errors),
+              "n_entities": sum(len(e) for _, e in annotated), "n_words": n_words}
     pages = [(doc.id, render_html(doc, ents)) for doc, ents in annotated[:n_pages]]
     return ShardResult(outputs, errors, counts, pages)
 

@@ -90,7 +90,7 @@ def run_ray(
                  log_to_driver=False)
     rows = [{"shard": json.dumps(shard.to_dict()), "n_pages": pages_for(shard)} for shard in shards]
     dataset = ray.data.from_items(rows, override_num_blocks=len(rows)).map(
-        ShardAnnotator,
+        ShardAnnotator,  # type: ignore[arg-type]  # a callable class: Ray makes an actor pool of it
         fn_constructor_kwargs={
             "model": model,
             "sources": [{**asdict(s), "text_fields": list(s.text_fields)} for s in sources],

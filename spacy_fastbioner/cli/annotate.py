@@ -57,3 +57,32 @@ def annotate_cli(
         f"({summary['n_entities']:,} entities, {summary['n_shards']} shards); "
         f"{summary['n_errors']:,} in {output / 'errors.jsonl'}"
     )
+
+
+@fastbioner_cli.command("annotate-benchmark")
+def annotate_benchmark_cli(
+    # fmt: off
+    models: List[str] = Arg(..., help="Pipelines to compare, each LABEL=MODEL (a folder or package) or MODEL"),
+    data: Path = Opt(..., "--data", "-d", help="One text per line, e.g. assets/raw/unlabelled-abstracts.txt", exists=True, dir_okay=False),
+    output_dir: Path = Opt(..., "--output", "-o", help="Output folder for scaling.json and scaling.md", file_okay=False),
+    n_docs: int = Opt(8692, "--n-docs", "-n", min=1, help="Annotate the first N texts"),
+    batch_size: int = Opt(64, "--batch-size", "-b", min=1, help="--batch-size of the annotate runs"),
+    shard_size: int = Opt(1000, "--shard-size", min=1, help="--shard-size of the annotate runs"),
+    # fmt: on
+) -> None:
+    """Measure `annotate` at 1 process x 1 thread, 2 processes x 1 thread and
+    1 process x 2 threads: words/s, peak memory per process at 10%, 50% and
+    100% of the documents, the scaling ratio, and the core-hours and cores
+    that PubMed (36M abstracts, about 9B words) would take."""
+    from ..benchmark.scaling import run_scaling_benchmark
+
+    pairs = []
+    for item in models:
+        label, sep, model = item.partition("=")
+        pairs.append((label, model) if sep else (Path(item).name or item, item))
+    results = run_scaling_benchmark(pairs, data, output_dir, n_docs=n_docs, batch_size=batch_size,
+                                    shard_size=shard_size)
+    for label, entry in results["models"].items():
+        ratios = ", ".join(f"{k}: {v:.2f}x" for k, v in entry.get("scaling", {}).items())
+        msg.info(f"{label}: {ratios}")
+    msg.good(f"Saved {output_dir / 'scaling.json'} and {output_dir / 'scaling.md'}")
