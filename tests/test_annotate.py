@@ -304,3 +304,37 @@ def test_api_refuses_bad_settings(tmp_path: Path, raw_text_model: Path) -> None:
         annotate(str(raw_text_model), [tmp_path / "in.txt"], tmp_path / "out", backend="spark")
     with pytest.raises(AnnotateError, match="expected a number in"):
         annotate(str(raw_text_model), [tmp_path / "in.txt"], tmp_path / "out", min_confidence=2.0)
+
+
+def test_a_document_the_pipeline_fails_on_goes_to_errors(tmp_path: Path, raw_text_model: Path) -> None:
+    """The tiny BERT has 128 positions: one 48-token window of words it must
+    spell out letter by letter is too long for it, and the transformer raises."""
+    good = texts(4)
+    spelled = " ".join(["zqxv"] * 60)
+    (tmp_path / "in.txt").write_text("\n".join(good[:2] + [spelled] + good[2:]) + "\n", encoding="utf8")
+    summary = annotate(str(raw_text_model), [tmp_path / "in.txt"], tmp_path / "out", quiet=True, batch_size=8)
+    assert (summary["n_read"], summary["n_written"], summary["n_errors"]) == (5, 4, 1)
+    (error,) = read_jsonl(tmp_path / "out" / "errors.jsonl")
+    assert (error["line"], error["id"]) == (3, "3") and error["reason"].startswith("the pipeline failed")
+    assert [r["id"] for r in all_records(tmp_path / "out")] == ["1", "2", "4", "5"]
+    whole = annotate(str(raw_text_model), [tmp_path / "in.txt"], tmp_path / "again", quiet=True, batch_size=1)
+    assert outputs(tmp_path / "again") == outputs(tmp_path / "out") and whole == summary
+
+
+def test_annotate_benchmark_reports(tmp_path: Path, raw_text_model: Path) -> None:
+    from spacy_fastbioner.benchmark.scaling import PUBMED_WORDS, run_scaling_benchmark
+
+    (tmp_path / "abstracts.txt").write_text("\n".join(texts(30)) + "\n", encoding="utf8")
+    results = run_scaling_benchmark([("tiny", str(raw_text_model))], tmp_path / "abstracts.txt", tmp_path / "bench",
+                                    n_docs=20, shard_size=10, batch_size=4, settings=((1, 1), (2, 1)))
+    entry = results["models"]["tiny"]
+    (one, two) = entry["runs"]
+    assert one["n_docs"] == two["n_docs"] == 20 and one["n_words"] == two["n_words"] > 100
+    assert entry["scaling"]["2x1"] == pytest.approx(two["words_per_second"] / one["words_per_second"], rel=1e-2)
+    per_core = two["words_per_second"] / 2
+    assert entry["pubmed"]["core_hours"] == pytest.approx(PUBMED_WORDS / per_core / 3600, rel=1e-2)
+    assert set(one["memory"]) == {"10%", "50%", "100%"} and one["memory"]["100%"]["main"]["peak_mb"] > 0
+    assert len(two["memory"]["10%"]["children"]) == 2  # each child process of nlp.pipe is measured
+    markdown = (tmp_path / "bench" / "scaling.md").read_text(encoding="utf8")
+    assert "| tiny | 2x1 |" in markdown and "cores to finish in 24 h" in markdown
+    assert json.loads((tmp_path / "bench" / "scaling.json").read_text()) == results
