@@ -22,7 +22,7 @@ from spacy_fastbioner.annotate.shards import MANIFEST, SHARDS_DIR
 from spacy_fastbioner.testing import synthetic_sentences
 
 bioc = pytest.importorskip("bioc")
-from bioc import biocxml  # noqa: E402
+from bioc import biocxml
 
 REPO = Path(__file__).parent.parent
 
@@ -207,7 +207,7 @@ def test_kill_and_resume_equals_an_uninterrupted_run(tmp_path: Path, raw_text_mo
 
 def test_a_changed_shard_file_is_redone(tmp_path: Path, raw_text_model: Path) -> None:
     (tmp_path / "in.txt").write_text("\n".join(texts(10)) + "\n", encoding="utf8")
-    run = lambda: annotate(str(raw_text_model), [tmp_path / "in.txt"], tmp_path / "out", shard_size=4,  # noqa: E731
+    run = lambda: annotate(str(raw_text_model), [tmp_path / "in.txt"], tmp_path / "out", shard_size=4,
                            quiet=True)
     run()
     before = outputs(tmp_path / "out")

@@ -21,10 +21,15 @@ from spacy_fastbioner.annotate.formats import (
     read_records,
     xml_chunks,
 )
-from spacy_fastbioner.annotate.writers import render_bioc, render_html, render_jsonl, render_pubtator
+from spacy_fastbioner.annotate.writers import (
+    render_bioc,
+    render_html,
+    render_jsonl,
+    render_pubtator,
+)
 
 bioc = pytest.importorskip("bioc")
-from bioc import biocjson, biocxml  # noqa: E402
+from bioc import biocjson, biocxml
 
 TITLE = "Aspirin and breast cancer."
 ABSTRACT = "Lithium carbonate caused diabetes."

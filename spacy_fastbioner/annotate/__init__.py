@@ -5,7 +5,14 @@ the sharded output and its manifest, local.py runs `nlp.pipe` (one or more
 processes), ray.py runs the same shards on Ray (optional extra `[ray]`).
 """
 from .confidence import add_entity_confidence, entity_confidence
-from .formats import FORMATS, InputDocument, InputError, InputSource, detect_format, read_records
+from .formats import (
+    FORMATS,
+    InputDocument,
+    InputError,
+    InputSource,
+    detect_format,
+    read_records,
+)
 from .job import AnnotateError, annotate
 from .writers import OUTPUT_FORMATS
 

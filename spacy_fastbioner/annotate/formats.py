@@ -11,102 +11,34 @@ read again from its first byte (`start_byte`).
 import gzip
 import json
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union, cast
+from typing import (
+    IO,
+    Any,
+    Callable,
+    Dict,
+    Iterator,
+    List,
+    Optional,
+    Sequence,
+    Tuple,
+    Union,
+)
+
+from .bioc_input import read_bioc_json, read_bioc_xml, read_collection_info, xml_chunks
+from .records import (
+    InputDocument,
+    InputError,
+    InputSource,
+    Passage,
+    Record,
+    decode,
+    open_input,
+    read_lines,
+)
 
 FORMATS = ("text", "jsonl", "pubtator", "bioc-xml", "bioc-json")
 _PUBTATOR_HEAD = re.compile(r"^([^\t|]*)\|([ta])\|(.*)$", re.DOTALL)
-_XML_DOC_START = re.compile(rb"<document[\s>]")
-_XML_DOC_END = b"</document>"
-_XML_ID = re.compile(rb"<id>\s*([^<]*?)\s*</id>")
-_BIOC_SHELL = "<collection><source></source><date></date><key></key>{}</collection>"
-
-
-@dataclass
-class Passage:
-    """A piece of a document's text, `offset` characters into the document."""
-
-    offset: int
-    text: str
-
-
-@dataclass
-class InputDocument:
-    """A document to annotate.
-
-    id (str): The document's id (from the input, else its line or index).
-    passages (List[Passage]): The texts to annotate; entity offsets are
-        `passage.offset` + the offset in the passage text.
-    index (int): The record's 0-based position in its file.
-    line (Optional[int]): Its 1-based line, for line-based formats.
-    byte (int): The byte offset where it starts.
-    annotations (List[Dict[str, Any]]): Annotations already in the input, kept
-        apart from the predicted ones.
-    title (Optional[str]): PubTator: the title (the text is title + " " + abstract).
-    abstract (Optional[str]): PubTator: the abstract, None when the input had no `|a|` line.
-    bioc (Any): BioC: the `bioc.BioCDocument`, written back with the predictions.
-    file (str): The input file.
-    """
-
-    id: str
-    passages: List[Passage]
-    index: int = 0
-    line: Optional[int] = None
-    byte: int = 0
-    annotations: List[Dict[str, Any]] = field(default_factory=list)
-    title: Optional[str] = None
-    abstract: Optional[str] = None
-    bioc: Any = None
-    file: str = ""
-
-    @property
-    def text(self) -> str:
-        """The document's text, passages placed at their offsets (gaps as spaces)."""
-        parts: List[str] = []
-        end = 0
-        for passage in sorted(self.passages, key=lambda p: p.offset):
-            if passage.offset > end:
-                parts.append(" " * (passage.offset - end))
-            parts.append(passage.text[max(0, end - passage.offset):])
-            end = max(end, passage.offset + len(passage.text))
-        return "".join(parts)
-
-
-@dataclass
-class InputError:
-    """A document of the input that cannot be annotated, and why."""
-
-    file: str
-    reason: str
-    index: int = 0
-    line: Optional[int] = None
-    byte: int = 0
-    id: Optional[str] = None
-
-    def to_dict(self) -> Dict[str, Any]:
-        """RETURNS (Dict[str, Any]): The errors.jsonl record."""
-        return {"file": self.file, "line": self.line, "byte": self.byte, "id": self.id, "reason": self.reason}
-
-
-Record = Union[InputDocument, InputError]
-
-
-@dataclass(frozen=True)
-class InputSource:
-    """An input file and how to read it.
-
-    path (str): The file (".gz" is decompressed).
-    format (str): One of FORMATS.
-    id_field (str): JSONL: the id field (dotted for nested objects).
-    text_fields (Tuple[str, ...]): JSONL: the text field(s); several are
-        joined with a space, like PubTator's title and abstract.
-    """
-
-    path: str
-    format: str
-    id_field: str = "id"
-    text_fields: Tuple[str, ...] = ("text",)
 
 
 def detect_format(path: Union[str, Path]) -> str:
@@ -125,7 +57,7 @@ def detect_format(path: Union[str, Path]) -> str:
         if name.endswith(suffixes):
             return fmt
     try:
-        with _open(path) as file_:
+        with open_input(path) as file_:
             for raw in file_:
                 if raw.strip():
                     line = raw.decode("utf8", errors="replace")
@@ -148,18 +80,18 @@ def read_records(
     YIELDS (Record): Documents and errors, in file order.
     """
     readers: Dict[str, Callable[[InputSource, IO[bytes], int, int, int], Iterator[Record]]] = {
-        "text": _read_text, "jsonl": _read_jsonl, "pubtator": _read_pubtator, "bioc-xml": _read_bioc_xml,
+        "text": _read_text, "jsonl": _read_jsonl, "pubtator": _read_pubtator, "bioc-xml": read_bioc_xml,
     }
     if source.format not in FORMATS:
         raise ValueError(f"unknown input format {source.format!r}: expected one of {', '.join(FORMATS)}")
     if source.format == "bioc-json":
-        for record in _read_bioc_json(source, start_index):
+        for record in read_bioc_json(source, start_index):
             record.file = source.path
             yield record
         return
     index = start_index
     try:
-        with _open(source.path) as file_:
+        with open_input(source.path) as file_:
             if start_byte:
                 file_.seek(start_byte)
             for record in readers[source.format](source, file_, start_byte, start_index, start_line):
@@ -171,32 +103,11 @@ def read_records(
         yield InputError(source.path, f"cannot read the rest of the file: {err}", index=index)
 
 
-def _open(path: Union[str, Path]) -> IO[bytes]:
-    if str(path).endswith(".gz"):
-        return cast(IO[bytes], gzip.open(path, "rb"))
-    return open(path, "rb")
-
-
-def _lines(file_: IO[bytes], byte: int) -> Iterator[Tuple[int, bytes]]:
-    """(byte offset, line without its line break)."""
-    for raw in file_:
-        yield byte, raw.rstrip(b"\r\n")
-        byte += len(raw)
-
-
-def _decode(raw: bytes, what: str = "line") -> Tuple[Optional[str], str]:
-    """(text, "") or (None, reason) for bytes that are not UTF-8."""
-    try:
-        return raw.decode("utf8"), ""
-    except UnicodeDecodeError as err:
-        return None, f"bytes that are not UTF-8 ({raw[err.start]:#04x} at byte {err.start} of the {what})"
-
-
 def _read_text(source: InputSource, file_: IO[bytes], byte: int, index: int, _: int) -> Iterator[Record]:
     """One document per line; its id is the line number."""
-    for index, (offset, raw) in enumerate(_lines(file_, byte), index):
+    for index, (offset, raw) in enumerate(read_lines(file_, byte), index):
         line = index + 1
-        text, why = _decode(raw)
+        text, why = decode(raw)
         if text is not None and index == 0:
             text = text.lstrip("\ufeff")
         if text is None or not text.strip():
@@ -215,10 +126,10 @@ def _field(obj: Any, path: str) -> Any:
 
 def _read_jsonl(source: InputSource, file_: IO[bytes], byte: int, index: int, _: int) -> Iterator[Record]:
     """One JSON object per line; the id and text fields are configurable."""
-    for index, (offset, raw) in enumerate(_lines(file_, byte), index):
+    for index, (offset, raw) in enumerate(read_lines(file_, byte), index):
         line = index + 1
         where: Dict[str, Any] = {"index": index, "line": line, "byte": offset}
-        text, why = _decode(raw)
+        text, why = decode(raw)
         if text is None:
             yield InputError(source.path, why, **where)
             continue
@@ -251,7 +162,7 @@ def _pubtator_blocks(file_: IO[bytes], byte: int) -> Iterator[Tuple[int, int, Li
     blank-line-separated block."""
     block: List[bytes] = []
     start = first = 0
-    for i, (offset, raw) in enumerate(_lines(file_, byte)):
+    for i, (offset, raw) in enumerate(read_lines(file_, byte)):
         if raw.strip():
             if not block:
                 start, first = offset, i
@@ -274,7 +185,7 @@ def _parse_pubtator_block(path: str, block: List[bytes], index: int, line: int, 
     where: Dict[str, Any] = {"index": index, "line": line, "byte": offset}
     decoded: List[str] = []
     for k, raw in enumerate(block):
-        text, why = _decode(raw)
+        text, why = decode(raw)
         if text is None:
             return InputError(path, f"{why} (line {line + k})", id=_pmid_of(block[0]), **where)
         decoded.append(text.lstrip("\ufeff"))
@@ -321,161 +232,6 @@ def _pmid_of(raw: bytes) -> Optional[str]:
     return head.group(1).decode("utf8", errors="replace") if head else None
 
 
-def xml_chunks(file_: IO[bytes], byte: int = 0, block: int = 1 << 20) -> Iterator[Tuple[int, bytes]]:
-    """Cut a BioC XML stream into its `<document>...</document>` elements,
-    without parsing them, so that one broken document does not hide the rest.
-    The bytes before the first document (the collection's header) come first,
-    at its own offset, when reading from the start.
-
-    YIELDS (Tuple[int, bytes]): (byte offset, bytes) of the header, then of each document.
-    """
-    buffer = b""
-    base = byte  # the offset of buffer[0]
-    seen_document = byte > 0
-    eof = False
-    while True:
-        start = _XML_DOC_START.search(buffer)
-        end = buffer.find(_XML_DOC_END, start.start()) if start else -1
-        if start and end >= 0:
-            if not seen_document:
-                yield base, buffer[: start.start()]
-                seen_document = True
-            stop = end + len(_XML_DOC_END)
-            yield base + start.start(), buffer[start.start(): stop]
-            base, buffer = base + stop, buffer[stop:]
-            continue
-        if eof:
-            break
-        more = file_.read(block)
-        eof = not more
-        buffer += more
-    if not seen_document:
-        yield base, buffer
-    elif _XML_DOC_START.search(buffer):
-        start = _XML_DOC_START.search(buffer)
-        assert start is not None
-        yield base + start.start(), buffer[start.start():]  # an unclosed last document
-
-
-def _read_bioc_xml(source: InputSource, file_: IO[bytes], byte: int, index: int, _: int) -> Iterator[Record]:
-    """Each `<document>` is parsed on its own by `bioc`."""
-    from bioc import biocxml
-
-    chunks = xml_chunks(file_, byte)
-    if byte == 0:
-        next(chunks, None)  # the collection's header: read by `read_collection_info`
-    for index, (offset, chunk) in enumerate(chunks, index):
-        found = _XML_ID.search(chunk)
-        doc_id = found.group(1).decode("utf8", errors="replace") if found else None
-        where: Dict[str, Any] = {"index": index, "byte": offset, "id": doc_id}
-        text, why = _decode(chunk, "document")
-        if text is None:
-            yield InputError(source.path, why, **where)
-            continue
-        try:
-            document = biocxml.loads(_BIOC_SHELL.format(text)).documents[0]
-        except Exception as err:  # lxml's XMLSyntaxError and bioc's own errors
-            yield InputError(source.path, f"invalid XML document: {err}", **where)
-            continue
-        yield _bioc_record(source.path, document, where)
-
-
-def read_collection_info(source: InputSource) -> Any:
-    """The BioC collection of a BioC file without its documents (source, date,
-    key, infons), for the output; an empty collection if it cannot be read.
-
-    RETURNS (bioc.BioCCollection): The collection.
-    """
-    import bioc
-    from bioc import biocxml
-
-    try:
-        if source.format == "bioc-xml":
-            with _open(source.path) as file_:
-                header = next(xml_chunks(file_), (0, b""))[1].decode("utf8")
-            header = re.sub(r"^\s*<\?xml[^>]*\?>", "", header).replace("</collection>", "")
-            header = re.sub(r"<!DOCTYPE[^>]*>", "", header)
-            return biocxml.loads(header + "</collection>")
-        if source.format == "bioc-json":
-            obj = _load_json_file(source.path)
-            collection = bioc.BioCCollection()
-            collection.source, collection.date, collection.key = (str(obj.get(k) or "") for k in
-                                                                  ("source", "date", "key"))
-            collection.infons = dict(obj.get("infons") or {})
-            return collection
-    except Exception:  # the documents' own errors are reported by the reader
-        pass
-    return bioc.BioCCollection()
-
-
-def _bioc_record(path: str, document: Any, where: Dict[str, Any]) -> Record:
-    passages = [Passage(int(p.offset), p.text) for p in document.passages if p.text]
-    if not any(p.text.strip() for p in passages):
-        return InputError(path, "empty text (no passage has text)", **{**where, "id": document.id})
-    annotations = [
-        {"id": ann.id, "label": ann.infons.get("type"), "text": ann.text,
-         "locations": [[loc.offset, loc.offset + loc.length] for loc in ann.locations]}
-        for container in [document, *document.passages] for ann in container.annotations
-    ]
-    place = {k: v for k, v in where.items() if k != "id"}
-    return InputDocument(str(document.id), passages, annotations=annotations, bioc=document, **place)
-
-
-def _read_bioc_json(source: InputSource, start_index: int) -> Iterator[Record]:
-    """A BioC JSON collection, read whole; each document is parsed on its own."""
-    from bioc.biocjson.decoder import parse_doc
-
-    try:
-        obj = _load_json_file(source.path)
-    except (OSError, EOFError, ValueError) as err:
-        yield InputError(source.path, f"broken JSON: {err}; expected a BioC JSON collection", index=0)
-        return
-    documents = obj.get("documents") if isinstance(obj, dict) else None
-    if not isinstance(documents, list):
-        yield InputError(source.path, "expected a BioC JSON collection with a 'documents' list", index=0)
-        return
-    for index, doc in enumerate(documents[start_index:], start_index):
-        doc_id = str(doc.get("id")) if isinstance(doc, dict) and doc.get("id") is not None else None
-        where: Dict[str, Any] = {"index": index, "byte": 0, "id": doc_id}
-        if _has_surrogates(doc):
-            yield InputError(source.path, f"bytes that are not UTF-8 in document {index}", **where)
-            continue
-        try:
-            document = parse_doc(doc)
-            if not all(isinstance(p.text, str) and isinstance(p.offset, int) for p in document.passages):
-                raise TypeError("a passage's text must be a string and its offset an integer")
-        except (KeyError, TypeError, AttributeError, ValueError) as err:
-            yield InputError(source.path, f"invalid BioC JSON document {index}: {err!r}", **where)
-            continue
-        yield _bioc_record(source.path, document, where)
-
-
-_json_cache: Dict[Tuple[str, int, int], Any] = {}
-
-
-def _load_json_file(path: str) -> Any:
-    """Parse a JSON file, keeping the last one parsed: each shard of a BioC
-    JSON file reads the whole file."""
-    stat = Path(path).stat()
-    key = (path, stat.st_size, stat.st_mtime_ns)
-    if key not in _json_cache:
-        _json_cache.clear()
-        with _open(path) as file_:
-            # surrogateescape: bytes that are not UTF-8 are found per document.
-            _json_cache[key] = json.loads(file_.read().decode("utf8", errors="surrogateescape"))
-    return _json_cache[key]
-
-
-def _has_surrogates(obj: Any) -> bool:
-    if isinstance(obj, str):
-        return any("\udc80" <= c <= "\udcff" for c in obj)
-    if isinstance(obj, dict):
-        return any(_has_surrogates(k) or _has_surrogates(v) for k, v in obj.items())
-    if isinstance(obj, list):
-        return any(_has_surrogates(v) for v in obj)
-    return False
-
-
 def count_records(source: InputSource, every: int) -> Tuple[int, List[Tuple[int, int, int]]]:
     """Count a file's records, noting where every `every`-th one starts.
 
@@ -500,4 +256,4 @@ def passages_of(documents: Sequence[InputDocument]) -> List[Tuple[int, Passage]]
 
 
 __all__ = ["FORMATS", "InputDocument", "InputError", "InputSource", "Passage", "Record", "count_records",
-           "detect_format", "read_collection_info", "read_records"]
+           "detect_format", "read_collection_info", "read_records", "xml_chunks"]

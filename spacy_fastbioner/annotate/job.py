@@ -159,7 +159,11 @@ def annotate(
     settings = ShardSettings(tuple(formats), float(min_confidence), batch_size)
     pending = manifest.pending()
     starts = _global_starts(manifest.header)
-    pages_for = lambda shard: max(0, min(html - starts[shard.input] - shard.start, shard.end - shard.start))  # noqa: E731
+
+    def pages_for(shard: Shard) -> int:
+        """The displaCy pages of a shard: its documents among the first `html` of the run."""
+        return max(0, min(html - starts[shard.input] - shard.start, shard.end - shard.start))
+
     total = sum(inp["n_records"] for inp in manifest.header["inputs"])
     done = total - sum(s.end - s.start for s in pending)
 

@@ -16,7 +16,15 @@ from spacy.language import Language
 from spacy.tokens import Doc
 
 from .confidence import Entity, add_entity_confidence, doc_entities
-from .formats import InputDocument, InputError, InputSource, Passage, Record, passages_of, read_records
+from .formats import (
+    InputDocument,
+    InputError,
+    InputSource,
+    Passage,
+    Record,
+    passages_of,
+    read_records,
+)
 from .shards import Shard
 from .writers import render, render_html
 
@@ -99,7 +107,7 @@ def annotate_documents(
     try:
         docs = list(_annotate_units(nlp, texts, batch_size, n_process, order, units, on_doc, reported))
         failures: Dict[int, str] = {}
-    except Exception:  # noqa: BLE001  any component's error: find the documents that cause it
+    except Exception:  # any component's error: find the documents that cause it
         docs, failures = _annotate_one_by_one(nlp, texts, order, units)
         if on_doc is not None:
             for doc_index in sorted(set(range(len(documents))) - reported):
@@ -140,7 +148,7 @@ def _annotate_one_by_one(nlp: Language, texts: List[str], order: List[int],
     for i, text in zip(order, texts):
         try:
             docs.append(nlp(text))
-        except Exception as err:  # noqa: BLE001
+        except Exception as err:  # whatever the pipeline raises, the run goes on
             docs.append(None)
             failures.setdefault(units[i][0], f"the pipeline failed on this document: {type(err).__name__}: "
                                              f"{str(err)[:300]}")
