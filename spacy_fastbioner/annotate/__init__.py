@@ -2,8 +2,9 @@
 
 formats.py reads the inputs (records.py: what it yields; bioc_input.py: BioC
 XML and JSON), writers.py renders the outputs, confidence.py gives each entity
-its confidence, shards.py keeps the sharded output and its manifest, local.py runs `nlp.pipe` (one or more
-processes), ray.py runs the same shards on Ray (optional extra `[ray]`).
+its confidence, shards.py keeps the sharded output and its manifest, local.py
+runs `nlp.pipe` (one or more processes), ray.py runs the same shards on Ray
+(optional extra `[ray]`), threads.py sets threads and fork behaviour.
 """
 from .confidence import add_entity_confidence, entity_confidence
 from .formats import (
