@@ -66,10 +66,13 @@ setup(
         "typer>=0.9",
         "srsly>=2.4",
         "wasabi>=0.9",
+        "bioc>=2.1",  # BioC XML/JSON for `spacy fastbioner annotate`
     ],
     extras_require={
         "test": ["pytest>=7", "hypothesis>=6", "build>=1.0", "mypy>=1.5"],
         "benchmark": ["matplotlib>=3.5"],
+        # The Ray backend of `spacy fastbioner annotate` (Ray Data's actor pools).
+        "ray": ["ray[data]>=2.9"],
     },
     entry_points=ENTRY_POINTS,
     zip_safe=False,

@@ -149,3 +149,16 @@ def train_pipeline(
         for i in range(0, len(examples), batch_size):
             nlp.update(examples[i : i + batch_size], sgd=optimizer, drop=0.1)
     return nlp
+
+
+def make_raw_text_pipeline(model_dir: Path, *, window: int = 48, stride: int = 32) -> Language:
+    """A pipeline shaped like the project's configs, for raw text: the
+    BioTokenizer, `fastbioner_sentences`, a tiny transformer fed one sentence
+    per span, and fastbioner_ner."""
+    nlp = spacy.blank("en", config={"nlp": {"tokenizer": {"@tokenizers": "spacy_fastbioner.BioTokenizer.v1"}}})
+    nlp.add_pipe("fastbioner_sentences", name="sentences")
+    config = tiny_transformer_config(model_dir, window=window, stride=stride)
+    config["model"]["get_spans"]["@span_getters"] = "spacy_fastbioner.sentence_spans.v1"
+    nlp.add_pipe("transformer", config=config)
+    nlp.add_pipe("fastbioner_ner")
+    return nlp

@@ -47,3 +47,16 @@ def trained_teacher(tiny_bert4):
     """A tiny teacher trained on the synthetic task."""
     nlp = make_pipeline(tiny_bert4)
     return train_pipeline(nlp, make_examples(nlp, synthetic_sentences(200, seed=1)), epochs=4)
+
+
+@pytest.fixture(scope="session")
+def raw_text_model(tmp_path_factory) -> Path:
+    """A tiny pipeline shaped like the project's (BioTokenizer, sentences,
+    transformer by sentence, fastbioner_ner), trained a little and saved."""
+    from spacy_fastbioner.testing import make_raw_text_pipeline
+
+    path = tmp_path_factory.mktemp("raw_text_model")
+    nlp = make_raw_text_pipeline(make_tiny_bert(path / "bert", n_layers=2))
+    train_pipeline(nlp, make_examples(nlp, synthetic_sentences(150, seed=1)), epochs=3)
+    nlp.to_disk(path / "model")
+    return path / "model"

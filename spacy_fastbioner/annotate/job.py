@@ -1,0 +1,257 @@
+"""`annotate()`: annotate collections of documents into a sharded, resumable
+output folder, on this machine or on Ray. The Python API behind
+`spacy fastbioner annotate`."""
+import glob
+import re
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+
+import srsly
+
+from .formats import FORMATS, InputSource, detect_format, read_collection_info
+from .local import ShardResult, ShardSettings
+from .progress import Monitor, Progress
+from .shards import (
+    MANIFEST_VERSION,
+    Manifest,
+    RunMismatch,
+    Shard,
+    input_fingerprints,
+    plan_shards,
+    sha256_folder,
+    write_atomically,
+)
+from .writers import OUTPUT_FORMATS
+
+BACKENDS = ("local", "ray")
+HTML_DIR = "html"
+
+
+class AnnotateError(ValueError):
+    """A problem that stops the run before it starts: no model, no inputs,
+    bad settings, or an output folder of another model, input or settings."""
+
+
+def find_inputs(patterns: Sequence[Union[str, Path]]) -> List[Path]:
+    """Expand files, folders (every file inside, recursively, hidden ones
+    excepted) and glob patterns into a sorted list of files.
+
+    patterns (Sequence[Union[str, Path]]): What the user gave.
+    RETURNS (List[Path]): The files, each once, in the order given (a
+        folder's or pattern's files sorted).
+    """
+    files: List[Path] = []
+    for pattern in map(str, patterns):
+        path = Path(pattern)
+        if path.is_file():
+            found = [path]
+        elif path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.is_file()
+                           and not any(part.startswith(".") for part in p.relative_to(path).parts))
+        else:
+            found = sorted(Path(p) for p in glob.glob(pattern, recursive=True) if Path(p).is_file())
+        if not found:
+            raise AnnotateError(f"input {pattern!r} matches no file; expected files, folders or glob patterns")
+        files.extend(p for p in found if p not in files)
+    return files
+
+
+def resolve_model(model: str) -> Tuple[Path, Dict[str, Any]]:
+    """Find a pipeline's folder and its meta.json without loading it.
+
+    model (str): A pipeline folder or an installed package name.
+    RETURNS (Tuple[Path, Dict[str, Any]]): The folder and its meta.
+    """
+    from spacy import util
+
+    path = Path(model)
+    if not path.exists() and util.is_package(model):
+        path = Path(util.get_package_path(model))
+        inner = [p for p in path.iterdir() if p.is_dir() and (p / "config.cfg").is_file()]
+        path = inner[0] if inner else path
+    if not path.is_dir():
+        raise AnnotateError(f"Cannot find the model {model!r}: expected a pipeline folder or the name of an "
+                            "installed pipeline package")
+    if not (path / "config.cfg").is_file():
+        raise AnnotateError(f"{path} is not a spaCy pipeline: it has no config.cfg")
+    meta_path = path / "meta.json"
+    meta = srsly.read_json(meta_path) if meta_path.is_file() else {}
+    return path, meta
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name)[:80]
+
+
+def annotate(
+    model: str,
+    inputs: Sequence[Union[str, Path]],
+    output: Union[str, Path],
+    *,
+    input_format: Optional[str] = None,
+    id_field: str = "id",
+    text_fields: Sequence[str] = ("text",),
+    formats: Sequence[str] = ("jsonl",),
+    shard_size: int = 1000,
+    min_confidence: float = 0.0,
+    batch_size: int = 64,
+    n_process: int = 1,
+    n_threads: Optional[int] = None,
+    html: int = 0,
+    backend: str = "local",
+    address: Optional[str] = None,
+    resume: bool = False,
+    quiet: bool = False,
+    monitor: Optional[Monitor] = None,
+) -> Dict[str, Any]:
+    """Annotate every document of the inputs, shard by shard, into `output`.
+    Running it again on the same output folder skips the finished shards and
+    redoes an unfinished one.
+
+    model (str): A pipeline folder or an installed package name.
+    inputs (Sequence[Union[str, Path]]): Files, folders or glob patterns.
+    output (Union[str, Path]): The output folder.
+    input_format (Optional[str]): One of FORMATS for every input; by default
+        each file's is guessed (`detect_format`).
+    id_field (str): JSONL: the document id's field (dotted for nested ones).
+    text_fields (Sequence[str]): JSONL: the text field(s), joined with a space.
+    formats (Sequence[str]): Output formats, of OUTPUT_FORMATS.
+    shard_size (int): Documents per shard.
+    min_confidence (float): Drop entities of a lower confidence.
+    batch_size (int): Passages per batch of `nlp.pipe`.
+    n_process (int): Local: processes of `nlp.pipe`. Ray: actors.
+    n_threads (Optional[int]): torch threads per annotating process (default:
+        torch's default for one local process, 1 for children and actors).
+    html (int): Also write displaCy pages of the first `html` documents.
+    backend (str): "local" or "ray".
+    address (Optional[str]): Ray: the cluster's address; a local Ray when None.
+    resume (bool): Require an earlier run's output folder to resume.
+    quiet (bool): No progress bar.
+    monitor (Optional[Monitor]): Called with (documents done, documents in
+        the run, words done) when annotation starts and as it goes.
+    RETURNS (Dict[str, Any]): The summary: n_shards, n_read, n_written,
+        n_errors, n_entities, n_words, and the output files by format.
+    """
+    output = Path(output)
+    _check_settings(input_format, formats, shard_size, batch_size, n_process, n_threads, backend, min_confidence)
+    if resume and Manifest.read_header(output) is None:
+        raise AnnotateError(f"--resume: {output} holds no earlier run (no manifest.jsonl)")
+    if backend == "ray":
+        try:
+            import ray  # noqa: F401
+        except ImportError:
+            raise AnnotateError("The Ray backend needs Ray: pip install spacy-fastbioner[ray]") from None
+    model_path, meta = resolve_model(model)
+    files = find_inputs(inputs)
+    sources = [InputSource(str(f), input_format or detect_format(f), id_field, tuple(text_fields)) for f in files]
+    header = {
+        "version": MANIFEST_VERSION,
+        "model": {"name": f"{meta.get('lang', '')}_{meta.get('name', '')}", "version": meta.get("version"),
+                  "path": str(model_path), "fingerprint": sha256_folder(model_path)},
+        "inputs": input_fingerprints(sources),
+        "settings": {"formats": list(formats), "shard_size": shard_size, "min_confidence": float(min_confidence),
+                     "id_field": id_field, "text_fields": list(text_fields)},
+    }
+    try:
+        manifest = Manifest.open(output, header, lambda: plan_shards(sources, shard_size))
+    except RunMismatch as err:
+        raise AnnotateError(str(err)) from None
+    settings = ShardSettings(tuple(formats), float(min_confidence), batch_size)
+    pending = manifest.pending()
+    starts = _global_starts(manifest.header)
+
+    def pages_for(shard: Shard) -> int:
+        """The displaCy pages of a shard: its documents among the first `html` of the run."""
+        return max(0, min(html - starts[shard.input] - shard.start, shard.end - shard.start))
+
+    total = sum(inp["n_records"] for inp in manifest.header["inputs"])
+    done = total - sum(s.end - s.start for s in pending)
+
+    def on_result(shard: Shard, result: ShardResult) -> None:
+        _write_pages(output, shard, result.pages)
+        manifest.commit(shard, result.outputs, result.errors, result.counts)
+
+    if backend == "ray":
+        from .ray import run_ray
+
+        progress = Progress(total, done, quiet=quiet, monitor=monitor)
+
+        def on_ray_result(shard: Shard, result: ShardResult) -> None:
+            on_result(shard, result)
+            progress.update(shard.end - shard.start, result.counts["n_words"])
+
+        try:
+            run_ray(model, pending, sources, settings, address=address, n_actors=n_process,
+                    n_threads=n_threads or 1, pages_for=pages_for, on_result=on_ray_result)
+        finally:
+            progress.close()
+    elif pending:
+        from .local import load_pipeline, run_local
+        from .threads import limit_threads
+
+        try:
+            nlp = load_pipeline(model)
+        except (OSError, ValueError) as err:
+            raise AnnotateError(f"Cannot load the pipeline {model!r}: {err}") from None
+        limit_threads(n_process, n_threads)
+        collections = [read_collection_info(s) if s.format.startswith("bioc") else None for s in sources]
+        progress = Progress(total, done, quiet=quiet, monitor=monitor)  # after loading: words/s of annotation only
+        try:
+            run_local(nlp, pending, sources, collections, settings, n_process=n_process, pages_for=pages_for,
+                      on_result=on_result, on_doc=progress.update)
+        finally:
+            progress.close()
+    summary = manifest.finish()
+    if html:
+        _write_html_index(output)
+    return summary
+
+
+def _check_settings(input_format: Optional[str], formats: Sequence[str], shard_size: int, batch_size: int,
+                    n_process: int, n_threads: Optional[int], backend: str, min_confidence: float) -> None:
+    if input_format is not None and input_format not in FORMATS:
+        raise AnnotateError(f"Unknown input format {input_format!r}: expected one of {', '.join(FORMATS)}")
+    bad = [f for f in formats if f not in OUTPUT_FORMATS]
+    if bad or not formats:
+        raise AnnotateError(f"Unknown output format(s) {', '.join(bad) or '(none)'}: expected one or more of "
+                            f"{', '.join(OUTPUT_FORMATS)}")
+    if backend not in BACKENDS:
+        raise AnnotateError(f"Unknown backend {backend!r}: expected one of {', '.join(BACKENDS)}")
+    for name, value in (("shard size", shard_size), ("batch size", batch_size), ("n_process", n_process)):
+        if value < 1:
+            raise AnnotateError(f"Invalid {name} {value}: expected a positive integer")
+    if n_threads is not None and n_threads < 1:
+        raise AnnotateError(f"Invalid n_threads {n_threads}: expected a positive integer")
+    if not 0.0 <= min_confidence <= 1.0:
+        raise AnnotateError(f"Invalid min confidence {min_confidence}: expected a number in [0, 1]")
+
+
+def _global_starts(header: Dict[str, Any]) -> List[int]:
+    """The index, over all inputs, of each input's first record."""
+    starts, total = [], 0
+    for inp in header["inputs"]:
+        starts.append(total)
+        total += inp["n_records"]
+    return starts
+
+
+def _write_pages(output: Path, shard: Shard, pages: Sequence[Tuple[str, str]]) -> None:
+    if not pages:
+        return
+    folder = output / HTML_DIR
+    folder.mkdir(exist_ok=True)
+    for k, (doc_id, page) in enumerate(pages):
+        write_atomically(folder / f"{shard.id}-{k:04d}-{_safe(doc_id)}.html", page.encode("utf8"))
+
+
+def _write_html_index(output: Path) -> None:
+    folder = output / HTML_DIR
+    pages = sorted(p.name for p in folder.glob("*.html") if p.name != "index.html") if folder.is_dir() else []
+    items = "\n".join(f'<li><a href="{name}">{name[:-5]}</a></li>' for name in pages)
+    index = f"<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>annotate</title></head>" \
+            f"<body><h1>{len(pages)} annotated documents</h1><ul>\n{items}\n</ul></body></html>\n"
+    folder.mkdir(exist_ok=True)
+    write_atomically(folder / "index.html", index.encode("utf8"))
+
+
+__all__ = ["AnnotateError", "BACKENDS", "annotate", "find_inputs", "resolve_model"]

@@ -1,0 +1,240 @@
+"""Annotating shards on one machine with `nlp.pipe`, in one process or in
+spaCy's `n_process` child processes; the shard work here is also what each
+Ray actor does (`ray.py`).
+
+A shard's passages go through `nlp.pipe` sorted by length, so that each batch
+holds texts of similar length (less padding in the transformer), and come back
+to input order afterwards. Batches never span two shards, so a shard's output
+does not depend on which shards ran before it (a resumed run or the Ray
+backend gives the same output).
+"""
+from dataclasses import dataclass, field
+from itertools import islice
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Set, Tuple
+
+from spacy.language import Language
+from spacy.tokens import Doc
+
+from .confidence import Entity, add_entity_confidence, doc_entities
+from .formats import (
+    InputDocument,
+    InputError,
+    InputSource,
+    Passage,
+    Record,
+    passages_of,
+    read_records,
+)
+from .shards import Shard
+from .writers import render, render_html
+
+# Text length is not a limit for the BioTokenizer and the sentence-windowed
+# transformer (both linear in it); spaCy's default of 1,000,000 characters is
+# there for its parser and NER's memory.
+MAX_LENGTH = 10**9
+OnDoc = Callable[[int, int], None]  # (documents, words) done
+
+
+@dataclass
+class ShardSettings:
+    """What shapes a shard's output (the same for every shard of a run)."""
+
+    formats: Tuple[str, ...] = ("jsonl",)
+    min_confidence: float = 0.0
+    batch_size: int = 64
+
+
+@dataclass
+class ShardResult:
+    """A processed shard: rendered outputs, errors.jsonl records, counts and displaCy pages."""
+
+    outputs: Dict[str, str]
+    errors: List[Dict[str, Any]]
+    counts: Dict[str, int]
+    pages: List[Tuple[str, str]] = field(default_factory=list)  # (document id, HTML)
+
+
+def load_pipeline(model: str) -> Language:
+    """Load a pipeline for annotation: entity confidence on, no length limit,
+    and the transformer's output dropped from each doc once the NER has used
+    it (it is large, and `n_process` would send it back to the parent).
+
+    model (str): A pipeline folder or an installed package name.
+    RETURNS (Language): The pipeline.
+    """
+    import spacy
+
+    nlp = spacy.load(model)
+    nlp.max_length = max(nlp.max_length, MAX_LENGTH)
+    add_entity_confidence(nlp)
+    attrs: Dict[str, Any] = {"tensor": None}
+    if Doc.has_extension("trf_data"):
+        attrs["_.trf_data"] = None
+    nlp.add_pipe("doc_cleaner", name="fastbioner_doc_cleaner", config={"attrs": attrs, "silent": True})
+    return nlp
+
+
+def annotate_documents(
+    nlp: Language,
+    documents: Sequence[InputDocument],
+    *,
+    batch_size: int = 64,
+    n_process: int = 1,
+    min_confidence: float = 0.0,
+    on_doc: Optional[OnDoc] = None,
+) -> Tuple[List[List[Entity]], int, Dict[int, str]]:
+    """Annotate documents passage by passage, in length-sorted batches. If the
+    pipeline raises (e.g. a text that its transformer cannot take), the
+    documents are annotated again one at a time, and those that fail are
+    returned as failures instead of stopping the run.
+
+    nlp (Language): The pipeline (from `load_pipeline`).
+    documents (Sequence[InputDocument]): The documents.
+    batch_size (int): Passages per batch of `nlp.pipe`.
+    n_process (int): Processes of `nlp.pipe`.
+    min_confidence (float): Drop entities whose confidence is lower (entities
+        without a confidence are kept).
+    on_doc (Optional[OnDoc]): Called with (1, words) as each document is done.
+    RETURNS (Tuple[List[List[Entity]], int, Dict[int, str]]): Each document's
+        entities (document offsets, in order), the number of tokens annotated,
+        and the documents that the pipeline failed on, with the reason.
+    """
+    units = passages_of(documents)
+    order = sorted(range(len(units)), key=lambda i: len(units[i][1].text))
+    texts = [units[i][1].text for i in order]
+    reported: Set[int] = set()
+    docs: List[Optional[Doc]]
+    try:
+        docs = list(_annotate_units(nlp, texts, batch_size, n_process, order, units, on_doc, reported))
+        failures: Dict[int, str] = {}
+    except Exception:  # any component's error: find the documents that cause it
+        docs, failures = _annotate_one_by_one(nlp, texts, order, units)
+        if on_doc is not None:
+            for doc_index in sorted(set(range(len(documents))) - reported):
+                on_doc(1, sum(len(d) for i, d in zip(order, docs) if d is not None and units[i][0] == doc_index))
+    entities: List[List[Entity]] = [[] for _ in documents]
+    words = 0
+    for i, doc in zip(order, docs):
+        doc_index, passage = units[i]
+        if doc is None or doc_index in failures:
+            continue
+        entities[doc_index].extend(
+            ent for ent in doc_entities(doc, passage.offset) if ent[3] is None or ent[3] >= min_confidence
+        )
+        words += len(doc)
+    return [sorted(ents) for ents in entities], words, failures
+
+
+def _annotate_units(nlp: Language, texts: List[str], batch_size: int, n_process: int, order: List[int],
+                    units: List[Tuple[int, Passage]], on_doc: Optional[OnDoc], reported: Set[int]) -> Iterator[Doc]:
+    remaining: Dict[int, int] = {}
+    for doc_index, _ in units:
+        remaining[doc_index] = remaining.get(doc_index, 0) + 1
+    words: Dict[int, int] = {}
+    for i, doc in zip(order, nlp.pipe(texts, batch_size=batch_size, n_process=n_process)):
+        doc_index = units[i][0]
+        words[doc_index] = words.get(doc_index, 0) + len(doc)
+        remaining[doc_index] -= 1
+        if on_doc is not None and remaining[doc_index] == 0:
+            on_doc(1, words[doc_index])
+            reported.add(doc_index)
+        yield doc
+
+
+def _annotate_one_by_one(nlp: Language, texts: List[str], order: List[int],
+                         units: List[Tuple[int, Passage]]) -> Tuple[List[Optional[Doc]], Dict[int, str]]:
+    docs: List[Optional[Doc]] = []
+    failures: Dict[int, str] = {}
+    for i, text in zip(order, texts):
+        try:
+            docs.append(nlp(text))
+        except Exception as err:  # whatever the pipeline raises, the run goes on
+            docs.append(None)
+            failures.setdefault(units[i][0], f"the pipeline failed on this document: {type(err).__name__}: "
+                                             f"{str(err)[:300]}")
+    return docs, failures
+
+
+def read_shard(source: InputSource, shard: Shard) -> List[Record]:
+    """The records of a shard, read from its first byte."""
+    records = read_records(source, start_byte=shard.byte, start_index=shard.start, start_line=shard.line)
+    return list(islice(records, shard.end - shard.start))
+
+
+def process_shard(
+    nlp: Language,
+    records: Sequence[Record],
+    settings: ShardSettings,
+    *,
+    shard_id: str,
+    collection: Any = None,
+    n_process: int = 1,
+    n_pages: int = 0,
+    on_doc: Optional[OnDoc] = None,
+) -> ShardResult:
+    """Annotate a shard's documents and render its outputs.
+
+    nlp (Language): The pipeline (from `load_pipeline`).
+    records (Sequence[Record]): The shard's documents and errors.
+    settings (ShardSettings): Output formats, confidence threshold, batch size.
+    shard_id (str): The shard's id, written into its error records.
+    collection (Any): The input's BioC collection info, for BioC output.
+    n_process (int): Processes of `nlp.pipe`.
+    n_pages (int): Render displaCy pages of this many of its first documents.
+    on_doc (Optional[OnDoc]): Progress callback, per document; errors are
+        reported through it too, with 0 words.
+    RETURNS (ShardResult): The shard's outputs.
+    """
+    documents = [r for r in records if isinstance(r, InputDocument)]
+    n_input_errors = len(records) - len(documents)
+    if on_doc is not None and n_input_errors:
+        on_doc(n_input_errors, 0)
+    entities, n_words, failures = annotate_documents(
+        nlp, documents, batch_size=settings.batch_size, n_process=n_process,
+        min_confidence=settings.min_confidence, on_doc=on_doc,
+    )
+    failed = [InputError(doc.file, failures[i], index=doc.index, line=doc.line, byte=doc.byte, id=doc.id)
+              for i, doc in enumerate(documents) if i in failures]
+    bad = sorted([r for r in records if isinstance(r, InputError)] + failed, key=lambda r: r.index)
+    errors = [{**r.to_dict(), "shard": shard_id} for r in bad]
+    annotated = [(doc, ents) for i, (doc, ents) in enumerate(zip(documents, entities)) if i not in failures]
+    outputs = {fmt: render(fmt, annotated, collection) for fmt in settings.formats}
+    counts = {"n_written": len(annotated), "n_errors": len(errors),
+              "n_entities": sum(len(e) for _, e in annotated), "n_words": n_words}
+    pages = [(doc.id, render_html(doc, ents)) for doc, ents in annotated[:n_pages]]
+    return ShardResult(outputs, errors, counts, pages)
+
+
+def run_local(
+    nlp: Language,
+    shards: Sequence[Shard],
+    sources: Sequence[InputSource],
+    collections: Sequence[Any],
+    settings: ShardSettings,
+    *,
+    n_process: int,
+    pages_for: Callable[[Shard], int],
+    on_result: Callable[[Shard, ShardResult], None],
+    on_doc: Optional[OnDoc] = None,
+) -> None:
+    """Process shards one after the other, each with `nlp.pipe(n_process=N)`.
+
+    nlp (Language): The pipeline (from `load_pipeline`).
+    shards (Sequence[Shard]): The shards to do, in order.
+    sources (Sequence[InputSource]): The inputs, by `shard.input`.
+    collections (Sequence[Any]): The BioC collection info of each input (or None).
+    settings (ShardSettings): The run's output settings.
+    n_process (int): Processes of `nlp.pipe`.
+    pages_for (Callable[[Shard], int]): How many displaCy pages a shard renders.
+    on_result (Callable[[Shard, ShardResult], None]): Called with each finished shard.
+    on_doc (Optional[OnDoc]): Progress callback.
+    """
+    for shard in shards:
+        records = read_shard(sources[shard.input], shard)
+        result = process_shard(nlp, records, settings, shard_id=shard.id, collection=collections[shard.input],
+                               n_process=n_process, n_pages=pages_for(shard), on_doc=on_doc)
+        on_result(shard, result)
+
+
+__all__ = ["InputError", "ShardResult", "ShardSettings", "annotate_documents", "load_pipeline",
+           "process_shard", "read_shard", "run_local"]

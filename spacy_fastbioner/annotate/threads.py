@@ -1,0 +1,47 @@
+"""Threads and processes of an annotation run, in one place.
+
+Each process that annotates runs PyTorch with a fixed number of intra-op
+threads: one per child process by default, so that N processes use N cores
+without oversubscribing them. The Hugging Face tokenizers library warns in
+every child forked after it used its own thread pool; its parallelism is
+turned off (unless the user set TOKENIZERS_PARALLELISM) where the run starts
+children, since each child tokenizes its own batches anyway.
+"""
+import os
+import sys
+from typing import Optional
+
+from ..pipeline.fork_safety import make_torch_fork_safe
+
+_child_threads = 1
+_registered = False
+
+
+def limit_threads(n_process: int = 1, n_threads: Optional[int] = None) -> None:
+    """Set the threads of this process and of the processes it forks from now
+    on. Call it after loading the pipeline (its components may register fork
+    hooks of their own, which run before this one's).
+
+    n_process (int): The processes that will annotate; children are forked when > 1.
+    n_threads (Optional[int]): torch threads per annotating process: this one
+        when n_process == 1, each child otherwise (default 1). None leaves this
+        process at torch's default.
+    """
+    global _child_threads, _registered
+    if n_process != 1:
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    make_torch_fork_safe()
+    _child_threads = n_threads or 1
+    if not _registered and hasattr(os, "register_at_fork"):
+        os.register_at_fork(after_in_child=_set_child_threads)
+        _registered = True
+    if n_threads and n_process == 1:
+        import torch
+
+        torch.set_num_threads(n_threads)
+
+
+def _set_child_threads() -> None:
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(_child_threads)

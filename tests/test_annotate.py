@@ -1,0 +1,340 @@
+"""`spacy fastbioner annotate` end to end on a tiny pipeline: offsets and
+confidence, every bad-input case in errors.jsonl, n_process, kill -9 and
+resume, fatal errors, a 5 MB document, --html and --min-confidence."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Dict, List
+
+import numpy
+import pytest
+import spacy
+from spacy.cli._util import app
+from typer.testing import CliRunner
+
+import spacy_fastbioner.cli  # noqa: F401  (registers the commands)
+from spacy_fastbioner.annotate import AnnotateError, annotate
+from spacy_fastbioner.annotate.shards import MANIFEST, SHARDS_DIR
+from spacy_fastbioner.testing import synthetic_sentences
+
+bioc = pytest.importorskip("bioc")
+from bioc import biocxml
+
+REPO = Path(__file__).parent.parent
+
+
+def texts(n: int, seed: int = 5) -> List[str]:
+    """Sentences joined into small abstracts of 1-3 sentences."""
+    sents = [" ".join(words) + " ." for words, _ in synthetic_sentences(3 * n, seed=seed)]
+    return [" ".join(sents[3 * i: 3 * i + 1 + i % 3]) for i in range(n)]
+
+
+def read_jsonl(path: Path) -> List[Dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf8").splitlines()]
+
+
+def outputs(folder: Path) -> Dict[str, bytes]:
+    """Every output file of a run (shards, errors, summary), by name."""
+    files = {p.name: p.read_bytes() for p in (folder / SHARDS_DIR).iterdir()}
+    files.update({name: (folder / name).read_bytes() for name in ("errors.jsonl", "summary.json")})
+    return files
+
+
+def all_records(folder: Path) -> List[Dict]:
+    summary = json.loads((folder / "summary.json").read_text())
+    return [r for name in summary["outputs"]["jsonl"] for r in read_jsonl(folder / SHARDS_DIR / name)]
+
+
+@pytest.fixture(scope="module")
+def nlp(raw_text_model: Path):
+    return spacy.load(raw_text_model)
+
+
+def test_offsets_and_confidence_match_the_pipeline(tmp_path: Path, raw_text_model: Path, nlp) -> None:
+    docs = texts(12)
+    (tmp_path / "in.jsonl").write_text(
+        "\n".join(json.dumps({"pmid": i, "title": t.split(" . ")[0], "abstract": t}) for i, t in enumerate(docs)),
+        encoding="utf8")
+    summary = annotate(str(raw_text_model), [tmp_path / "in.jsonl"], tmp_path / "out", id_field="pmid",
+                       text_fields=("title", "abstract"), shard_size=5, batch_size=4, quiet=True)
+    assert (summary["n_read"], summary["n_written"], summary["n_errors"], summary["n_shards"]) == (12, 12, 0, 3)
+    records = all_records(tmp_path / "out")
+    assert [r["id"] for r in records] == [str(i) for i in range(12)]
+    ner = nlp.get_pipe("fastbioner_ner")
+    index = {tag: i for i, tag in enumerate(ner.tags)}
+    n_checked = 0
+    for record, text in zip(records, docs):
+        full = f"{text.split(' . ')[0]} {text}"
+        doc = nlp(full)  # raw text through the pipeline's own tokenizer and sentences, as evaluate-raw does
+        assert [(e["start"], e["end"], e["label"]) for e in record["entities"]] == \
+            [(e.start_char, e.end_char, e.label_) for e in doc.ents]
+        assert all(full[e["start"]:e["end"]] == e["text"] for e in record["entities"])
+        probs = ner.predict_proba([_upstream(nlp, full)])[0]
+        for ent, out in zip(doc.ents, record["entities"]):
+            tags = [index[f"B-{ent.label_}"]] + [index[f"I-{ent.label_}"]] * (len(ent) - 1)
+            expected = float(numpy.mean(probs[numpy.arange(ent.start, ent.end), tags]))
+            assert out["confidence"] == pytest.approx(expected, abs=1e-4)
+            n_checked += 1
+    assert n_checked > 10
+
+
+def _upstream(nlp, text: str):
+    """A doc annotated by every component before the NER."""
+    doc = nlp.make_doc(text)
+    for name, proc in nlp.pipeline:
+        if name == "fastbioner_ner":
+            break
+        doc = proc(doc)
+    return doc
+
+
+def test_bioc_passages_keep_their_offsets(tmp_path: Path, raw_text_model: Path, nlp) -> None:
+    title, abstract = texts(2)
+    collection = bioc.BioCCollection()
+    document = bioc.BioCDocument()
+    document.id = "P1"
+    for offset, text in ((100, title), (100 + len(title) + 5, abstract)):
+        passage = bioc.BioCPassage()
+        passage.offset, passage.text = offset, text
+        document.add_passage(passage)
+    collection.add_document(document)
+    (tmp_path / "in.xml").write_text(biocxml.dumps(collection), encoding="utf8")
+    annotate(str(raw_text_model), [tmp_path / "in.xml"], tmp_path / "out", formats=("jsonl", "bioc"), quiet=True)
+    (record,) = all_records(tmp_path / "out")
+    expected = [(e.start_char + 100, e.end_char + 100, e.label_) for e in nlp(title).ents]
+    expected += [(e.start_char + 105 + len(title), e.end_char + 105 + len(title), e.label_) for e in nlp(abstract).ents]
+    assert [(e["start"], e["end"], e["label"]) for e in record["entities"]] == expected
+    out = biocxml.loads((tmp_path / "out" / SHARDS_DIR / "00000-000000.bioc.xml").read_text(encoding="utf8"))
+    anns = [a for p in out.documents[0].passages for a in p.annotations]
+    assert [(a.total_span.offset, a.total_span.end, a.infons["type"]) for a in anns] == expected
+
+
+def bad_inputs(folder: Path) -> List[Path]:
+    """One file per bad-input case, each next to good documents."""
+    good = texts(2)
+    (folder / "broken.jsonl").write_text(
+        json.dumps({"id": "a", "text": good[0]}) + '\n{"id": "b", "text": \n' + json.dumps({"id": "c", "text": good[1]})
+        + "\n", encoding="utf8")
+    start = len(good[0]) + 1
+    (folder / "offsets.pubtator").write_text(
+        f"1|t|{good[0]}\n1|a|{good[1]}\n1\t0\t3\t{good[0][:3]}\tDisease\n\n"
+        f"2|t|{good[0]}\n2|a|{good[1]}\n2\t{start}\t{start + 999}\tx\tDisease\n\n", encoding="utf8")
+    collection = bioc.BioCCollection()
+    for i, text in enumerate(good):
+        document = bioc.BioCDocument()
+        document.id = f"X{i}"
+        passage = bioc.BioCPassage()
+        passage.offset, passage.text = 0, text
+        document.add_passage(passage)
+        collection.add_document(document)
+    xml = biocxml.dumps(collection)
+    (folder / "invalid.xml").write_text(xml.replace("<text>", "<text><b>", 1), encoding="utf8")
+    (folder / "bytes.txt").write_bytes(good[0].encode() + b"\n\xff\xfe not UTF-8\n" + good[1].encode() + b"\n")
+    (folder / "empty.txt").write_text(f"{good[0]}\n   \n{good[1]}\n", encoding="utf8")
+    return [folder / name for name in ("broken.jsonl", "offsets.pubtator", "invalid.xml", "bytes.txt", "empty.txt")]
+
+
+def test_bad_input_goes_to_errors_and_nothing_is_lost(tmp_path: Path, raw_text_model: Path) -> None:
+    files = bad_inputs(tmp_path)
+    summary = annotate(str(raw_text_model), files, tmp_path / "out", shard_size=2, quiet=True)
+    errors = read_jsonl(tmp_path / "out" / "errors.jsonl")
+    found = {(Path(e["file"]).name, e["line"], e["id"]): e["reason"] for e in errors}
+    assert set(found) == {("broken.jsonl", 2, None), ("offsets.pubtator", 5, "2"), ("invalid.xml", None, "X0"),
+                          ("bytes.txt", 2, "2"), ("empty.txt", 2, "2")}
+    assert "broken JSON" in found[("broken.jsonl", 2, None)]
+    assert "outside the text" in found[("offsets.pubtator", 5, "2")]
+    assert "invalid XML document" in found[("invalid.xml", None, "X0")]
+    assert "not UTF-8" in found[("bytes.txt", 2, "2")] and found[("empty.txt", 2, "2")] == "empty text"
+    assert all(e["byte"] > 0 for e in errors)
+    assert (summary["n_read"], summary["n_written"], summary["n_errors"]) == (13, 8, 5)
+    lines = [json.loads(line) for line in (tmp_path / "out" / MANIFEST).read_text().splitlines()[1:]]
+    assert all(e["n_read"] == e["n_written"] + e["n_errors"] for e in lines)
+    assert sum(e["n_read"] for e in lines) == 13 and len(all_records(tmp_path / "out")) == 8
+
+
+def test_two_processes_give_the_same_output(tmp_path: Path, raw_text_model: Path) -> None:
+    (tmp_path / "in.txt").write_text("\n".join(texts(30)) + "\n", encoding="utf8")
+    for n in (1, 2):
+        annotate(str(raw_text_model), [tmp_path / "in.txt"], tmp_path / f"out{n}", shard_size=8, batch_size=3,
+                 n_process=n, formats=("jsonl", "pubtator", "bioc"), quiet=True)
+    assert outputs(tmp_path / "out1") == outputs(tmp_path / "out2")
+
+
+def cli(*args: str) -> List[str]:
+    return [sys.executable, "-m", "spacy", "fastbioner", "annotate", *args]
+
+
+def env() -> Dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+
+
+def test_kill_and_resume_equals_an_uninterrupted_run(tmp_path: Path, raw_text_model: Path) -> None:
+    (tmp_path / "in.txt").write_text("\n".join(texts(300, seed=9)) + "\n\n", encoding="utf8")
+    args = [str(raw_text_model), str(tmp_path / "in.txt"), "--shard-size", "4", "--quiet", "-f", "jsonl,pubtator"]
+    annotate(str(raw_text_model), [tmp_path / "in.txt"], tmp_path / "whole", shard_size=4,
+             formats=("jsonl", "pubtator"), quiet=True)
+    out = tmp_path / "killed"
+    proc = subprocess.Popen(cli(*args, "-o", str(out)), env=env(), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and proc.poll() is None:
+        manifest = out / MANIFEST
+        if manifest.is_file() and manifest.read_bytes().count(b"\n") >= 4:  # header + 3 shards
+            break
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait() == -signal.SIGKILL, "the run ended before it could be killed"
+    n_done = (out / MANIFEST).read_bytes().count(b"\n") - 1
+    assert not (out / "summary.json").exists() and 3 <= n_done < 76
+    # What a kill in the middle of writing leaves: a torn manifest line, a temporary file.
+    with (out / MANIFEST).open("ab") as file_:
+        file_.write(b'{"id": "00000-0000')
+    (out / SHARDS_DIR / "00000-000070.jsonl.tmp").write_bytes(b"partial")
+    result = subprocess.run(cli(*args, "-o", str(out), "--resume"), env=env(), capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert outputs(out) == outputs(tmp_path / "whole")
+    assert not list((out / SHARDS_DIR).glob("*.tmp"))
+    summary = json.loads((out / "summary.json").read_text())
+    assert (summary["n_read"], summary["n_written"] + summary["n_errors"]) == (301, 301)
+    # A third run finds everything done and changes nothing.
+    result = subprocess.run(cli(*args, "-o", str(out)), env=env(), capture_output=True, text=True)
+    assert result.returncode == 0 and outputs(out) == outputs(tmp_path / "whole")
+
+
+def test_a_changed_shard_file_is_redone(tmp_path: Path, raw_text_model: Path) -> None:
+    (tmp_path / "in.txt").write_text("\n".join(texts(10)) + "\n", encoding="utf8")
+    run = lambda: annotate(str(raw_text_model), [tmp_path / "in.txt"], tmp_path / "out", shard_size=4,
+                           quiet=True)
+    run()
+    before = outputs(tmp_path / "out")
+    (tmp_path / "out" / SHARDS_DIR / "00000-000001.jsonl").write_text("damaged\n", encoding="utf8")
+    run()
+    assert outputs(tmp_path / "out") == before
+
+
+def invoke(*args: str):
+    result = CliRunner().invoke(app, ["fastbioner", "annotate", *args])
+    return result.exit_code, " ".join(result.output.split())
+
+
+def test_fatal_errors(tmp_path: Path, raw_text_model: Path, nlp) -> None:
+    (tmp_path / "in.txt").write_text("\n".join(texts(3)) + "\n", encoding="utf8")
+    (tmp_path / "other.txt").write_text("\n".join(texts(3, seed=1)) + "\n", encoding="utf8")
+    out = str(tmp_path / "out")
+    code, text = invoke(str(tmp_path / "no-model"), str(tmp_path / "in.txt"), "-o", out, "-q")
+    assert code == 1 and "Cannot find the model" in text and not (tmp_path / "out").exists()
+    code, text = invoke(str(raw_text_model), str(tmp_path / "in.txt"), "-o", out, "--resume", "-q")
+    assert code == 1 and "holds no earlier run" in text
+    code, text = invoke(str(raw_text_model), str(tmp_path / "missing*.txt"), "-o", out, "-q")
+    assert code == 1 and "matches no file" in text
+    code, text = invoke(str(raw_text_model), str(tmp_path / "in.txt"), "-o", out, "-q")
+    assert code == 0 and "Annotated 3 of 3 documents" in text
+    code, text = invoke(str(raw_text_model), str(tmp_path / "other.txt"), "-o", out, "-q")
+    assert code == 1 and "holds the output of other inputs" in text
+    other_model = tmp_path / "other-model"
+    nlp.get_pipe("fastbioner_ner").model.get_ref("output_layer").get_param("b")[0] += 1.0
+    nlp.to_disk(other_model)
+    code, text = invoke(str(other_model), str(tmp_path / "in.txt"), "-o", out, "-q")
+    assert code == 1 and "holds the output of another model" in text
+    code, text = invoke(str(raw_text_model), str(tmp_path / "in.txt"), "-o", out, "-q", "--min-confidence", "0.5")
+    assert code == 1 and "other settings" in text and "min_confidence" in text
+    code, text = invoke(str(raw_text_model), str(tmp_path / "in.txt"), "-o", out, "-q", "-f", "xml")
+    assert code == 1 and "Unknown output format(s) xml" in text
+
+
+def test_min_confidence_and_html(tmp_path: Path, raw_text_model: Path) -> None:
+    (tmp_path / "in.txt").write_text("\n".join(texts(12)) + "\n", encoding="utf8")
+    annotate(str(raw_text_model), [tmp_path / "in.txt"], tmp_path / "all", shard_size=5, quiet=True, html=7)
+    annotate(str(raw_text_model), [tmp_path / "in.txt"], tmp_path / "sure", shard_size=5, quiet=True,
+             min_confidence=0.9)
+    everything = [e for r in all_records(tmp_path / "all") for e in r["entities"]]
+    sure = [e for r in all_records(tmp_path / "sure") for e in r["entities"]]
+    assert sure == [e for e in everything if e["confidence"] >= 0.9]
+    assert 0 < len(sure) < len(everything)
+    pages = sorted((tmp_path / "all" / "html").glob("*.html"))
+    assert len(pages) == 8 and pages[-1].name == "index.html"
+    assert "7 annotated documents" in pages[-1].read_text(encoding="utf8")
+
+
+def test_a_5mb_document_is_annotated(tmp_path: Path) -> None:
+    """The length limit is lifted (spaCy's default is 1,000,000 characters).
+    A rule-based pipeline with the BioTokenizer keeps this fast; the
+    transformer's handling of long texts is tested in test_long_docs.py."""
+    nlp = spacy.blank("en", config={"nlp": {"tokenizer": {"@tokenizers": "spacy_fastbioner.BioTokenizer.v1"}}})
+    nlp.add_pipe("entity_ruler").add_patterns([{"label": "Chemical", "pattern": "aspirin"}])  # type: ignore[attr-defined]
+    nlp.to_disk(tmp_path / "ruler")
+    unit = "Patients were given aspirin for pain. "
+    text = unit * (5_000_000 // len(unit) + 1)
+    (tmp_path / "in.jsonl").write_text(json.dumps({"id": "big", "text": text}) + "\n", encoding="utf8")
+    summary = annotate(str(tmp_path / "ruler"), [tmp_path / "in.jsonl"], tmp_path / "out", quiet=True)
+    assert len(text) > 5_000_000 and summary["n_written"] == 1 and summary["n_errors"] == 0
+    (record,) = all_records(tmp_path / "out")
+    assert len(record["entities"]) == text.count("aspirin")
+    assert record["entities"][-1]["start"] == text.rindex("aspirin") and record["entities"][-1]["confidence"] is None
+
+
+def test_no_tokenizers_fork_warning(tmp_path: Path, raw_text_model: Path) -> None:
+    """The parent has used the fast tokenizer's thread pool (a run with one
+    process) before it forks two children: the tokenizers library would warn
+    in each child unless the run configures its parallelism."""
+    (tmp_path / "in.txt").write_text("\n".join(texts(40)) + "\n", encoding="utf8")
+    script = (
+        "import sys\n"
+        "from spacy_fastbioner.annotate import annotate\n"
+        "model, data, out = sys.argv[1:]\n"
+        "annotate(model, [data], out + '1', quiet=True, batch_size=16)\n"
+        "annotate(model, [data], out + '2', quiet=True, n_process=2, batch_size=8)\n"
+    )
+    environ = env()
+    environ.pop("TOKENIZERS_PARALLELISM", None)
+    result = subprocess.run([sys.executable, "-c", script, str(raw_text_model), str(tmp_path / "in.txt"),
+                             str(tmp_path / "out")], env=environ, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "huggingface/tokenizers" not in result.stderr + result.stdout
+    assert outputs(tmp_path / "out1") == outputs(tmp_path / "out2")
+
+
+def test_api_refuses_bad_settings(tmp_path: Path, raw_text_model: Path) -> None:
+    (tmp_path / "in.txt").write_text("text\n", encoding="utf8")
+    with pytest.raises(AnnotateError, match="Unknown backend"):
+        annotate(str(raw_text_model), [tmp_path / "in.txt"], tmp_path / "out", backend="spark")
+    with pytest.raises(AnnotateError, match="expected a number in"):
+        annotate(str(raw_text_model), [tmp_path / "in.txt"], tmp_path / "out", min_confidence=2.0)
+
+
+def test_a_document_the_pipeline_fails_on_goes_to_errors(tmp_path: Path, raw_text_model: Path) -> None:
+    """The tiny BERT has 128 positions: one 48-token window of words it must
+    spell out letter by letter is too long for it, and the transformer raises."""
+    good = texts(4)
+    spelled = " ".join(["zqxv"] * 60)
+    (tmp_path / "in.txt").write_text("\n".join(good[:2] + [spelled] + good[2:]) + "\n", encoding="utf8")
+    summary = annotate(str(raw_text_model), [tmp_path / "in.txt"], tmp_path / "out", quiet=True, batch_size=8)
+    assert (summary["n_read"], summary["n_written"], summary["n_errors"]) == (5, 4, 1)
+    (error,) = read_jsonl(tmp_path / "out" / "errors.jsonl")
+    assert (error["line"], error["id"]) == (3, "3") and error["reason"].startswith("the pipeline failed")
+    assert [r["id"] for r in all_records(tmp_path / "out")] == ["1", "2", "4", "5"]
+    whole = annotate(str(raw_text_model), [tmp_path / "in.txt"], tmp_path / "again", quiet=True, batch_size=1)
+    assert outputs(tmp_path / "again") == outputs(tmp_path / "out") and whole == summary
+
+
+def test_annotate_benchmark_reports(tmp_path: Path, raw_text_model: Path) -> None:
+    from spacy_fastbioner.benchmark.scaling import PUBMED_WORDS, run_scaling_benchmark
+
+    (tmp_path / "abstracts.txt").write_text("\n".join(texts(30)) + "\n", encoding="utf8")
+    results = run_scaling_benchmark([("tiny", str(raw_text_model))], tmp_path / "abstracts.txt", tmp_path / "bench",
+                                    n_docs=20, shard_size=10, batch_size=4, settings=((1, 1), (2, 1)))
+    entry = results["models"]["tiny"]
+    (one, two) = entry["runs"]
+    assert one["n_docs"] == two["n_docs"] == 20 and one["n_words"] == two["n_words"] > 100
+    assert entry["scaling"]["2x1"] == pytest.approx(two["words_per_second"] / one["words_per_second"], rel=1e-2)
+    per_core = two["words_per_second"] / 2
+    assert entry["pubmed"]["core_hours"] == pytest.approx(PUBMED_WORDS / per_core / 3600, rel=1e-2)
+    assert set(one["memory"]) == {"10%", "50%", "100%"} and one["memory"]["100%"]["main"]["peak_mb"] > 0
+    assert len(two["memory"]["10%"]["children"]) == 2  # each child process of nlp.pipe is measured
+    markdown = (tmp_path / "bench" / "scaling.md").read_text(encoding="utf8")
+    assert "| tiny | 2x1 |" in markdown and "cores to finish in 24 h" in markdown
+    assert json.loads((tmp_path / "bench" / "scaling.json").read_text()) == results
