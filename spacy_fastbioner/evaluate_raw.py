@@ -36,7 +36,7 @@ def evaluate_raw(
         undefined), "ents_per_type" ({label: {"p", "r", "f"}}), shaped like the
         output of `spacy evaluate`; "n_docs", "n_gold", "n_pred"; "n_unreachable",
         the gold mentions whose start or end is not a token boundary of the
-        pipeline's tokenizer (`boundary_study`'s "cut", plus the rare mention
+        pipeline's tokenizer (`tokenizer_study.boundary_study`'s "cut", plus the rare mention
         that starts or ends inside whitespace); and
         "max_reachable_r", the recall that a perfect tagger could reach on
         these tokens (reachable mentions, at most one of any overlapping

@@ -10,7 +10,8 @@ import srsly
 from spacy.language import Language
 
 from .about import __title__, __version__
-from .student import count_parameters, find_transformer
+from .disk_size import size_on_disk
+from .transformer import count_parameters, find_transformer
 
 NOT_MEASURED = "not measured"
 MTL_URL = "https://github.com/cambridgeltl/MTL-Bioinformatics-2016"
@@ -74,35 +75,26 @@ def read_scores(path: Optional[Path]) -> Optional[Dict[str, Any]]:
     return {key: data[key] for key in keys if data.get(key) is not None}
 
 
-def read_benchmark_speed(
-    path: Optional[Path], model_dir: Optional[Path], name: str
-) -> Optional[Dict[str, Any]]:
-    """A model's words/sec in the benchmark JSON (`spacy fastbioner benchmark`).
+def read_benchmark_speed(path: Optional[Path], model_dir: Optional[Path]) -> Optional[Dict[str, Any]]:
+    """A model's words/sec in the benchmark JSON (`spacy fastbioner benchmark`),
+    from the entry whose "path" is the model's folder. An entry of another
+    folder never stands in for it, whatever its name.
 
     path (Optional[Path]): The benchmark.json.
-    model_dir (Optional[Path]): The model's folder, matched against each
-        entry's "path" first.
-    name (str): Else the entry's "name", e.g. "student" or "teacher".
+    model_dir (Optional[Path]): The model's folder.
     RETURNS (Optional[Dict[str, Any]]): {"median": float, "ci95": [lo, hi]},
-        or None when the file or the model is absent.
+        or None when the file, the folder or its entry is absent.
     """
-    if path is None or not Path(path).is_file():
+    if path is None or model_dir is None or not Path(path).is_file():
         return None
-    models = srsly.read_json(path).get("models", [])
-    target = Path(model_dir).resolve() if model_dir is not None else None
-    by_path = [m for m in models if target is not None and m.get("path") and Path(m["path"]).resolve() == target]
-    for entry in by_path or [m for m in models if m.get("name") == name]:
+    target = Path(model_dir).resolve()
+    for entry in srsly.read_json(path).get("models", []):
+        if not entry.get("path") or Path(entry["path"]).resolve() != target:
+            continue
         wps = (entry.get("speed") or {}).get("words_per_sec")
         if isinstance(wps, dict) and isinstance(wps.get("median"), (int, float)):
             return wps
     return None
-
-
-def dir_size(path: Optional[Path]) -> Optional[int]:
-    """Bytes of all files under `path`, or None when it does not exist."""
-    if path is None or not Path(path).is_dir():
-        return None
-    return sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file())
 
 
 def flatten_block(block: Mapping[str, Any], prefix: str = "") -> Iterator[Tuple[str, Any]]:
@@ -198,12 +190,12 @@ def card_context(
     made = dict(nlp.meta.get("fastbioner") or {})
     params = count_parameters(nlp)
     rows: List[Tuple[str, Any, Any, Any, Any]] = [
-        (f"this model ({role})", scores, read_benchmark_speed(benchmark_path, model_dir, role),
-         params, dir_size(model_dir)),
+        (f"this model ({role})", scores, read_benchmark_speed(benchmark_path, model_dir),
+         params, size_on_disk(model_dir)),
     ]
     if role == "student":
-        rows.append(("teacher", teacher_scores, read_benchmark_speed(benchmark_path, teacher_model_dir, "teacher"),
-                     made.get("teacher_parameters"), dir_size(teacher_model_dir)))
+        rows.append(("teacher", teacher_scores, read_benchmark_speed(benchmark_path, teacher_model_dir),
+                     made.get("teacher_parameters"), size_on_disk(teacher_model_dir)))
     accuracy = [
         {"model": label, "p": _pct((s or {}).get("ents_p")), "r": _pct((s or {}).get("ents_r")),
          "f": _pct((s or {}).get("ents_f"))}

@@ -16,6 +16,8 @@ from spacy.training import Example, biluo_tags_to_spans, iob_to_biluo
 from spacy.util import filter_spans, registry
 from wasabi import msg
 
+from .text import split_sentences, trim
+
 logger = logging.getLogger(__name__)
 
 # NCBI-disease's four mention types are all diseases; other types (e.g. BC5CDR's) are kept as they are.
@@ -25,7 +27,6 @@ DEFAULT_TYPE_MAP: Dict[str, str] = dict.fromkeys(
 IOB_FORMAT = "'token<TAB>tag'"
 MENTION_FORMAT = "'PMID<TAB>start<TAB>end<TAB>mention<TAB>type'"
 _TAG = re.compile(r"^(?:O|[BI]-\S+)$")
-_SENT_BOUNDARY = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9])")
 _TITLE_OR_ABSTRACT = re.compile(r"^([^\t|]+)\|([ta])\|(.*)$")
 _RELATION = re.compile(r"^[A-Za-z_][\w-]*$")  # second column of a relation line, e.g. CID
 
@@ -198,27 +199,6 @@ def create_iob_reader(path: Path, *, limit: int = 0, shuffle: bool = False, repa
 
 
 
-def _trim(text: str, start: int, end: int) -> Tuple[int, int]:
-    """Shrink (start, end) to exclude surrounding whitespace; end <= start if only whitespace."""
-    chunk = text[start:end]
-    return start + len(chunk) - len(chunk.lstrip()), end - len(chunk) + len(chunk.rstrip())
-
-
-def split_sentences(text: str) -> List[Tuple[int, int]]:
-    """Split text at whitespace after `.`, `!` or `?` that precedes an uppercase letter or a digit.
-    Simple and deterministic, not linguistically clever (it splits after "e.g. A").
-
-    text (str): The text.
-    RETURNS (List[Tuple[int, int]]): Character spans of the non-empty, whitespace-trimmed sentences.
-    """
-    spans, start = [], 0
-    for match in _SENT_BOUNDARY.finditer(text):
-        spans.append(_trim(text, start, match.start()))
-        start = match.end()
-    spans.append(_trim(text, start, len(text)))
-    return [(s, e) for s, e in spans if e > s]
-
-
 def _merge_across(spans: List[Tuple[int, int]], protected: Sequence[Tuple[int, int]]) -> List[Tuple[int, int]]:
     """Merge consecutive spans whose gap a protected (start, end) span reaches into."""
     merged = spans[:1]
@@ -363,7 +343,7 @@ class PubTatorCorpus(_Reader):
         if not self.per_sentence:
             return [(doc.text, mentions)]
         title = len(doc.text) if doc.title_length is None else doc.title_length
-        spans = [_trim(doc.text, 0, title)] + [(s + title + 1, e + title + 1)
+        spans = [trim(doc.text, 0, title)] + [(s + title + 1, e + title + 1)
                                                for s, e in split_sentences(doc.text[title + 1:])]
         spans = _merge_across([(s, e) for s, e in spans if e > s], [(m[0], m[1]) for m in mentions])
         # After merging, a mention overlaps one sentence only; clip any whitespace outside it.
@@ -452,7 +432,7 @@ class PlainTextCorpus:
     def _docs(self, nlp: Language) -> Iterator[Doc]:
         n = 0
         for _, line in _read_lines(self.path, "plain-text"):
-            for start, end in split_sentences(line) if self.split_sentences else [_trim(line, 0, len(line))]:
+            for start, end in split_sentences(line) if self.split_sentences else [trim(line, 0, len(line))]:
                 doc = nlp.make_doc(line[start:end])
                 if len(doc) < max(self.min_length, 1) or len(doc) > (self.max_length or len(doc)):
                     continue

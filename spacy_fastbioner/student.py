@@ -1,25 +1,15 @@
 """Make a student pipeline from a teacher: fewer transformer layers, chosen by
 a layer map, with the teacher's embeddings, those layers and its NER head."""
-from typing import Dict, List, Optional, Sequence, Union
+from typing import List, Optional, Sequence, Union
 
 import torch
 from spacy.language import Language
 from spacy.util import load_model_from_config
 
+from .transformer import count_parameters, find_transformer
+
 LayerMap = Union[str, Sequence[int]]
 LAYER_MAPS = ("skip", "first", "last")
-
-
-def find_transformer(nlp: Language):
-    """The pipeline's `transformer` component (the first one with a Hugging
-    Face model), or a ValueError that says what was found instead."""
-    for name, proc in nlp.pipeline:
-        model = getattr(proc, "model", None)
-        if model is not None and hasattr(model, "transformer") and hasattr(model, "tokenizer"):
-            return proc
-    raise ValueError(
-        f"the pipeline {nlp.pipe_names} has no spacy-transformers 'transformer' component"
-    )
 
 
 def select_layers(n_teacher: int, n_layers: int, layer_map: LayerMap = "skip") -> List[int]:
@@ -55,25 +45,6 @@ def select_layers(n_teacher: int, n_layers: int, layer_map: LayerMap = "skip") -
     if sorted(set(layers)) != layers:
         raise ValueError(f"layer map {layers} must be strictly increasing")
     return layers
-
-
-def count_parameters(nlp: Language) -> Dict[str, int]:
-    """Parameter counts: the transformer's and the whole pipeline's."""
-    trf = find_transformer(nlp)
-    n_trf = sum(p.numel() for p in trf.model.transformer.parameters())
-    return {"transformer": n_trf, "total": n_trf + count_thinc_parameters(nlp, skip=trf)}
-
-
-def count_thinc_parameters(nlp: Language, *, skip: Optional[object] = None) -> int:
-    """The parameters of the pipeline's thinc models (the heads), leaving out
-    the component `skip` (the transformer, whose weights live in PyTorch)."""
-    n = 0
-    for _, proc in nlp.pipeline:
-        if proc is skip or not hasattr(proc, "model"):
-            continue
-        for node in proc.model.walk():
-            n += sum(int(node.get_param(p).size) for p in node.param_names if node.has_param(p))
-    return n
 
 
 def make_student(

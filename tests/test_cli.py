@@ -1,14 +1,17 @@
 """The workflow through the CLI on tiny models: `spacy train` with the
-project's teacher config, `spacy fastbioner make-student`, `spacy distill`
-with the project's student config."""
+project's teacher config, `spacy fastbioner make-student`, `spacy fastbioner
+distill` with the project's student config; and a light `spacy` CLI."""
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import spacy
+import typer
 
+from spacy_fastbioner.cli.distill import distill_cli, has_command, register_distill
 from spacy_fastbioner.testing import make_tiny_bert, synthetic_sentences, write_iob
 
 REPO = Path(__file__).parent.parent
@@ -87,7 +90,7 @@ def test_make_student_and_distill(workdir, teacher_dir):
     student_init = spacy.load(workdir / "student-init")
     assert student_init.meta["fastbioner"]["layer_map"] == [1]
     out = run(
-        "-m", "spacy", "distill", str(teacher_dir), str(CONFIGS / "student.cfg"),
+        "-m", "spacy", "fastbioner", "distill", str(teacher_dir), str(CONFIGS / "student.cfg"),
         "--output", str(workdir / "student"),
         "--paths.student", str(workdir / "student-init"), "--paths.raw", str(workdir / "raw.txt"),
         *corpus_args(workdir),
@@ -115,3 +118,30 @@ def test_distill_rejects_a_config_without_distillation_block(workdir, teacher_di
     )
     assert result.returncode != 0
     assert "[distillation]" in result.stdout + result.stderr
+
+
+def test_spacy_info_does_not_import_transformers():
+    """spaCy imports the plugin's CLI entry point on every `python -m spacy`
+    call: that must not import `transformers` (seconds of start-up)."""
+    result = subprocess.run([sys.executable, "-X", "importtime", "-m", "spacy", "info"],
+                            capture_output=True, text=True, env=_env())
+    assert result.returncode == 0, result.stderr[-3000:]
+    imported = set(re.findall(r"^import time:\s+\d+ \|\s+\d+ \|\s+(\S+)$", result.stderr, re.MULTILINE))
+    assert "spacy_fastbioner.cli.distill" in imported, "the plugin's CLI was not loaded: the check would be vacuous"
+    heavy = sorted(name for name in imported if name.split(".")[0] in ("transformers", "spacy_transformers"))
+    assert not heavy, heavy[:10]
+
+
+def test_distill_has_a_stable_home_and_yields_spacy_distill():
+    def own_distill() -> None:
+        """spaCy's own command."""
+
+    spacy_v3, group = typer.Typer(), typer.Typer()
+    assert register_distill(spacy_v3, group)
+    assert has_command(group, "distill") and has_command(spacy_v3, "distill")
+    spacy_v4, group = typer.Typer(), typer.Typer()
+    spacy_v4.command("distill")(own_distill)
+    assert not register_distill(spacy_v4, group)
+    assert has_command(group, "distill")
+    assert [info.callback for info in spacy_v4.registered_commands] == [own_distill]
+    assert distill_cli in [info.callback for info in group.registered_commands]

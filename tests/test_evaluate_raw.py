@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 import spacy_fastbioner.cli  # noqa: F401  (registers the commands)
 from spacy_fastbioner.evaluate_raw import _max_disjoint, evaluate_raw, evaluate_token_level
 from spacy_fastbioner.readers import read_pubtator
-from spacy_fastbioner.tokenizer import boundary_study
+from spacy_fastbioner.tokenizer_study import boundary_study
 
 TITLE = "Proctocolitis and breast cancer after aspirin."
 ABSTRACT = "Lithium carbonate caused diabetes in mice."

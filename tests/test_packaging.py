@@ -17,7 +17,7 @@ import spacy
 import srsly
 from spacy.cli.evaluate import evaluate
 from spacy.tokens import DocBin
-from spacy.util import get_package_version, is_compatible_version
+from spacy.util import get_minor_version, get_package_version, is_compatible_version
 from thinc.api import Config
 
 from spacy_fastbioner import __version__
@@ -43,14 +43,15 @@ from spacy.cli.info import info_spacy
 
 validate = importlib.import_module("spacy.cli.validate")  # the module, not the command
 
-texts = json.loads(sys.argv[1])
+texts, table = json.loads(sys.argv[1]), json.loads(sys.argv[2])
 nlp = spacy.load("{package}")
 def ents(docs):
     return [[[e.start_char, e.end_char, e.label_] for e in doc.ents] for doc in docs]
 single = ents(nlp.pipe(texts))
 multi = ents(nlp.pipe(texts * 3, n_process=2, batch_size=2))
-table = mock.Mock(status_code=200, json=lambda: {{"spacy": {{}}}})
-with mock.patch.object(validate.requests, "get", return_value=table):
+# `spacy validate` offline: the compatibility table is served from a file.
+response = mock.Mock(status_code=200, json=lambda: table)
+with mock.patch.object(validate.requests, "get", return_value=response):
     pkgs, _ = validate.get_model_pkgs(silent=True)
 print(json.dumps({{
     "plugin": spacy_fastbioner.__file__,
@@ -158,13 +159,28 @@ def test_model_card_reads_the_benchmark(trained, tmp_path):
     speed = {"median": 2000.0, "ci95": [1900.0, 2100.0]}
     srsly.write_json(tmp_path / "benchmark.json", {"models": [
         {"name": "fp32", "path": str(root / "student"), "speed": {"words_per_sec": speed}},
-        {"name": "teacher", "path": "elsewhere", "speed": {"words_per_sec": {"median": 1000.0}}},
+        {"name": "teacher", "path": str(root / "teacher"), "speed": {"words_per_sec": {"median": 1000.0}}},
     ]})
-    assert read_benchmark_speed(tmp_path / "benchmark.json", root / "student", "student") == speed
-    assert read_benchmark_speed(tmp_path / "benchmark.json", root / "teacher", "teacher")["median"] == 1000.0
+    assert read_benchmark_speed(tmp_path / "benchmark.json", root / "student") == speed
+    assert read_benchmark_speed(tmp_path / "benchmark.json", root / "teacher")["median"] == 1000.0
     context = make_card(trained, tmp_path / "benchmark.json")
     assert context["efficiency"][0]["wps"] == "2,000 (1,900-2,100)"
     assert context["comparison"]["wps"] == "2.00x"
+
+
+def test_model_card_never_shows_another_models_figures(trained, tmp_path):
+    """Entries named like the roles, but of other folders, are not this
+    model's or its teacher's: the card says "not measured"."""
+    srsly.write_json(tmp_path / "benchmark.json", {"models": [
+        {"name": "student", "path": str(tmp_path / "other-student"), "speed": {"words_per_sec": {"median": 9.0}}},
+        {"name": "teacher", "path": "elsewhere", "speed": {"words_per_sec": {"median": 1000.0}}},
+    ]})
+    root = trained["root"]
+    assert read_benchmark_speed(tmp_path / "benchmark.json", root / "student") is None
+    assert read_benchmark_speed(tmp_path / "benchmark.json", None) is None
+    context = make_card(trained, tmp_path / "benchmark.json")
+    assert [row["wps"] for row in context["efficiency"]] == [NOT_MEASURED, NOT_MEASURED]
+    assert context["comparison"]["wps"] == NOT_MEASURED
 
 
 def build_plugin(tmp_path: Path) -> Path:
@@ -235,8 +251,12 @@ def test_package_installs_and_loads_offline(trained, tmp_path, monkeypatch):
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", HF_HOME=str(tmp_path / "hf"))
     (tmp_path / "check.py").write_text(CHECK_SCRIPT.format(package=PACKAGE), encoding="utf8")
-    proc = subprocess.run([str(python), str(tmp_path / "check.py"), json.dumps(TEXTS)], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=300)
+    # The shape of spaCy's published table (explosion/spacy-models compatibility.json): the installed
+    # spaCy's entry lists its own models, never ours; `spacy validate` then checks our meta's spacy_version.
+    minor = get_minor_version(spacy.about.__version__)
+    table = {"spacy": {spacy.about.__version__: {"en_core_web_sm": [f"{minor}.0"]}, "4.0.0": {}}}
+    proc = subprocess.run([str(python), str(tmp_path / "check.py"), json.dumps(TEXTS), json.dumps(table)],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     venv = python.parent.parent
@@ -246,4 +266,9 @@ def test_package_installs_and_loads_offline(trained, tmp_path, monkeypatch):
     assert out["single"] == trained["expected"]
     assert out["multi"] == trained["expected"] * 3
     assert out["pipelines"] == {PACKAGE: "0.0.1"}
-    assert out["validate"]["compat"] is True
+    validated = out["validate"]
+    assert validated["version"] == "0.0.1" and validated["spacy"] == out["meta"]["spacy_version"]
+    # The package admits the installed spaCy and no later minor version.
+    assert is_compatible_version(spacy.about.__version__, validated["spacy"])
+    assert not is_compatible_version(f"{minor.split('.')[0]}.{int(minor.split('.')[1]) + 1}.0", validated["spacy"])
+    assert validated["compat"] is True

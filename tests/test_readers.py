@@ -19,8 +19,8 @@ from spacy_fastbioner.readers import (
     create_plain_text_reader,
     create_pubtator_reader,
     read_pubtator,
-    split_sentences,
 )
+from spacy_fastbioner.text import split_sentences
 
 IOB = "BRCA1\tO\nbreast\tB-Disease\ncancer\tI-Disease\n.\tO\n\nNo\tO\nentity\tO\n\n"
 TITLE = "Lithium toxicity in a newborn."

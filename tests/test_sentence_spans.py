@@ -28,7 +28,7 @@ from spacy_fastbioner.ml.span_getters import (
 )
 from spacy_fastbioner.pipeline.ner import FastBioNER
 from spacy_fastbioner.pipeline.sentences import SentenceSplitter
-from spacy_fastbioner.readers import split_sentences
+from spacy_fastbioner.text import split_sentences
 from spacy_fastbioner.sentence_windows import with_sentence_windows
 from spacy_fastbioner.testing import synthetic_sentences
 

@@ -96,18 +96,20 @@ def _child(
     threads: Optional[int],
     max_batch_items: Optional[int],
 ) -> Dict[str, Any]:
-    import spacy
     import torch
 
+    from ..loading import load_pipeline
+    from ..transformer import transformer_names
     from .data import load_gold_docs
     from .speed import fresh_docs
 
     if threads:
         torch.set_num_threads(threads)
     rss_imports = _rss_mb()
-    nlp = spacy.load(model)
-    if max_batch_items and "transformer" in nlp.pipe_names:
-        nlp.get_pipe("transformer").cfg["max_batch_items"] = max_batch_items
+    nlp = load_pipeline(model)
+    if max_batch_items:
+        for name in transformer_names(nlp):
+            nlp.get_pipe(name).cfg["max_batch_items"] = max_batch_items
     rss_loaded = _rss_mb()
     gold = load_gold_docs(Path(data_path), nlp.vocab)[:n_docs]
     for _ in nlp.pipe(fresh_docs(nlp, gold), batch_size=batch_size):

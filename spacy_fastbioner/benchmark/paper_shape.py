@@ -14,8 +14,9 @@ from spacy.tokens import Doc
 from spacy.training import Example
 
 from ..quantize import quantize_pipeline
-from ..student import count_parameters, make_student
+from ..student import make_student
 from ..tokenizer import TOKENIZER_NAME
+from ..transformer import count_parameters
 
 PAPER_SHAPE = {
     "num_hidden_layers": 12,

@@ -23,8 +23,10 @@ from spacy.scorer import get_ner_prf
 from spacy.tokens import Doc
 from spacy.training import Example
 
-from ..quantize import count_transformer_parameters, is_quantized
-from ..student import count_thinc_parameters, find_transformer
+from ..disk_size import size_on_disk
+from ..loading import load_pipeline
+from ..quantize import is_quantized
+from ..transformer import count_parameters, find_transformer
 from .data import load_gold_docs
 from .memory import METHOD as MEMORY_METHOD
 from .memory import measure_memory
@@ -107,26 +109,12 @@ def parse_model_arg(arg: str) -> Tuple[str, str]:
     return name or arg, arg
 
 
-def size_on_disk_mb(model: str) -> Optional[float]:
-    """The size of a pipeline's folder in MiB, or None for a package name."""
-    path = Path(model)
-    if not path.is_dir():
-        try:
-            path = spacy.util.get_package_path(model)
-        except Exception:
-            return None
-    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 2**20
-
-
 def describe(nlp: Language, trf: Optional[Any]) -> Dict[str, Any]:
     """What a pipeline is: components, transformer shape, quantisation, parameters."""
     info: Dict[str, Any] = {"pipeline": list(nlp.pipe_names), "transformer": None}
-    n_other = count_thinc_parameters(nlp, skip=trf)
-    n_trf = 0
     if trf is not None:
         hf = trf.model.transformer
         config = hf.config
-        n_trf = count_transformer_parameters(hf)
         info["transformer"] = {
             "model_type": config.model_type,
             "layers": int(config.num_hidden_layers),
@@ -136,7 +124,7 @@ def describe(nlp: Language, trf: Optional[Any]) -> Dict[str, Any]:
             "quantized": is_quantized(hf),
             "max_batch_items": int(trf.cfg.get("max_batch_items", 0)),
         }
-    info["parameters"] = {"transformer": n_trf if trf is not None else None, "total": n_trf + n_other}
+    info["parameters"] = count_parameters(nlp)
     return info
 
 
@@ -190,7 +178,7 @@ def benchmark_pipelines(
     candidates = []
     for name, path in models:
         log(f"Loading {name} from {path}")
-        nlp = spacy.load(path)
+        nlp = load_pipeline(path)
         try:
             trf = find_transformer(nlp)
         except ValueError:
@@ -244,7 +232,8 @@ def benchmark_pipelines(
     for cand in candidates:
         entry: Dict[str, Any] = {"name": cand.name, "path": cand.path}
         entry.update(describe(cand.nlp, cand.trf))
-        entry["size_mb"] = size_on_disk_mb(cand.path)
+        size = size_on_disk(cand.path)
+        entry["size_mb"] = size / 2**20 if size is not None else None
         wps = timed_words / numpy.asarray(cand.pipe_seconds)
         speed: Dict[str, Any] = {"words_per_sec": summarize(wps)}
         if cand.raw_seconds:

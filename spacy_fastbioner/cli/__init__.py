@@ -1,7 +1,11 @@
-"""Commands added to spaCy's CLI (through the `spacy_cli` entry point):
-`spacy distill` and the `spacy fastbioner ...` group."""
+"""Commands added to spaCy's CLI (through the `spacy_cli` entry point): the
+`spacy fastbioner ...` group, and `spacy distill` while spaCy has none.
+
+spaCy imports this on every `python -m spacy ...` call: the command modules
+import their heavy dependencies (torch models, transformers) inside the
+command bodies."""
+
+from . import benchmark, distill, evaluate_raw, make_student, quantize, sentence_windows  # noqa: F401  (register the commands)
 from ._util import fastbioner_cli
-from . import benchmark, quantize  # noqa: F401  (register the commands)
-from . import distill, evaluate_raw, make_student, sentence_windows  # noqa: F401  (register the commands)
 
 __all__ = ["fastbioner_cli"]

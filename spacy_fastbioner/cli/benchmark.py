@@ -1,20 +1,15 @@
 """`spacy fastbioner benchmark` and `spacy fastbioner benchmark-paper-shape`."""
+
 from pathlib import Path
-from typing import List, Optional
+from typing import TYPE_CHECKING, List, Optional, Sequence, Tuple
 
 from spacy.cli._util import Arg, Opt
 from wasabi import msg
 
-from ..benchmark import (
-    BenchmarkSettings,
-    benchmark_pipelines,
-    build_paper_shape_pipelines,
-    markdown_table,
-    parse_model_arg,
-    write_report,
-)
-from ..benchmark.paper_shape import PIPELINE_NAMES
 from ._util import fastbioner_cli
+
+if TYPE_CHECKING:
+    from ..benchmark import BenchmarkSettings
 
 
 @fastbioner_cli.command("benchmark")
@@ -39,6 +34,8 @@ def benchmark_cli(
     type, words/sec (median and 95% interval over batches, models timed
     round-robin), the raw transformer forward pass on the same batches,
     ms/doc, parameters, size on disk and peak memory."""
+    from ..benchmark import BenchmarkSettings, parse_model_arg
+
     settings = BenchmarkSettings(
         batch_size=batch_size, n_batches=n_batches, warmup=warmup, threads=threads,
         max_batch_items=max_batch_items, n_latency=n_latency, accuracy=accuracy, memory=memory,
@@ -67,6 +64,9 @@ def benchmark_paper_shape_cli(
     weights), its 6-layer student and the student's int8 form on the same
     docs: FastBioNER's inference-time claim, shape for shape. Accuracy is not
     scored (the weights are random)."""
+    from ..benchmark import BenchmarkSettings, build_paper_shape_pipelines
+    from ..benchmark.paper_shape import PIPELINE_NAMES
+
     pipelines = output_dir / "pipelines"
     paths = {name: pipelines / name for name in PIPELINE_NAMES}
     if rebuild or not all((p / "config.cfg").exists() for p in paths.values()):
@@ -83,7 +83,9 @@ def benchmark_paper_shape_cli(
     _run([(name, str(path)) for name, path in paths.items()], data_path, output_dir, settings)
 
 
-def _run(models, data_path: Path, output_dir: Path, settings: BenchmarkSettings) -> None:
+def _run(models: Sequence[Tuple[str, str]], data_path: Path, output_dir: Path, settings: "BenchmarkSettings") -> None:
+    from ..benchmark import benchmark_pipelines, markdown_table, write_report
+
     try:
         results = benchmark_pipelines(models, data_path, settings, log=msg.info)
     except (ValueError, OSError) as err:

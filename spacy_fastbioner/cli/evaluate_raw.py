@@ -3,12 +3,9 @@ import json
 from pathlib import Path
 from typing import Any, Dict, Optional
 
-from spacy import util
 from spacy.cli._util import Arg, Opt, setup_gpu
 from wasabi import msg
 
-from ..evaluate_raw import evaluate_raw, evaluate_token_level
-from ..readers import CorpusError, read_pubtator
 from ._util import fastbioner_cli
 
 
@@ -28,6 +25,10 @@ def evaluate_raw_cli(
     documents: predicted entities must match the gold character offsets
     exactly. Also counts the gold mentions that the pipeline's tokenizer
     makes unreachable."""
+    from ..evaluate_raw import evaluate_raw, evaluate_token_level
+    from ..loading import load_pipeline
+    from ..readers import CorpusError, read_pubtator
+
     if batch_size < 1:
         msg.fail(f"Invalid --batch-size {batch_size}: expected a positive integer", exits=1)
     renames = parse_type_map(type_map)
@@ -37,8 +38,8 @@ def evaluate_raw_cli(
         msg.fail("Cannot read the evaluation data", str(err), exits=1)
     setup_gpu(use_gpu)
     try:
-        nlp = util.load_model(model)
-    except OSError as err:
+        nlp = load_pipeline(model)
+    except (OSError, ValueError) as err:
         msg.fail(f"Cannot load the pipeline {model!r}", str(err), exits=1)
     scores = evaluate_raw(nlp, documents, batch_size=batch_size)
     if compare:

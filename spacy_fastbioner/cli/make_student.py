@@ -2,11 +2,9 @@
 from pathlib import Path
 from typing import Optional
 
-import spacy
 from spacy.cli._util import Arg, Opt
 from wasabi import msg
 
-from ..student import make_student
 from ._util import fastbioner_cli
 
 
@@ -20,17 +18,20 @@ def make_student_cli(
     # fmt: on
 ) -> None:
     """Make a student pipeline that keeps some of the teacher's transformer
-    layers (with its embeddings and NER head), ready for `spacy distill`."""
-    teacher = spacy.load(teacher_path)
-    chosen = layer_map
-    if layer_map not in ("skip", "first", "last"):
+    layers (with its embeddings and NER head), ready for `spacy fastbioner distill`."""
+    from ..loading import load_pipeline
+    from ..student import LAYER_MAPS, LayerMap, make_student
+
+    chosen: LayerMap = layer_map
+    if layer_map not in LAYER_MAPS:
         try:
-            chosen = [int(i) for i in layer_map.split(",")]  # type: ignore[assignment]
+            chosen = [int(i) for i in layer_map.split(",")]
         except ValueError:
             msg.fail(f"Invalid --layer-map {layer_map!r}: expected skip, first, last or e.g. 1,3,5", exits=1)
     try:
+        teacher = load_pipeline(teacher_path)
         student = make_student(teacher, n_layers=n_layers, layer_map=chosen)
-    except ValueError as err:
+    except (OSError, ValueError) as err:
         msg.fail(str(err), exits=1)
     info = student.meta["fastbioner"]
     output_path.mkdir(parents=True, exist_ok=True)

@@ -10,7 +10,7 @@ from spacy.training import Example
 from spacy.util import registry
 from thinc.api import Optimizer
 
-from ..student import find_transformer
+from ..transformer import find_transformer
 from .hidden import capture_layers, hidden_state_loss
 from .weights import LossWeights, create_dynamic_weights
 

@@ -2,13 +2,13 @@
 
 A teacher fine-tuned on single sentences tags raw abstracts worse when
 `spacy-transformers.strided_spans.v1` feeds it windows that run across several
-sentences (NCBI-disease dev abstracts: entity F1 76.2 by sentence, 71.6 by
-strided windows). `spacy-transformers.sent_spans.v1` feeds one sentence per
+sentences (see the README's raw-text results). `spacy-transformers.sent_spans.v1` feeds one sentence per
 span, but has no limit on a sentence's length, so a long text without sentence
 punctuation would exceed the transformer's positions. The span getter here
 feeds one span per sentence and strides a sentence longer than the window
 inside that sentence, exactly as `strided_spans` strides a doc.
 """
+from functools import partial
 from typing import Callable, Iterable, List, Tuple
 
 import catalogue
@@ -91,8 +91,6 @@ def configure_sentence_spans(window: int = 128, stride: int = 96) -> Callable[[L
             f"[{SENTENCE_SPANS}] expected 1 <= stride <= window, found window={window}, "
             f"stride={stride}: a stride over the window would leave tokens outside every span"
         )
-
-    def get_spans(docs: List[Doc]) -> List[List[Span]]:
-        return get_sentence_spans(docs, window, stride)
-
-    return get_spans
+    # A partial, not a closure: `nlp.pipe(n_process=N)` pickles the pipeline
+    # for its workers under the spawn start method.
+    return partial(get_sentence_spans, window=window, stride=stride)

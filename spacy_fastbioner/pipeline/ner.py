@@ -1,4 +1,5 @@
 """The `fastbioner_ner` component: BIO token classification on a transformer."""
+import warnings
 from itertools import islice
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
@@ -21,7 +22,6 @@ from .decoding import (
     transition_constraints,
     viterbi,
 )
-from .fork_safety import make_torch_fork_safe
 
 default_model_config = """
 [model]
@@ -38,6 +38,9 @@ upstream = "*"
 @layers = "spacy_fastbioner.first_wordpiece.v1"
 """
 DEFAULT_NER_MODEL = Config().from_str(default_model_config)["model"]
+# The logit margin of "O" over every other tag in the table that stands for a
+# doc the transformer returned no output for: at temperature 4, p(O) > 0.9999.
+OUTSIDE_MARGIN = 50.0
 
 
 @Language.factory(
@@ -96,7 +99,7 @@ class FastBioNER(TrainablePipe):
         self.model = model
         self.name = name
         self.scorer = scorer
-        make_torch_fork_safe()  # for nlp.pipe(..., n_process=N)
+        self._warned_no_output = False
         cfg: Dict[str, List[str]] = {"labels": []}
         self.cfg = dict(sorted(cfg.items()))
         self._constraints: Dict[Tuple[str, ...], Tuple[Floats2d, Floats2d]] = {}
@@ -154,12 +157,32 @@ class FastBioNER(TrainablePipe):
         # window where it has the most context on both sides.
         with best_windows(docs):
             scores = self.model.predict(docs)
-        # A doc that the transformer could not embed comes back with zero
-        # width; treat it as all-O rather than failing.
-        return [
-            s if s.shape == (len(doc), len(self.tags)) else self._outside(len(doc))
-            for doc, s in zip(docs, scores)
-        ]
+        return [self._check_scores(doc, s) for doc, s in zip(docs, scores)]
+
+    def _check_scores(self, doc: Doc, scores: Floats2d) -> Floats2d:
+        """The doc's score table, if it has one row per token and one column
+        per tag. A doc that the transformer returned no output for (its
+        `doc._.trf_data` is empty, e.g. after the transformer ran on other
+        docs) comes back with no rows: it gets an all-O table of logits, with
+        a warning. Any other shape is an error."""
+        expected = (len(doc), len(self.tags))
+        if scores.shape == expected:
+            return scores
+        if scores.shape[0] == 0:
+            if not self._warned_no_output:
+                warnings.warn(
+                    f"[{self.name}] the transformer returned no output for a doc of {len(doc)} "
+                    "tokens (is its doc._.trf_data set by the pipeline's transformer?); "
+                    "its tokens are tagged O. Warned once per component.",
+                    stacklevel=3,
+                )
+                self._warned_no_output = True
+            return self._outside(len(doc))
+        raise ValueError(
+            f"[{self.name}] the model returned a score table of shape {tuple(scores.shape)} for a doc "
+            f"of {len(doc)} tokens: expected {expected}, one row per token and one column per "
+            f"tag of {self.tags}"
+        )
 
     def predict_proba(
         self, docs: Iterable[Doc], *, temperature: float = 1.0
@@ -378,8 +401,9 @@ class FastBioNER(TrainablePipe):
         return self._constraints[tags]
 
     def _outside(self, n_tokens: int) -> Floats2d:
-        table = numpy.zeros((n_tokens, len(self.tags)), dtype="f")
-        table[:, 0] = 1.0
+        """Logits that tag every token O by a margin of `OUTSIDE_MARGIN`."""
+        table = numpy.full((n_tokens, len(self.tags)), -OUTSIDE_MARGIN, dtype="f")
+        table[:, 0] = 0.0
         return self.model.ops.asarray2f(table)
 
     def _gold_targets(self, eg: Example) -> Floats2d:
