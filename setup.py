@@ -35,7 +35,6 @@ ENTRY_POINTS = {
     "spacy_span_getters": [
         "spacy_fastbioner.sentence_spans.v1 = spacy_fastbioner.ml.span_getters:configure_sentence_spans",
     ],
-    "spacy_scorers": [],
     "spacy_misc": [
         "spacy_fastbioner.distill_step.v1 = spacy_fastbioner.distill.step:create_distill_step",
         "spacy_fastbioner.dynamic_weights.v1 = spacy_fastbioner.distill.weights:create_dynamic_weights",
@@ -67,7 +66,8 @@ setup(
         "wasabi>=0.9",
     ],
     extras_require={
-        "test": ["pytest>=7", "hypothesis>=6", "build>=1.0", "mypy>=1.5"],
+        "test": ["pytest>=7", "hypothesis>=6", "build>=1.0"],
+        "lint": ["ruff>=0.6", "mypy>=1.5"],
         "benchmark": ["matplotlib>=3.5"],
     },
     entry_points=ENTRY_POINTS,

@@ -11,7 +11,7 @@ from spacy.language import Language
 
 from .about import __title__, __version__
 from .disk_size import size_on_disk
-from .transformer import count_parameters, find_transformer
+from .transformer import count_parameters, find_transformer, hf_model
 
 NOT_MEASURED = "not measured"
 MTL_URL = "https://github.com/cambridgeltl/MTL-Bioinformatics-2016"
@@ -236,7 +236,7 @@ def card_context(
         "benchmark_found": benchmark_path is not None and Path(benchmark_path).is_file(),
         "base_transformer": base_transformer(nlp),
         "layers": made,
-        "n_layers": int(find_transformer(nlp).model.transformer.config.num_hidden_layers),
+        "n_layers": int(hf_model(find_transformer(nlp)).config.num_hidden_layers),
         "settings": how_made_settings(nlp, role),
         "teacher_package": teacher_package,
         "citation": CITATION,

@@ -1,12 +1,12 @@
 """Make a student pipeline from a teacher: fewer transformer layers, chosen by
 a layer map, with the teacher's embeddings, those layers and its NER head."""
-from typing import List, Optional, Sequence, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 from spacy.language import Language
 from spacy.util import load_model_from_config
 
-from .transformer import count_parameters, find_transformer
+from .transformer import count_parameters, find_transformer, hf_model
 
 LayerMap = Union[str, Sequence[int]]
 LAYER_MAPS = ("skip", "first", "last")
@@ -64,7 +64,7 @@ def make_student(
     layer_map (Union[str, Sequence[int]]): See `select_layers`.
     RETURNS (Language): The student pipeline.
     """
-    teacher_hf = find_transformer(teacher).model.transformer
+    teacher_hf = hf_model(find_transformer(teacher))
     n_teacher = int(teacher_hf.config.num_hidden_layers)
     if n_layers is None:
         n_layers = len(layer_map) if not isinstance(layer_map, str) else (n_teacher + 1) // 2
@@ -74,9 +74,9 @@ def make_student(
     student = load_model_from_config(teacher.config, auto_fill=False, validate=False)
     student.from_bytes(teacher.to_bytes())
     trf = find_transformer(student)
-    hf = trf.model.transformer
-    encoder_layers = _encoder_layers(hf)
-    hf.encoder.layer = torch.nn.ModuleList([encoder_layers[i] for i in layers])
+    hf = hf_model(trf)
+    encoder, encoder_layers = _encoder(hf)
+    encoder.layer = torch.nn.ModuleList([encoder_layers[i] for i in layers])
     hf.config.num_hidden_layers = n_layers
     trf_model_cfg = student.config["components"][trf.name]["model"]
     trf_model_cfg["transformer_config"] = {
@@ -97,13 +97,14 @@ def make_student(
     return student
 
 
-def _encoder_layers(hf: torch.nn.Module) -> torch.nn.ModuleList:
+def _encoder(hf: torch.nn.Module) -> Tuple[torch.nn.Module, torch.nn.ModuleList]:
+    """The model's encoder and its list of layers (`encoder.layer`)."""
     encoder = getattr(hf, "encoder", None)
     layers = getattr(encoder, "layer", None)
-    if not isinstance(layers, torch.nn.ModuleList):
+    if not isinstance(encoder, torch.nn.Module) or not isinstance(layers, torch.nn.ModuleList):
         raise ValueError(
             f"cannot find the encoder layers of {type(hf).__name__}: only "
             "BERT-like models (model.encoder.layer) are supported"
         )
-    return layers
+    return encoder, layers
 

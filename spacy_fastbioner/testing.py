@@ -55,7 +55,7 @@ def synthetic_sentences(
 
 def write_iob(path: Path, sentences: Iterable[Tuple[List[str], List[str]]]) -> Path:
     """Write sentences as a `token<TAB>tag` file."""
-    lines = []
+    lines: List[str] = []
     for words, tags in sentences:
         lines.extend(f"{w}\t{t}" for w, t in zip(words, tags))
         lines.append("")

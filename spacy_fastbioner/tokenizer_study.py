@@ -35,15 +35,10 @@ def boundary_study(
         doc = make_doc(text)
         starts = [token.idx for token in doc]
         ends = [token.idx + len(token) for token in doc]
-
-        def inside(pos: int) -> bool:
-            i = bisect_right(starts, pos) - 1
-            return i >= 0 and starts[i] < pos < ends[i]
-
         n_docs += 1
         for start, end in spans:
             n_ents += 1
-            bad_start, bad_end = inside(start), inside(end)
+            bad_start, bad_end = _inside(starts, ends, start), _inside(starts, ends, end)
             cut_start += bad_start
             cut_end += bad_end
             if bad_start or bad_end:
@@ -54,6 +49,12 @@ def boundary_study(
     cut_pct = 100.0 * cut / max(n_ents, 1)
     return dict(docs=n_docs, entities=n_ents, cut=cut, cut_start=cut_start,
                 cut_end=cut_end, cut_pct=cut_pct, examples=examples)
+
+
+def _inside(starts: Sequence[int], ends: Sequence[int], pos: int) -> bool:
+    """Whether character `pos` falls strictly inside a token (not at its start)."""
+    i = bisect_right(starts, pos) - 1
+    return i >= 0 and starts[i] < pos < ends[i]
 
 
 def token_split_study(

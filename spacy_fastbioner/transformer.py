@@ -5,13 +5,22 @@ spacy-transformers is imported inside the functions: importing it imports
 `transformers`, which `import spacy_fastbioner` must not (see `__init__.py`).
 """
 
-from typing import TYPE_CHECKING, Dict, List, Optional
+from typing import TYPE_CHECKING, List, Optional, TypedDict, cast
 
 import torch
 from spacy.language import Language
 
 if TYPE_CHECKING:
     from spacy_transformers import Transformer
+    from spacy_transformers.layers import TransformerModel
+    from transformers import PreTrainedModel
+
+
+class ParameterCounts(TypedDict):
+    """A pipeline's parameter counts, as `count_parameters` returns them."""
+
+    transformer: Optional[int]  # None for a pipeline without a transformer
+    total: int
 
 
 def transformer_names(nlp: Language) -> List[str]:
@@ -30,8 +39,7 @@ def find_transformer(nlp: Language) -> "Transformer":
     """The pipeline's first active spacy-transformers `Transformer` component.
 
     nlp (Language): The pipeline.
-    RETURNS (Transformer): The component; its Hugging Face model is
-        `.model.transformer` and its tokenizer `.model.tokenizer`.
+    RETURNS (Transformer): The component; `hf_model` gives its Hugging Face model.
     """
     from spacy_transformers import Transformer
 
@@ -39,6 +47,15 @@ def find_transformer(nlp: Language) -> "Transformer":
         if isinstance(proc, Transformer):
             return proc
     raise ValueError(f"the pipeline {nlp.pipe_names} has no spacy-transformers 'transformer' component")
+
+
+def hf_model(trf: "Transformer") -> "PreTrainedModel":
+    """The Hugging Face model of a `Transformer` component (int8 or fp32).
+
+    trf (Transformer): The component, e.g. `find_transformer(nlp)`.
+    RETURNS (PreTrainedModel): Its model, e.g. a `BertModel`.
+    """
+    return cast("TransformerModel", trf.model).transformer
 
 
 def count_torch_parameters(module: torch.nn.Module) -> int:
@@ -56,13 +73,13 @@ def count_torch_parameters(module: torch.nn.Module) -> int:
     return n
 
 
-def count_parameters(nlp: Language) -> Dict[str, Optional[int]]:
+def count_parameters(nlp: Language) -> ParameterCounts:
     """The parameters of a pipeline: its transformer's (fp32 or int8) and all
     of them (the transformer's and the thinc models' of the other components).
 
     nlp (Language): The pipeline.
-    RETURNS (Dict[str, Optional[int]]): "transformer" (None for a pipeline
-        without a transformer) and "total".
+    RETURNS (ParameterCounts): "transformer" (None for a pipeline without a
+        transformer) and "total".
     """
     from spacy_transformers import Transformer
 
@@ -70,7 +87,7 @@ def count_parameters(nlp: Language) -> Dict[str, Optional[int]]:
     n_trf: Optional[int] = None
     for _, proc in nlp.pipeline:
         if isinstance(proc, Transformer):
-            n_trf = (n_trf or 0) + count_torch_parameters(proc.model.transformer)
+            n_trf = (n_trf or 0) + count_torch_parameters(hf_model(proc))
         elif hasattr(proc, "model"):
             for node in proc.model.walk():
                 n_thinc += sum(int(node.get_param(p).size) for p in node.param_names if node.has_param(p))

@@ -9,9 +9,9 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from spacy_fastbioner.pipeline.decoding import (
+    biluo_to_bio,
     bio_tags,
     bio_to_spans,
-    biluo_to_bio,
     log_softmax,
     transition_constraints,
     viterbi,

@@ -28,9 +28,9 @@ from spacy_fastbioner.ml.span_getters import (
 )
 from spacy_fastbioner.pipeline.ner import FastBioNER
 from spacy_fastbioner.pipeline.sentences import SentenceSplitter
-from spacy_fastbioner.text import split_sentences
 from spacy_fastbioner.sentence_windows import with_sentence_windows
 from spacy_fastbioner.testing import synthetic_sentences
+from spacy_fastbioner.text import split_sentences
 
 Ranges = List[Tuple[int, int]]
 BLANK = spacy.blank("en")

@@ -13,7 +13,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, cast
 
 METHOD = (
     "peak RSS (VmHWM of /proc/self/status) of a fresh process that loads the pipeline and "
@@ -109,7 +109,7 @@ def _child(
     nlp = load_pipeline(model)
     if max_batch_items:
         for name in transformer_names(nlp):
-            nlp.get_pipe(name).cfg["max_batch_items"] = max_batch_items
+            cast(Any, nlp.get_pipe(name)).cfg["max_batch_items"] = max_batch_items
     rss_loaded = _rss_mb()
     gold = load_gold_docs(Path(data_path), nlp.vocab)[:n_docs]
     for _ in nlp.pipe(fresh_docs(nlp, gold), batch_size=batch_size):

@@ -29,7 +29,7 @@ CONTEXT_SETTINGS = {"allow_extra_args": True, "ignore_unknown_options": True}
 def inherit_student_meta(student: "Language", config: Any) -> None:
     """Carry the student's making (teacher, layer map) over from the pipeline
     its components are sourced from: `init_nlp` builds a new meta."""
-    for name, component in config.interpolate()["components"].items():
+    for component in config.interpolate()["components"].values():
         source = component.get("source")
         if isinstance(source, str) and (Path(source) / "meta.json").exists():
             meta = util.load_meta(Path(source) / "meta.json")

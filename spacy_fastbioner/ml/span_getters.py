@@ -18,7 +18,7 @@ from spacy_transformers.util import registry
 SENTENCE_SPANS = "spacy_fastbioner.sentence_spans.v1"
 # spacy-transformers adds this catalogue registry to spaCy's at import time
 # (entry point group "spacy_span_getters"); typed here for mypy.
-span_getters: catalogue.Registry = getattr(registry, "span_getters")
+span_getters: catalogue.Registry = getattr(registry, "span_getters")  # noqa: B009  (not in its stubs)
 
 
 def strided_ranges(start: int, end: int, window: int, stride: int) -> List[Tuple[int, int]]:

@@ -1,7 +1,7 @@
 """The `fastbioner_ner` component: BIO token classification on a transformer."""
 import warnings
 from itertools import islice
-from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple, cast
 
 import numpy
 from spacy.language import Language
@@ -15,9 +15,9 @@ from thinc.types import Floats2d
 
 from ..ml.windows import best_windows
 from .decoding import (
+    biluo_to_bio,
     bio_tags,
     bio_to_spans,
-    biluo_to_bio,
     log_softmax,
     transition_constraints,
     viterbi,
@@ -377,7 +377,7 @@ class FastBioNER(TrainablePipe):
         """
         validate_get_examples(get_examples, "FastBioNER.initialize")
         if labels is None:
-            found = set()
+            found: Set[str] = set()
             for eg in get_examples():
                 found.update(ent.label_ for ent in eg.reference.ents)
             labels = sorted(found)
@@ -404,7 +404,7 @@ class FastBioNER(TrainablePipe):
         """Logits that tag every token O by a margin of `OUTSIDE_MARGIN`."""
         table = numpy.full((n_tokens, len(self.tags)), -OUTSIDE_MARGIN, dtype="f")
         table[:, 0] = 0.0
-        return self.model.ops.asarray2f(table)
+        return self.model.ops.asarray2f(cast(Floats2d, table))
 
     def _gold_targets(self, eg: Example) -> Floats2d:
         """One-hot gold tags aligned to the predicted tokens; all-zero rows
