@@ -47,8 +47,9 @@ def boundary_study(
                     toks = [t.text for t in doc if t.idx < end and t.idx + len(t) > start]
                     examples.append((text[start:end], toks))
     cut_pct = 100.0 * cut / max(n_ents, 1)
-    return dict(docs=n_docs, entities=n_ents, cut=cut, cut_start=cut_start,
-                cut_end=cut_end, cut_pct=cut_pct, examples=examples)
+    return dict(
+        docs=n_docs, entities=n_ents, cut=cut, cut_start=cut_start, cut_end=cut_end, cut_pct=cut_pct, examples=examples
+    )
 
 
 def _inside(starts: Sequence[int], ends: Sequence[int], pos: int) -> bool:
@@ -57,9 +58,7 @@ def _inside(starts: Sequence[int], ends: Sequence[int], pos: int) -> bool:
     return i >= 0 and starts[i] < pos < ends[i]
 
 
-def token_split_study(
-    tokens: Iterable[str], make_doc: Callable[[str], Doc]
-) -> Dict[str, Any]:
+def token_split_study(tokens: Iterable[str], make_doc: Callable[[str], Doc]) -> Dict[str, Any]:
     """Count reference tokens (e.g. from an IOB file) that the tokenizer would
     split further when applied to the token alone.
 
@@ -112,6 +111,13 @@ def alignment_study(
         n_ours += len(ours)
         n_ref += hi - lo
         matched += doc_matched
-    return dict(docs=n_docs, docs_found=found, docs_identical=identical, tokens=n_ours,
-                reference_tokens=n_ref, matched=matched,
-                precision=matched / max(n_ours, 1), recall=matched / max(n_ref, 1))
+    return dict(
+        docs=n_docs,
+        docs_found=found,
+        docs_identical=identical,
+        tokens=n_ours,
+        reference_tokens=n_ref,
+        matched=matched,
+        precision=matched / max(n_ours, 1),
+        recall=matched / max(n_ref, 1),
+    )

@@ -1,5 +1,6 @@
 """The public Python API: `spacy_fastbioner.<name>` for the functions the
 README documents, without importing `transformers` until one needs it."""
+
 import inspect
 import subprocess
 import sys

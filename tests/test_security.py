@@ -1,6 +1,7 @@
 """No pickle at load: a pipeline folder whose weights carry a pickled code
 payload is refused with a clear error, and the payload never runs; the
 plugin's own source never unpickles."""
+
 import ast
 import io
 import os
@@ -98,7 +99,9 @@ def unsafe_loads(source: str) -> list:
 
 def test_the_plugin_never_unpickles():
     assert unsafe_loads("torch.load(f)\ntorch.load(f, weights_only=False)\npickle.loads(b)") == [
-        "1: torch.load", "2: torch.load", "3: pickle.loads"
+        "1: torch.load",
+        "2: torch.load",
+        "3: pickle.loads",
     ]
     assert unsafe_loads("torch.load(f, map_location='cpu', weights_only=True)") == []
     found = {

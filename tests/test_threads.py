@@ -1,5 +1,6 @@
 """Thread limits where `nlp.pipe(n_process=N)` workers start, not when a
 pipeline is made; the int8 pipeline under fork and spawn."""
+
 import json
 import os
 import subprocess
@@ -81,8 +82,9 @@ def _env():
 
 
 def test_making_a_pipeline_registers_no_fork_hook(int8_dir):
-    result = subprocess.run([sys.executable, "-c", HOOKS_SCRIPT, str(int8_dir)],
-                            capture_output=True, text=True, env=_env())
+    result = subprocess.run(
+        [sys.executable, "-c", HOOKS_SCRIPT, str(int8_dir)], capture_output=True, text=True, env=_env()
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     made, limited = result.stdout.strip().splitlines()[-1].split("] [")
     assert made == "[", f"loading and running a pipeline registered fork hooks: {made}]"
@@ -94,11 +96,18 @@ def test_n_process_with_the_int8_pipeline(int8_dir, tmp_path, method):
     script = tmp_path / "n_process.py"
     script.write_text(N_PROCESS_SCRIPT, encoding="utf8")
     try:
-        result = subprocess.run([sys.executable, str(script), str(int8_dir), method, json.dumps(TEXTS)],
-                                capture_output=True, text=True, env=_env(), timeout=300)
+        result = subprocess.run(
+            [sys.executable, str(script), str(int8_dir), method, json.dumps(TEXTS)],
+            capture_output=True,
+            text=True,
+            env=_env(),
+            timeout=300,
+        )
     except subprocess.TimeoutExpired:
-        pytest.fail(f"nlp.pipe(n_process=2) with {method} hung: forked workers that inherit the parent's "
-                    "torch threads wait forever for its OpenMP pool")
+        pytest.fail(
+            f"nlp.pipe(n_process=2) with {method} hung: forked workers that inherit the parent's "
+            "torch threads wait forever for its OpenMP pool"
+        )
     assert result.returncode == 0, result.stderr[-3000:]
     out = json.loads(result.stdout.strip().splitlines()[-1])
     assert any(out["single"]), "the tiny pipeline finds no entities: the comparison would be vacuous"

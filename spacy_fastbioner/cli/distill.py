@@ -43,8 +43,12 @@ def distill_cli(
     ctx: typer.Context,  # This is only used to read additional arguments
     teacher_path: Path = Arg(..., help="Trained teacher pipeline", exists=True, file_okay=False),
     config_path: Path = Arg(..., help="Student config with a [distillation] block", exists=True, allow_dash=True),
-    output_path: Optional[Path] = Opt(None, "--output", "--output-path", "-o", help="Output directory to store the student pipeline in"),
-    code_path: Optional[Path] = Opt(None, "--code", "-c", help="Path to Python file with additional code (registered functions) to be imported"),
+    output_path: Optional[Path] = Opt(
+        None, "--output", "--output-path", "-o", help="Output directory to store the student pipeline in"
+    ),
+    code_path: Optional[Path] = Opt(
+        None, "--code", "-c", help="Path to Python file with additional code (registered functions) to be imported"
+    ),
     use_gpu: int = Opt(-1, "--gpu-id", "-g", help="GPU ID or -1 for CPU"),
     # fmt: on
 ) -> None:
@@ -91,8 +95,11 @@ def has_command(cli: typer.Typer, name: str) -> bool:
     name (str): The command name.
     RETURNS (bool): Whether one of its commands is called `name`.
     """
-    return any((info.name or info.callback.__name__.replace("_", "-")) == name
-               for info in cli.registered_commands if info.callback is not None)
+    return any(
+        (info.name or info.callback.__name__.replace("_", "-")) == name
+        for info in cli.registered_commands
+        if info.callback is not None
+    )
 
 
 def register_distill(cli: typer.Typer, group: typer.Typer) -> bool:

@@ -15,7 +15,12 @@ def quantize_cli(
     model: str = Arg(..., help="Trained pipeline (path or package), e.g. a distilled student"),
     output_path: Path = Arg(..., help="Output directory for the quantised pipeline"),
     dtype: str = Opt("qint8", "--dtype", help="Weight type of the quantised Linear layers: qint8"),
-    max_batch_items: Optional[int] = Opt(None, "--max-batch-items", min=1, help="Set the transformer's max_batch_items, the padded size of its length-sorted sub-batches (e.g. 512 on CPU); kept when unset"),
+    max_batch_items: Optional[int] = Opt(
+        None,
+        "--max-batch-items",
+        min=1,
+        help="Set the transformer's max_batch_items, the padded size of its length-sorted sub-batches (e.g. 512 on CPU); kept when unset",
+    ),
     # fmt: on
 ) -> None:
     """Quantise the transformer's Linear layers to int8 (PyTorch dynamic
