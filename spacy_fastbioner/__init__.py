@@ -1,20 +1,70 @@
 """spacy-fastbioner: biomedical NER students distilled from transformer teachers
-(FastBioNER, Hu et al. 2021) as a spaCy plugin."""
+(FastBioNER, Hu et al. 2021) as a spaCy plugin.
+
+Importing the package does not import `transformers`: spaCy loads the plugin's
+CLI entry point on every `python -m spacy ...` call. The three names that need
+spacy-transformers at import are loaded on first use.
+"""
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any, List
+
 from .about import __version__
+from .distill import create_distill_step, create_dynamic_weights, distill
+from .evaluate_raw import evaluate_raw
+from .loading import UnsafePipelineError, load_pipeline
 from .ml import build_transformer_tagger, first_wordpiece
-from .ml.span_getters import configure_sentence_spans
 from .pipeline import FastBioNER, make_fastbioner_ner
 from .pipeline.sentences import SentenceSplitter, make_fastbioner_sentences
-from .sentence_windows import with_sentence_windows
+from .student import make_student
+from .text import split_sentences
+from .threads import limit_torch_threads_in_children
+from .transformer import count_parameters, find_transformer
+
+if TYPE_CHECKING:
+    from .ml.span_getters import configure_sentence_spans
+    from .quantize import quantize_pipeline
+    from .sentence_windows import with_sentence_windows
+
+# Loaded on first use: their modules import spacy-transformers.
+_LAZY = {
+    "configure_sentence_spans": ".ml.span_getters",
+    "quantize_pipeline": ".quantize",
+    "with_sentence_windows": ".sentence_windows",
+}
 
 __all__ = [
     "__version__",
     "FastBioNER",
     "SentenceSplitter",
+    "UnsafePipelineError",
     "build_transformer_tagger",
     "configure_sentence_spans",
+    "count_parameters",
+    "create_distill_step",
+    "create_dynamic_weights",
+    "distill",
+    "evaluate_raw",
+    "find_transformer",
     "first_wordpiece",
+    "limit_torch_threads_in_children",
+    "load_pipeline",
     "make_fastbioner_ner",
     "make_fastbioner_sentences",
+    "make_student",
+    "quantize_pipeline",
+    "split_sentences",
     "with_sentence_windows",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(import_module(_LAZY[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> List[str]:
+    return sorted(set(globals()) | set(_LAZY))

@@ -9,6 +9,7 @@ prediction has its exact character offsets, which is what a user of the
 pipeline gets. `evaluate_token_level` scores the same documents the token-level
 way, so the two can be put side by side.
 """
+
 from collections import defaultdict
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Set, Tuple, Union
@@ -21,9 +22,7 @@ from .readers import PubTatorCorpus, PubTatorDocument
 CharSpan = Tuple[int, int, str]  # (start, end, label), character offsets
 
 
-def evaluate_raw(
-    nlp: Language, documents: Iterable[PubTatorDocument], *, batch_size: int = 32
-) -> Dict[str, Any]:
+def evaluate_raw(nlp: Language, documents: Iterable[PubTatorDocument], *, batch_size: int = 32) -> Dict[str, Any]:
     """Run the pipeline on each document's raw text and score the predicted
     entities against the gold mentions by exact (start, end, label) match of
     character offsets.
@@ -36,7 +35,7 @@ def evaluate_raw(
         undefined), "ents_per_type" ({label: {"p", "r", "f"}}), shaped like the
         output of `spacy evaluate`; "n_docs", "n_gold", "n_pred"; "n_unreachable",
         the gold mentions whose start or end is not a token boundary of the
-        pipeline's tokenizer (`boundary_study`'s "cut", plus the rare mention
+        pipeline's tokenizer (`tokenizer_study.boundary_study`'s "cut", plus the rare mention
         that starts or ends inside whitespace); and
         "max_reachable_r", the recall that a perfect tagger could reach on
         these tokens (reachable mentions, at most one of any overlapping
@@ -88,9 +87,7 @@ def evaluate_token_level(
     corpus = PubTatorCorpus(path, type_map=type_map, alignment_mode="expand")
     examples = list(corpus(nlp))
     scores = nlp.evaluate(examples, batch_size=batch_size)
-    result: Dict[str, Any] = {
-        key: scores.get(key) for key in ("ents_p", "ents_r", "ents_f", "ents_per_type")
-    }
+    result: Dict[str, Any] = {key: scores.get(key) for key in ("ents_p", "ents_r", "ents_f", "ents_per_type")}
     result.update(
         n_docs=corpus.n_docs,
         n_gold=sum(len(eg.reference.ents) for eg in examples),

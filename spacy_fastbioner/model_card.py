@@ -2,6 +2,7 @@
 workflow wrote (`spacy evaluate` metrics, the benchmark JSON, the pipeline's
 meta.json and config.cfg) or measured here (parameters, size on disk); what is
 missing reads "not measured"."""
+
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple
@@ -10,7 +11,8 @@ import srsly
 from spacy.language import Language
 
 from .about import __title__, __version__
-from .student import count_parameters, find_transformer
+from .disk_size import size_on_disk
+from .transformer import count_parameters, find_transformer, hf_model
 
 NOT_MEASURED = "not measured"
 MTL_URL = "https://github.com/cambridgeltl/MTL-Bioinformatics-2016"
@@ -33,8 +35,7 @@ class CorpusInfo:
 
 
 _BC5CDR_REF = (
-    "Li et al. BioCreative V CDR task corpus: a resource for chemical disease "
-    "relation extraction. Database 2016:baw068"
+    "Li et al. BioCreative V CDR task corpus: a resource for chemical disease relation extraction. Database 2016:baw068"
 )
 CORPORA: Dict[str, CorpusInfo] = {
     "NCBI-disease": CorpusInfo(
@@ -74,35 +75,26 @@ def read_scores(path: Optional[Path]) -> Optional[Dict[str, Any]]:
     return {key: data[key] for key in keys if data.get(key) is not None}
 
 
-def read_benchmark_speed(
-    path: Optional[Path], model_dir: Optional[Path], name: str
-) -> Optional[Dict[str, Any]]:
-    """A model's words/sec in the benchmark JSON (`spacy fastbioner benchmark`).
+def read_benchmark_speed(path: Optional[Path], model_dir: Optional[Path]) -> Optional[Dict[str, Any]]:
+    """A model's words/sec in the benchmark JSON (`spacy fastbioner benchmark`),
+    from the entry whose "path" is the model's folder. An entry of another
+    folder never stands in for it, whatever its name.
 
     path (Optional[Path]): The benchmark.json.
-    model_dir (Optional[Path]): The model's folder, matched against each
-        entry's "path" first.
-    name (str): Else the entry's "name", e.g. "student" or "teacher".
+    model_dir (Optional[Path]): The model's folder.
     RETURNS (Optional[Dict[str, Any]]): {"median": float, "ci95": [lo, hi]},
-        or None when the file or the model is absent.
+        or None when the file, the folder or its entry is absent.
     """
-    if path is None or not Path(path).is_file():
+    if path is None or model_dir is None or not Path(path).is_file():
         return None
-    models = srsly.read_json(path).get("models", [])
-    target = Path(model_dir).resolve() if model_dir is not None else None
-    by_path = [m for m in models if target is not None and m.get("path") and Path(m["path"]).resolve() == target]
-    for entry in by_path or [m for m in models if m.get("name") == name]:
+    target = Path(model_dir).resolve()
+    for entry in srsly.read_json(path).get("models", []):
+        if not entry.get("path") or Path(entry["path"]).resolve() != target:
+            continue
         wps = (entry.get("speed") or {}).get("words_per_sec")
         if isinstance(wps, dict) and isinstance(wps.get("median"), (int, float)):
             return wps
     return None
-
-
-def dir_size(path: Optional[Path]) -> Optional[int]:
-    """Bytes of all files under `path`, or None when it does not exist."""
-    if path is None or not Path(path).is_dir():
-        return None
-    return sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file())
 
 
 def flatten_block(block: Mapping[str, Any], prefix: str = "") -> Iterator[Tuple[str, Any]]:
@@ -139,8 +131,18 @@ def how_made_settings(nlp: Language, role: str) -> List[Tuple[str, str]]:
         block, skip = config.get("distillation") or {}, {"teacher"}
     else:
         block = config.get("training") or {}
-        skip = {"logger", "score_weights", "before_to_disk", "before_update", "annotating_components",
-                "frozen_components", "train_corpus", "dev_corpus", "gpu_allocator", "seed"}
+        skip = {
+            "logger",
+            "score_weights",
+            "before_to_disk",
+            "before_update",
+            "annotating_components",
+            "frozen_components",
+            "train_corpus",
+            "dev_corpus",
+            "gpu_allocator",
+            "seed",
+        }
     pairs = sorted(flatten_block({k: v for k, v in block.items() if k not in skip}))
     return [(key, f"`{value}`") for key, value in pairs]
 
@@ -198,28 +200,54 @@ def card_context(
     made = dict(nlp.meta.get("fastbioner") or {})
     params = count_parameters(nlp)
     rows: List[Tuple[str, Any, Any, Any, Any]] = [
-        (f"this model ({role})", scores, read_benchmark_speed(benchmark_path, model_dir, role),
-         params, dir_size(model_dir)),
+        (
+            f"this model ({role})",
+            scores,
+            read_benchmark_speed(benchmark_path, model_dir),
+            params,
+            size_on_disk(model_dir),
+        ),
     ]
     if role == "student":
-        rows.append(("teacher", teacher_scores, read_benchmark_speed(benchmark_path, teacher_model_dir, "teacher"),
-                     made.get("teacher_parameters"), dir_size(teacher_model_dir)))
+        rows.append(
+            (
+                "teacher",
+                teacher_scores,
+                read_benchmark_speed(benchmark_path, teacher_model_dir),
+                made.get("teacher_parameters"),
+                size_on_disk(teacher_model_dir),
+            )
+        )
     accuracy = [
-        {"model": label, "p": _pct((s or {}).get("ents_p")), "r": _pct((s or {}).get("ents_r")),
-         "f": _pct((s or {}).get("ents_f"))}
+        {
+            "model": label,
+            "p": _pct((s or {}).get("ents_p")),
+            "r": _pct((s or {}).get("ents_r")),
+            "f": _pct((s or {}).get("ents_f")),
+        }
         for label, s, *_ in rows
     ]
     ours_types = (scores or {}).get("ents_per_type") or {}
     theirs_types = (teacher_scores or {}).get("ents_per_type") or {}
     per_type = [
-        {"label": label, "p": _pct(ours_types.get(label, {}).get("p")), "r": _pct(ours_types.get(label, {}).get("r")),
-         "f": _pct(ours_types.get(label, {}).get("f")), "teacher_f": _pct(theirs_types.get(label, {}).get("f"))}
+        {
+            "label": label,
+            "p": _pct(ours_types.get(label, {}).get("p")),
+            "r": _pct(ours_types.get(label, {}).get("r")),
+            "f": _pct(ours_types.get(label, {}).get("f")),
+            "teacher_f": _pct(theirs_types.get(label, {}).get("f")),
+        }
         for label in sorted(set(ours_types) | set(theirs_types))
     ]
     efficiency = [
-        {"model": label, "wps": _wps(wps), "evaluate_wps": _count((s or {}).get("speed")),
-         "transformer_params": _count((p or {}).get("transformer")), "total_params": _count((p or {}).get("total")),
-         "size": _count(size / 2**20 if size is not None else None, "{:,.1f} MiB")}
+        {
+            "model": label,
+            "wps": _wps(wps),
+            "evaluate_wps": _count((s or {}).get("speed")),
+            "transformer_params": _count((p or {}).get("transformer")),
+            "total_params": _count((p or {}).get("total")),
+            "size": _count(size / 2**20 if size is not None else None, "{:,.1f} MiB"),
+        }
         for label, s, wps, p, size in rows
     ]
     comparison: Dict[str, str] = {}
@@ -244,7 +272,7 @@ def card_context(
         "benchmark_found": benchmark_path is not None and Path(benchmark_path).is_file(),
         "base_transformer": base_transformer(nlp),
         "layers": made,
-        "n_layers": int(find_transformer(nlp).model.transformer.config.num_hidden_layers),
+        "n_layers": int(hf_model(find_transformer(nlp)).config.num_hidden_layers),
         "settings": how_made_settings(nlp, role),
         "teacher_package": teacher_package,
         "citation": CITATION,

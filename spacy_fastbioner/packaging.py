@@ -5,6 +5,7 @@ with a `_teacher` suffix for the teacher), writes its meta.json and model card
 (`model_card.py`), lets `spacy package` lay out the package, and builds the
 wheel with no build isolation and no index, so that nothing is downloaded.
 """
+
 import os
 import re
 import shutil
@@ -17,15 +18,17 @@ from typing import Any, Dict, List, Mapping, Optional
 
 import srsly
 from spacy.language import Language
-from spacy.util import get_minor_version_range, get_package_version, load_model
+from spacy.util import get_minor_version_range, get_package_version
 
 from .about import __title__, __version__
+from .loading import load_pipeline
 from .model_card import CORPORA, NOT_MEASURED, base_transformer, card_context, read_scores, render_card
+from .threads import limit_torch_threads_in_children
 
 ROLES = ("student", "teacher")
-# The package's __init__.py: spaCy's template, with `load()` making forked
-# `nlp.pipe(n_process=...)` workers safe.
-PACKAGE_INIT = '''from pathlib import Path
+# The package's __init__.py: spaCy's template, with `load()` limiting the
+# torch threads of forked `nlp.pipe(n_process=...)` workers.
+PACKAGE_INIT = """from pathlib import Path
 
 from spacy.util import get_model_meta, load_model_from_init_py
 
@@ -33,12 +36,13 @@ __version__ = get_model_meta(Path(__file__).parent)["version"]
 
 
 def load(**overrides):
-    from spacy_fastbioner.packaging import limit_torch_threads_after_fork
+    from spacy_fastbioner.threads import limit_torch_threads_in_children
 
-    limit_torch_threads_after_fork()
+    limit_torch_threads_in_children()
     return load_model_from_init_py(__file__, **overrides)
-'''
-_FORK_HOOKS: List[str] = []
+"""
+# Packages built by spacy-fastbioner 0.1.0 call this name in their load().
+limit_torch_threads_after_fork = limit_torch_threads_in_children
 
 
 @dataclass(frozen=True)
@@ -50,20 +54,6 @@ class PackageResult:
     package_dir: Path
     wheel: Path
     meta: Dict[str, Any]
-
-
-def limit_torch_threads_after_fork() -> None:
-    """Give each forked child process one torch thread. Without it,
-    `nlp.pipe(texts, n_process=2)` deadlocks once the parent has run the
-    transformer: the parent's OpenMP thread pool does not survive `fork`, and
-    the child hangs in its first torch operation. Registered once per process.
-    """
-    if _FORK_HOOKS or not hasattr(os, "register_at_fork"):
-        return
-    import torch
-
-    os.register_at_fork(after_in_child=lambda: torch.set_num_threads(1))
-    _FORK_HOOKS.append("torch.set_num_threads(1)")
 
 
 def corpus_slug(corpus: str) -> str:
@@ -161,8 +151,18 @@ def build_wheel(package_dir: Path, name: str, version: str) -> Path:
     if get_package_version("build") is not None:
         cmd = [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(dist), str(package_dir)]
     else:
-        cmd = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
-               "--no-index", "--wheel-dir", str(dist), str(package_dir)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "--wheel-dir",
+            str(dist),
+            str(package_dir),
+        ]
     result = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if result.returncode != 0:
         raise RuntimeError(f"building the wheel of {package_dir} failed ({' '.join(cmd)}):\n{result.stderr[-4000:]}")
@@ -207,7 +207,7 @@ def package_model(
     if not (model_dir / "config.cfg").is_file():
         raise ValueError(f"{model_dir}: not a spaCy pipeline (no config.cfg)")
     name = model_name(corpus, role)
-    nlp = load_model(model_dir)
+    nlp = load_pipeline(model_dir)
     scores = read_scores(metrics_path)
     meta = make_meta(nlp, srsly.read_json(meta_template), corpus=corpus, role=role, version=version, scores=scores)
     context = card_context(
@@ -227,8 +227,17 @@ def package_model(
     with tempfile.TemporaryDirectory() as tmp:
         meta_path = Path(tmp) / "meta.json"
         srsly.write_json(meta_path, meta)
-        spacy_package(model_dir, output_dir, meta_path=meta_path, name=name, version=version,
-                      create_sdist=False, create_wheel=False, force=True, silent=True)
+        spacy_package(
+            model_dir,
+            output_dir,
+            meta_path=meta_path,
+            name=name,
+            version=version,
+            create_sdist=False,
+            create_wheel=False,
+            force=True,
+            silent=True,
+        )
     full_name = context["full_name"]
     package_dir = output_dir / f"{full_name}-{version}"
     (package_dir / full_name / "__init__.py").write_text(PACKAGE_INIT, encoding="utf8")

@@ -7,6 +7,7 @@ figures. A run without a metrics file reads "not run": no figure is made up.
 `gather_paper_table` builds a JSON-able dict; `render_markdown` renders that
 same dict, so the two outputs cannot disagree.
 """
+
 import json
 import math
 import re
@@ -39,7 +40,9 @@ LOG_FILE = "distill_log.jsonl"
 MD_FILE = "paper-table.md"
 JSON_FILE = "paper-table.json"
 EXPECTED_NAMES = "teacher.json, teacher-seed<k>.json or student-<variant>-seed<k>.json"
-_RUN_NAME = re.compile(r"^(?:(?P<teacher>teacher)|(?P<student>student(?:-[a-z0-9][a-z0-9-]*?)?))(?:-seed(?P<seed>[0-9]+))?$")
+_RUN_NAME = re.compile(
+    r"^(?:(?P<teacher>teacher)|(?P<student>student(?:-[a-z0-9][a-z0-9-]*?)?))(?:-seed(?P<seed>[0-9]+))?$"
+)
 _PRF = (("p", "ents_p"), ("r", "ents_r"), ("f", "ents_f"))
 
 
@@ -72,7 +75,11 @@ def parse_run_name(stem: str) -> Tuple[Optional[str], Optional[int], str]:
     if match["student"] is not None and (seed is None or match["student"] == "student"):
         # The single runs of the older layout (student.json, student-nokd.json):
         # mixing them into seeded means would blur what the table measures.
-        return None, None, "a student run without a variant and a seed: the table counts student-<variant>-seed<k>.json only"
+        return (
+            None,
+            None,
+            "a student run without a variant and a seed: the table counts student-<variant>-seed<k>.json only",
+        )
     return match["teacher"] or match["student"], seed, ""
 
 
@@ -98,7 +105,9 @@ def read_run(path: Path, seed: Optional[int] = None) -> Run:
             "expected the output of `spacy evaluate --output`"
         ) from None
     except UnicodeDecodeError as err:
-        raise PaperTableError(f"{path}: not UTF-8 text ({err.reason}); expected `spacy evaluate --output` JSON") from None
+        raise PaperTableError(
+            f"{path}: not UTF-8 text ({err.reason}); expected `spacy evaluate --output` JSON"
+        ) from None
     if not isinstance(data, dict):
         raise PaperTableError(f"{path}: expected a JSON object with ents_p/ents_r/ents_f, found {type(data).__name__}")
     missing = [key for _, key in _PRF if key not in data]
@@ -134,12 +143,17 @@ def read_distill_log(path: Path) -> Dict[str, float]:
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as err:
-                raise PaperTableError(f"{path}:{number}: not valid JSON ({err.msg}); expected one JSON object per line") from None
+                raise PaperTableError(
+                    f"{path}:{number}: not valid JSON ({err.msg}); expected one JSON object per line"
+                ) from None
             ok = isinstance(record, dict) and all(
-                isinstance(record.get(k), (int, float)) and not isinstance(record.get(k), bool) for k in ("seconds", "step")
+                isinstance(record.get(k), (int, float)) and not isinstance(record.get(k), bool)
+                for k in ("seconds", "step")
             )
             if not ok:
-                raise PaperTableError(f"{path}:{number}: expected a record with numeric 'seconds' and 'step', found {line.strip()[:200]!r}")
+                raise PaperTableError(
+                    f"{path}:{number}: expected a record with numeric 'seconds' and 'step', found {line.strip()[:200]!r}"
+                )
             last = record
     if last is None:
         raise PaperTableError(f"{path}: no records; expected one JSON object per evaluation")
@@ -268,7 +282,9 @@ def gather_paper_table(
     """
     metrics_dir = Path(metrics_dir)
     if not metrics_dir.is_dir():
-        raise PaperTableError(f"{metrics_dir}: no such folder; expected metrics/<corpus>/*.json from `spacy evaluate --output`")
+        raise PaperTableError(
+            f"{metrics_dir}: no such folder; expected metrics/<corpus>/*.json from `spacy evaluate --output`"
+        )
     skipped: List[Dict[str, str]] = [
         {"file": str(path), "reason": f"not one of the table's corpora ({', '.join(corpora)})"}
         for path in sorted(metrics_dir.iterdir())

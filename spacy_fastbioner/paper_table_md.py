@@ -1,6 +1,7 @@
 """The paper's table as Markdown, rendered from the dict that
 `paper_table.gather_paper_table` builds (and writes as JSON), and from nothing
 else: every figure in the Markdown is in the JSON."""
+
 from typing import Any, Dict, List, Optional, Sequence
 
 NOT_RUN = "not run"
@@ -18,7 +19,7 @@ def format_value(value: Optional[float], digits: int = 2, *, signed: bool = Fals
 
 
 def format_summary(summary: Optional[Dict[str, Any]], digits: int = 2) -> str:
-    """"mean ± sd" ("mean ± —" for one run, "not run" for none)."""
+    """ "mean ± sd" ("mean ± —" for one run, "not run" for none)."""
     if summary is None:
         return NOT_RUN
     return f"{format_value(summary['mean'], digits)} ± {format_value(summary['sd'], digits)}"
@@ -38,15 +39,17 @@ def _score_rows(corpora: Dict[str, Any]) -> List[List[str]]:
     rows = []
     for corpus, entry in corpora.items():
         for variant, cell in entry["variants"].items():
-            rows.append([
-                corpus,
-                variant,
-                str(cell["n"]) if cell["n"] else NOT_RUN,
-                *(format_summary(cell[key]) for key in ("p", "r", "f")),
-                format_value(cell["gap"], signed=True) if cell["n"] else NOT_RUN,
-                format_value(cell["paper_f"]),
-                format_value(cell["paper_gap"], signed=True),
-            ])
+            rows.append(
+                [
+                    corpus,
+                    variant,
+                    str(cell["n"]) if cell["n"] else NOT_RUN,
+                    *(format_summary(cell[key]) for key in ("p", "r", "f")),
+                    format_value(cell["gap"], signed=True) if cell["n"] else NOT_RUN,
+                    format_value(cell["paper_f"]),
+                    format_value(cell["paper_gap"], signed=True),
+                ]
+            )
     return rows
 
 
@@ -57,15 +60,17 @@ def _comparison_rows(corpora: Dict[str, Any], key: str) -> List[List[str]]:
         for row in entry[key]:
             a, b = variants[row["a"]], variants[row["b"]]
             ran = row["status"] != NOT_RUN
-            rows.append([
-                corpus,
-                row["a"],
-                f"{format_summary(a['f'])} (n={a['n']})",
-                f"{format_summary(b['f'])} (n={b['n']})",
-                format_value(row["diff"], signed=True) if ran else NOT_RUN,
-                format_value(row["pooled_sd"]) if ran else NOT_RUN,
-                _yes_no(row["exceeds_two_sd"]) if ran else NOT_RUN,
-            ])
+            rows.append(
+                [
+                    corpus,
+                    row["a"],
+                    f"{format_summary(a['f'])} (n={a['n']})",
+                    f"{format_summary(b['f'])} (n={b['n']})",
+                    format_value(row["diff"], signed=True) if ran else NOT_RUN,
+                    format_value(row["pooled_sd"]) if ran else NOT_RUN,
+                    _yes_no(row["exceeds_two_sd"]) if ran else NOT_RUN,
+                ]
+            )
     return rows
 
 
@@ -86,13 +91,24 @@ def _timing_lines(corpora: Dict[str, Any]) -> List[str]:
             if not entry["variants"][variant]["n"]:
                 continue  # "not run" in the scores table already
             if timing["n"]:
-                rows.append([corpus, variant, str(timing["n"]), format_summary(timing["wall_s"], 0),
-                             format_summary(timing["s_per_step"], 3)])
+                rows.append(
+                    [
+                        corpus,
+                        variant,
+                        str(timing["n"]),
+                        format_summary(timing["wall_s"], 0),
+                        format_summary(timing["s_per_step"], 3),
+                    ]
+                )
             else:
                 rows.append([corpus, variant, "0", "no log", "no log"])
-    return ["## Training time", "",
-            "Wall seconds of each distillation (dev evaluations included) and seconds per step, from the last",
-            "record of its `distill_log.jsonl` (mean ± sample SD over the runs that have a log).", ""] + _table(("corpus", "model", "runs", "wall s", "s/step"), rows)
+    return [
+        "## Training time",
+        "",
+        "Wall seconds of each distillation (dev evaluations included) and seconds per step, from the last",
+        "record of its `distill_log.jsonl` (mean ± sample SD over the runs that have a log).",
+        "",
+    ] + _table(("corpus", "model", "runs", "wall s", "s/step"), rows)
 
 
 def render_markdown(table: Dict[str, Any]) -> str:
@@ -108,13 +124,14 @@ def render_markdown(table: Dict[str, Any]) -> str:
         f"Test-set precision, recall and F1 (%) from the `spacy evaluate --output` files in "
         f"`{table['metrics_dir']}`: mean ± sample standard deviation over seeds (n − 1; {NONE} for one run). "
         "Gap: the student's mean F minus its teacher's. Paper: FastBioNER's dynamic-KD student "
-        f"(BioBERT teacher, 12 → 6 layers) and its gap. \"{NOT_RUN}\": no metrics file.",
+        f'(BioBERT teacher, 12 → 6 layers) and its gap. "{NOT_RUN}": no metrics file.',
         "",
         "## Test scores",
         "",
     ]
-    lines += _table(("corpus", "model", "seeds", "P", "R", "F", "gap to teacher", "paper F", "paper gap"),
-                    _score_rows(corpora))
+    lines += _table(
+        ("corpus", "model", "seeds", "P", "R", "F", "gap to teacher", "paper F", "paper gap"), _score_rows(corpora)
+    )
     header = ("corpus", "student", "F", "{} F", "difference", "pooled SD", "difference > 2 pooled SD")
     lines += ["## KD against no KD", ""]
     lines += _table([h.format("no-KD") for h in header], _comparison_rows(corpora, "kd_vs_nokd"))

@@ -1,6 +1,7 @@
 """The resident memory of the running process, for benchmarks and the
 distillation log. PyTorch's CPU tensors are not seen by `tracemalloc`, so
 resident set size (RSS) is the measure that counts them."""
+
 import sys
 from typing import Optional
 

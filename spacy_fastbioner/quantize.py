@@ -8,23 +8,25 @@ rebuilt model before loading int8 weights (or after loading fp32 ones). Recorded
 in the pipeline's config by `quantize_pipeline`, it makes `spacy.load` return the
 quantised pipeline, and its weights are stored in int8.
 
-CPU inference settings, measured by `spacy fastbioner benchmark`:
+CPU inference settings (measured by `spacy fastbioner benchmark`; the figures
+are in the README):
 - Threads: `torch.set_num_threads(n)` (or OMP_NUM_THREADS) with n at most the
-  number of cores that are free. Oversubscribed cores are catastrophic with
-  PyTorch's spinning OpenMP threads: 2 threads on 2 cores with another busy
-  process ran a forward pass 27x slower than 1 thread. One process per core with
-  1 thread each is the most robust way to use a many-core machine.
+  number of free cores: PyTorch's spinning OpenMP threads make oversubscribed
+  cores far slower than one thread. One process per core with one thread each
+  is the most robust way to use a many-core machine.
 - Padding: `Transformer.pipe` sorts each `nlp.pipe` batch by length and cuts it
-  into sub-batches of at most `max_batch_items` padded tokens. spaCy's 4096 keeps
-  64 sentences in one sub-batch padded to the longest (55% of NCBI-disease's
-  wordpieces were padding); 512 sorts them into sub-batches of similar lengths
-  (24% padding). Larger `nlp.pipe(batch_size=...)` sorts over more docs.
+  into sub-batches of at most `max_batch_items` padded tokens. spaCy's 4096
+  keeps a batch of 64 sentences in one sub-batch, padded to the longest; 512
+  sorts them into sub-batches of similar lengths, with less padding. Larger
+  `nlp.pipe(batch_size=...)` sorts over more docs.
 """
+
 import warnings
 import zipfile
 from contextlib import contextmanager
+from functools import partial
 from io import BytesIO
-from typing import Any, Callable, Dict, Iterator, List, Optional, cast
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, cast
 
 import srsly
 import torch
@@ -41,7 +43,7 @@ from thinc.api import Model
 from thinc.types import ArgsKwargs
 from transformers import AutoModel, PretrainedConfig
 
-from .student import find_transformer
+from .transformer import find_transformer
 
 QUANTIZED_ARCHITECTURE = "spacy_fastbioner.QuantizedTransformerModel.v1"
 SOURCE_ARCHITECTURE = "spacy-transformers.TransformerModel.v3"
@@ -69,9 +71,8 @@ def quantize_transformer(
 ) -> torch.nn.Module:
     """Quantise the `nn.Linear` layers of a PyTorch model to int8 weights, one
     scale per output channel, with dynamic (per-batch) activation quantisation,
-    for CPU inference. Per-channel scales cost no speed here and lose far less
-    accuracy than one scale per matrix (NCBI-disease test F1 of a 3-layer
-    student: -0.5 instead of -2.1 points).
+    for CPU inference. Per-channel scales cost no speed and lose less accuracy
+    than one scale per matrix.
 
     transformer (torch.nn.Module): The model, e.g. a Hugging Face `BertModel`.
     dtype (str): The weight type; only "qint8".
@@ -92,23 +93,7 @@ def quantize_transformer(
 
 def is_quantized(transformer: torch.nn.Module) -> bool:
     """RETURNS (bool): Whether the model has dynamically quantised Linear layers."""
-    return any(
-        isinstance(m, torch.ao.nn.quantized.dynamic.Linear) for m in transformer.modules()
-    )
-
-
-def count_transformer_parameters(transformer: torch.nn.Module) -> int:
-    """The number of weights of a PyTorch model, quantised or not: quantised
-    Linear layers keep their weights in packed form, not as parameters.
-
-    RETURNS (int): The number of parameters.
-    """
-    n = sum(p.numel() for p in transformer.parameters())
-    for module in transformer.modules():
-        if isinstance(module, torch.ao.nn.quantized.dynamic.Linear):
-            weight, bias = module._weight_bias()
-            n += weight.numel() + (bias.numel() if bias is not None else 0)
-    return n
+    return any(isinstance(m, torch.ao.nn.quantized.dynamic.Linear) for m in transformer.modules())
 
 
 def _is_quantized_state(state: bytes) -> bool:
@@ -170,9 +155,7 @@ class QuantizedHFShim(HFShim):
                     "the saved transformer weights do not fit the quantised "
                     f"model ({'int8' if int8_state else 'fp32'} weights were found)"
                 )
-            warnings.warn_explicit(
-                warning.message, warning.category, warning.filename, warning.lineno
-            )
+            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
         if not int8_state and self._model is not None:
             self._set_quantized(quantize_transformer(self._model, self.dtype, inplace=True))
         return self
@@ -180,6 +163,17 @@ class QuantizedHFShim(HFShim):
     def _set_quantized(self, transformer: torch.nn.Module) -> None:
         self._model = transformer
         self._hfmodel.transformer = transformer
+
+    def __reduce__(self) -> Tuple[Callable[[bytes, str], "QuantizedHFShim"], Tuple[bytes, str]]:
+        # Pickled as its bytes: `nlp.pipe(n_process=N)` pickles the pipeline
+        # for workers started by spawn (macOS, Windows), and the pickler that
+        # shares torch storages with child processes fails on int8 weights.
+        return _unpickle_quantized_shim, (self.to_bytes(), self.dtype)
+
+
+def _unpickle_quantized_shim(data: bytes, dtype: str) -> QuantizedHFShim:
+    shim = QuantizedHFShim(HFObjects(None, None, None, {}, {}), dtype=dtype)
+    return shim.from_bytes(data)
 
 
 @registry.architectures(QUANTIZED_ARCHITECTURE)
@@ -225,17 +219,25 @@ def build_quantized_transformer_model(
         grad_scaler_config=dict(grad_scaler_config or {}),
     )
 
-    def set_quantized_transformer(model: TransformerModel, hf_model: HFObjects) -> None:
-        hf_model.transformer = quantize_transformer(hf_model.transformer, dtype, inplace=True)
-        set_pytorch_transformer(model, hf_model)
-
-    model.attrs["set_transformer"] = set_quantized_transformer
+    # A partial of a module-level function, not a closure: `nlp.pipe(n_process=N)`
+    # pickles the pipeline for its workers under the spawn start method.
+    model.attrs["set_transformer"] = partial(set_quantized_transformer, dtype=dtype)
     return model
 
 
-def quantize_pipeline(
-    nlp: Language, *, dtype: str = "qint8", max_batch_items: Optional[int] = None
-) -> Language:
+def set_quantized_transformer(model: TransformerModel, hf_model: HFObjects, *, dtype: str = "qint8") -> None:
+    """Quantise a Hugging Face model and set it as the transformer of a
+    `TransformerModel` (its `set_transformer` hook, called by `initialize`).
+
+    model (TransformerModel): The thinc model.
+    hf_model (HFObjects): The Hugging Face tokenizer and model.
+    dtype (str): The weight type: "qint8".
+    """
+    hf_model.transformer = quantize_transformer(hf_model.transformer, dtype, inplace=True)
+    set_pytorch_transformer(model, hf_model)
+
+
+def quantize_pipeline(nlp: Language, *, dtype: str = "qint8", max_batch_items: Optional[int] = None) -> Language:
     """A copy of a trained pipeline whose transformer's Linear layers are
     quantised to int8. Its config names `spacy_fastbioner.QuantizedTransformerModel.v1`,
     so that the saved pipeline loads quantised with `spacy.load`, with int8

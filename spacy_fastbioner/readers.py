@@ -3,6 +3,7 @@
 Each reader is a small class whose `__call__(nlp)` re-reads its file on every pass and yields
 `Example`s. Bad input raises `CorpusError` naming `path:line`, what was found and what was expected.
 """
+
 import logging
 import random
 import re
@@ -16,6 +17,8 @@ from spacy.training import Example, biluo_tags_to_spans, iob_to_biluo
 from spacy.util import filter_spans, registry
 from wasabi import msg
 
+from .text import split_sentences, trim
+
 logger = logging.getLogger(__name__)
 
 # NCBI-disease's four mention types are all diseases; other types (e.g. BC5CDR's) are kept as they are.
@@ -25,7 +28,6 @@ DEFAULT_TYPE_MAP: Dict[str, str] = dict.fromkeys(
 IOB_FORMAT = "'token<TAB>tag'"
 MENTION_FORMAT = "'PMID<TAB>start<TAB>end<TAB>mention<TAB>type'"
 _TAG = re.compile(r"^(?:O|[BI]-\S+)$")
-_SENT_BOUNDARY = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9])")
 _TITLE_OR_ABSTRACT = re.compile(r"^([^\t|]+)\|([ta])\|(.*)$")
 _RELATION = re.compile(r"^[A-Za-z_][\w-]*$")  # second column of a relation line, e.g. CID
 
@@ -65,8 +67,9 @@ def _read_lines(path: Path, expected: str) -> Iterator[Tuple[int, str]]:
             try:
                 line = raw.rstrip(b"\r\n").decode("utf8")
             except UnicodeDecodeError as err:
-                raise CorpusError(path, i, f"invalid UTF-8 byte {raw[err.start]:#04x} at column "
-                                  f"{err.start + 1}; expected UTF-8 text") from None
+                raise CorpusError(
+                    path, i, f"invalid UTF-8 byte {raw[err.start]:#04x} at column {err.start + 1}; expected UTF-8 text"
+                ) from None
             yield i, (line.lstrip("\ufeff") if i == 1 else line)
 
 
@@ -80,7 +83,6 @@ class _Reader:
             msg.warn(problems)
         (logger.info if self._warned else logger.warning)(problems)
         self._warned = True
-
 
 
 def read_iob(path: Union[str, Path], *, repair: bool = False) -> Iterator[Tuple[IobSentence, int]]:
@@ -113,8 +115,12 @@ def read_iob(path: Union[str, Path], *, repair: bool = False) -> Iterator[Tuple[
         if tag.startswith("I-") and (prev == "O" or prev[2:] != tag[2:]):
             if not repair:
                 after = repr(prev) if tags else "the sentence start"
-                raise CorpusError(path, i, f"{tag!r} follows {after}; expected 'B-{tag[2:]}' (an entity starts "
-                                  f"with B-), or pass repair=True to turn it into 'B-{tag[2:]}'")
+                raise CorpusError(
+                    path,
+                    i,
+                    f"{tag!r} follows {after}; expected 'B-{tag[2:]}' (an entity starts "
+                    f"with B-), or pass repair=True to turn it into 'B-{tag[2:]}'",
+                )
             tag, repairs = "B-" + tag[2:], repairs + 1
         words.append(word)
         tags.append(tag)
@@ -154,8 +160,15 @@ class IobCorpus(_Reader):
     sentences_per_doc (int): How many consecutive sentences make one Example.
     """
 
-    def __init__(self, path: Union[str, Path], *, limit: int = 0, shuffle: bool = False, repair: bool = False,
-                 sentences_per_doc: int = 1) -> None:
+    def __init__(
+        self,
+        path: Union[str, Path],
+        *,
+        limit: int = 0,
+        shuffle: bool = False,
+        repair: bool = False,
+        sentences_per_doc: int = 1,
+    ) -> None:
         if sentences_per_doc < 1:
             raise ValueError(f"sentences_per_doc: expected an integer >= 1, found {sentences_per_doc}")
         self.path = _check_path(path, IOB_FORMAT + " corpus")
@@ -191,32 +204,11 @@ class IobCorpus(_Reader):
 
 
 @registry.readers("spacy_fastbioner.IobCorpus.v1")
-def create_iob_reader(path: Path, *, limit: int = 0, shuffle: bool = False, repair: bool = False,
-                      sentences_per_doc: int = 1) -> IobCorpus:
+def create_iob_reader(
+    path: Path, *, limit: int = 0, shuffle: bool = False, repair: bool = False, sentences_per_doc: int = 1
+) -> IobCorpus:
     """Create an IobCorpus reader (see its docstring for the arguments)."""
     return IobCorpus(path, limit=limit, shuffle=shuffle, repair=repair, sentences_per_doc=sentences_per_doc)
-
-
-
-def _trim(text: str, start: int, end: int) -> Tuple[int, int]:
-    """Shrink (start, end) to exclude surrounding whitespace; end <= start if only whitespace."""
-    chunk = text[start:end]
-    return start + len(chunk) - len(chunk.lstrip()), end - len(chunk) + len(chunk.rstrip())
-
-
-def split_sentences(text: str) -> List[Tuple[int, int]]:
-    """Split text at whitespace after `.`, `!` or `?` that precedes an uppercase letter or a digit.
-    Simple and deterministic, not linguistically clever (it splits after "e.g. A").
-
-    text (str): The text.
-    RETURNS (List[Tuple[int, int]]): Character spans of the non-empty, whitespace-trimmed sentences.
-    """
-    spans, start = [], 0
-    for match in _SENT_BOUNDARY.finditer(text):
-        spans.append(_trim(text, start, match.start()))
-        start = match.end()
-    spans.append(_trim(text, start, len(text)))
-    return [(s, e) for s, e in spans if e > s]
 
 
 def _merge_across(spans: List[Tuple[int, int]], protected: Sequence[Tuple[int, int]]) -> List[Tuple[int, int]]:
@@ -228,7 +220,6 @@ def _merge_across(spans: List[Tuple[int, int]], protected: Sequence[Tuple[int, i
         else:
             merged.append((start, end))
     return merged
-
 
 
 @dataclass
@@ -243,8 +234,9 @@ class PubTatorDocument:
     mention_lines: List[int] = field(default_factory=list)  # each mention's line in the file
 
 
-def read_pubtator(path: Union[str, Path], type_map: Optional[Dict[str, str]] = None, *,
-                  strict: bool = False) -> List[PubTatorDocument]:
+def read_pubtator(
+    path: Union[str, Path], type_map: Optional[Dict[str, str]] = None, *, strict: bool = False
+) -> List[PubTatorDocument]:
     """Read and validate a PubTator file; relation lines (second column not an integer) are skipped.
 
     path (Union[str, Path]): The file.
@@ -262,29 +254,50 @@ def read_pubtator(path: Union[str, Path], type_map: Optional[Dict[str, str]] = N
     for i, line in _read_lines(path, "PubTator"):
         head = _TITLE_OR_ABSTRACT.match(line)
         if doc is not None and not has_abstract and not (head and head.group(2) == "a"):
-            raise CorpusError(path, i, f"expected 'PMID|a|abstract' after the title of {doc.pmid} "
-                              f"(line {doc.line}), found {_quote(line)}")
+            raise CorpusError(
+                path,
+                i,
+                f"expected 'PMID|a|abstract' after the title of {doc.pmid} (line {doc.line}), found {_quote(line)}",
+            )
         if not line.strip():
             doc = None
         elif head and head.group(2) == "t":
-            doc, has_abstract = PubTatorDocument(head.group(1), head.group(3), title_length=len(head.group(3)),
-                                                 line=i), False
+            doc, has_abstract = (
+                PubTatorDocument(head.group(1), head.group(3), title_length=len(head.group(3)), line=i),
+                False,
+            )
             docs.append(doc)
         elif head:
             if doc is None or has_abstract:
-                raise CorpusError(path, i, f"'|a|' line without a 'PMID|t|title' line before it; expected "
-                                  f"'PMID|t|title' first, found {_quote(line)}")
+                raise CorpusError(
+                    path,
+                    i,
+                    f"'|a|' line without a 'PMID|t|title' line before it; expected "
+                    f"'PMID|t|title' first, found {_quote(line)}",
+                )
             if head.group(1) != doc.pmid:
-                raise CorpusError(path, i, f"PMID {head.group(1)!r} does not match the current document "
-                                  f"{doc.pmid!r} (title on line {doc.line})")
+                raise CorpusError(
+                    path,
+                    i,
+                    f"PMID {head.group(1)!r} does not match the current document "
+                    f"{doc.pmid!r} (title on line {doc.line})",
+                )
             doc.text, has_abstract = doc.text + " " + head.group(3), True
         elif "\t" not in line:
-            raise CorpusError(path, i, "expected 'PMID|t|title', 'PMID|a|abstract', a tab-separated mention "
-                              f"line or a blank line, found {_quote(line)}")
+            raise CorpusError(
+                path,
+                i,
+                "expected 'PMID|t|title', 'PMID|a|abstract', a tab-separated mention "
+                f"line or a blank line, found {_quote(line)}",
+            )
         elif _RELATION.match(line.split("\t")[1]):
             if doc is None or not line.startswith(doc.pmid + "\t") or line.count("\t") < 2:
-                raise CorpusError(path, i, f"expected a mention {MENTION_FORMAT} or a relation 'PMID<TAB>type<TAB>"
-                                  f"...' of the current document, found {_quote(line)}")
+                raise CorpusError(
+                    path,
+                    i,
+                    f"expected a mention {MENTION_FORMAT} or a relation 'PMID<TAB>type<TAB>"
+                    f"...' of the current document, found {_quote(line)}",
+                )
         else:
             mention = _parse_mention(path, i, line, doc, strict)
             label = type_map.get(mention[3], mention[3])
@@ -303,23 +316,32 @@ def _parse_mention(path: Path, i: int, line: str, doc: Optional[PubTatorDocument
     if len(cols) < 5:
         raise CorpusError(path, i, f"expected {MENTION_FORMAT}, found {_quote(line)} ({len(cols)} columns)")
     if doc is None:
-        raise CorpusError(path, i, f"mention line before its document's 'PMID|t|title' and 'PMID|a|abstract' "
-                          f"lines, found {_quote(line)}")
+        raise CorpusError(
+            path,
+            i,
+            f"mention line before its document's 'PMID|t|title' and 'PMID|a|abstract' lines, found {_quote(line)}",
+        )
     if cols[0] != doc.pmid:
-        raise CorpusError(path, i, f"PMID {cols[0]!r} does not match the current document {doc.pmid!r} "
-                          f"(title on line {doc.line})")
+        raise CorpusError(
+            path, i, f"PMID {cols[0]!r} does not match the current document {doc.pmid!r} (title on line {doc.line})"
+        )
     if not all(c.isascii() and c.isdigit() for c in cols[1:3]):
         raise CorpusError(path, i, f"expected integer offsets, found start={cols[1]!r} end={cols[2]!r}")
     start, end, label = int(cols[1]), int(cols[2]), cols[4].strip()
     if start >= end:
         raise CorpusError(path, i, f"expected start < end, found start={start} end={end}")
     if end > len(doc.text):
-        raise CorpusError(path, i, f"end={end} is beyond the text of {doc.pmid} ({len(doc.text)} characters); "
-                          "expected offsets into title + ' ' + abstract")
+        raise CorpusError(
+            path,
+            i,
+            f"end={end} is beyond the text of {doc.pmid} ({len(doc.text)} characters); "
+            "expected offsets into title + ' ' + abstract",
+        )
     found = doc.text[start:end]
     if found != cols[3] and (strict or found.strip() != cols[3].strip()):
-        raise CorpusError(path, i, f"mention {_quote(cols[3])} does not equal the text at {start}:{end}, "
-                          f"{_quote(found)}")
+        raise CorpusError(
+            path, i, f"mention {_quote(cols[3])} does not equal the text at {start}:{end}, {_quote(found)}"
+        )
     if not label:
         raise CorpusError(path, i, f"expected an entity type in column 5, found {_quote(line)}")
     return start, end, found, label
@@ -344,9 +366,17 @@ class PubTatorCorpus(_Reader):
         that differs from the document's only by surrounding whitespace.
     """
 
-    def __init__(self, path: Union[str, Path], *, limit: int = 0, shuffle: bool = False, per_sentence: bool = False,
-                 type_map: Optional[Dict[str, str]] = None, alignment_mode: str = "expand",
-                 strict: bool = False) -> None:
+    def __init__(
+        self,
+        path: Union[str, Path],
+        *,
+        limit: int = 0,
+        shuffle: bool = False,
+        per_sentence: bool = False,
+        type_map: Optional[Dict[str, str]] = None,
+        alignment_mode: str = "expand",
+        strict: bool = False,
+    ) -> None:
         if alignment_mode not in ("strict", "contract", "expand"):
             raise ValueError(f"alignment_mode: expected 'strict', 'contract' or 'expand', found {alignment_mode!r}")
         self.path = _check_path(path, "PubTator")
@@ -363,12 +393,18 @@ class PubTatorCorpus(_Reader):
         if not self.per_sentence:
             return [(doc.text, mentions)]
         title = len(doc.text) if doc.title_length is None else doc.title_length
-        spans = [_trim(doc.text, 0, title)] + [(s + title + 1, e + title + 1)
-                                               for s, e in split_sentences(doc.text[title + 1:])]
+        spans = [trim(doc.text, 0, title)] + [
+            (s + title + 1, e + title + 1) for s, e in split_sentences(doc.text[title + 1 :])
+        ]
         spans = _merge_across([(s, e) for s, e in spans if e > s], [(m[0], m[1]) for m in mentions])
         # After merging, a mention overlaps one sentence only; clip any whitespace outside it.
-        return [(doc.text[s:e], [(max(ms, s) - s, min(me, e) - s, label, ln)
-                                 for ms, me, label, ln in mentions if ms < e and me > s]) for s, e in spans]
+        return [
+            (
+                doc.text[s:e],
+                [(max(ms, s) - s, min(me, e) - s, label, ln) for ms, me, label, ln in mentions if ms < e and me > s],
+            )
+            for s, e in spans
+        ]
 
     def _example(self, nlp: Language, text: str, mentions: List[Tuple[int, int, str, int]]) -> Example:
         predicted = nlp.make_doc(text)
@@ -380,8 +416,12 @@ class PubTatorCorpus(_Reader):
             self.n_mentions += 1
             if any(m[0] < k[1] and k[0] < m[1] for k in kept):
                 if self.strict:
-                    raise CorpusError(self.path, m[3], f"mention {_quote(text[m[0]:m[1]])} overlaps a longer one; "
-                                      "expected no overlaps (strict=True)")
+                    raise CorpusError(
+                        self.path,
+                        m[3],
+                        f"mention {_quote(text[m[0] : m[1]])} overlaps a longer one; "
+                        "expected no overlaps (strict=True)",
+                    )
                 self.n_overlapping += 1
             else:
                 kept.append(m)
@@ -389,8 +429,12 @@ class PubTatorCorpus(_Reader):
         for start, end, label, line in kept:
             if reference.char_span(start, end) is None:
                 if self.strict:
-                    raise CorpusError(self.path, line, f"mention {_quote(text[start:end])} is not on token "
-                                      f"boundaries (strict=True); tokens: {[t.text for t in reference]}")
+                    raise CorpusError(
+                        self.path,
+                        line,
+                        f"mention {_quote(text[start:end])} is not on token "
+                        f"boundaries (strict=True); tokens: {[t.text for t in reference]}",
+                    )
                 self.n_misaligned += 1
             span = reference.char_span(start, end, label=label, alignment_mode=self.alignment_mode)
             self.n_dropped += span is None
@@ -414,21 +458,40 @@ class PubTatorCorpus(_Reader):
         for _, (text, mentions) in units:
             self.n_examples += 1
             yield self._example(nlp, text, mentions)
-        problems = [f"{n} {what}" for n, what in [
-            (self.n_misaligned, "not on token boundaries"), (self.n_overlapping, "dropped for overlapping"),
-            (self.n_dropped, f"dropped as unmappable with alignment_mode={self.alignment_mode!r}")] if n]
+        problems = [
+            f"{n} {what}"
+            for n, what in [
+                (self.n_misaligned, "not on token boundaries"),
+                (self.n_overlapping, "dropped for overlapping"),
+                (self.n_dropped, f"dropped as unmappable with alignment_mode={self.alignment_mode!r}"),
+            ]
+            if n
+        ]
         if problems:
             self._report(f"{self.path}: of {self.n_mentions} gold mentions, " + ", ".join(problems))
 
 
 @registry.readers("spacy_fastbioner.PubTatorCorpus.v1")
-def create_pubtator_reader(path: Path, *, limit: int = 0, shuffle: bool = False, per_sentence: bool = False,
-                           type_map: Optional[Dict[str, str]] = None, alignment_mode: str = "expand",
-                           strict: bool = False) -> PubTatorCorpus:
+def create_pubtator_reader(
+    path: Path,
+    *,
+    limit: int = 0,
+    shuffle: bool = False,
+    per_sentence: bool = False,
+    type_map: Optional[Dict[str, str]] = None,
+    alignment_mode: str = "expand",
+    strict: bool = False,
+) -> PubTatorCorpus:
     """Create a PubTatorCorpus reader (see its docstring for the arguments)."""
-    return PubTatorCorpus(path, limit=limit, shuffle=shuffle, per_sentence=per_sentence, type_map=type_map,
-                          alignment_mode=alignment_mode, strict=strict)
-
+    return PubTatorCorpus(
+        path,
+        limit=limit,
+        shuffle=shuffle,
+        per_sentence=per_sentence,
+        type_map=type_map,
+        alignment_mode=alignment_mode,
+        strict=strict,
+    )
 
 
 class PlainTextCorpus:
@@ -443,8 +506,16 @@ class PlainTextCorpus:
     split_sentences (bool): Cut each line with `split_sentences` into one Example per sentence.
     """
 
-    def __init__(self, path: Union[str, Path], *, limit: int = 0, shuffle: bool = False, min_length: int = 1,
-                 max_length: int = 0, split_sentences: bool = True) -> None:
+    def __init__(
+        self,
+        path: Union[str, Path],
+        *,
+        limit: int = 0,
+        shuffle: bool = False,
+        min_length: int = 1,
+        max_length: int = 0,
+        split_sentences: bool = True,
+    ) -> None:
         self.path = _check_path(path, "plain-text")
         self.limit, self.shuffle, self.split_sentences = limit, shuffle, split_sentences
         self.min_length, self.max_length = min_length, max_length
@@ -452,7 +523,7 @@ class PlainTextCorpus:
     def _docs(self, nlp: Language) -> Iterator[Doc]:
         n = 0
         for _, line in _read_lines(self.path, "plain-text"):
-            for start, end in split_sentences(line) if self.split_sentences else [_trim(line, 0, len(line))]:
+            for start, end in split_sentences(line) if self.split_sentences else [trim(line, 0, len(line))]:
                 doc = nlp.make_doc(line[start:end])
                 if len(doc) < max(self.min_length, 1) or len(doc) > (self.max_length or len(doc)):
                     continue
@@ -472,11 +543,24 @@ class PlainTextCorpus:
 
 
 @registry.readers("spacy_fastbioner.PlainTextCorpus.v1")
-def create_plain_text_reader(path: Path, *, limit: int = 0, shuffle: bool = False, min_length: int = 1,
-                             max_length: int = 0, split_sentences: bool = True) -> PlainTextCorpus:
+def create_plain_text_reader(
+    path: Path,
+    *,
+    limit: int = 0,
+    shuffle: bool = False,
+    min_length: int = 1,
+    max_length: int = 0,
+    split_sentences: bool = True,
+) -> PlainTextCorpus:
     """Create a PlainTextCorpus reader (see its docstring for the arguments)."""
-    return PlainTextCorpus(path, limit=limit, shuffle=shuffle, min_length=min_length, max_length=max_length,
-                           split_sentences=split_sentences)
+    return PlainTextCorpus(
+        path,
+        limit=limit,
+        shuffle=shuffle,
+        min_length=min_length,
+        max_length=max_length,
+        split_sentences=split_sentences,
+    )
 
 
 class MixedCorpus:
@@ -487,8 +571,13 @@ class MixedCorpus:
     shuffle (bool): Interleave both in random order on each pass; otherwise gold first.
     """
 
-    def __init__(self, gold: Callable[[Language], Iterable[Example]],
-                 unlabelled: Optional[Callable[[Language], Iterable[Example]]] = None, *, shuffle: bool = True) -> None:
+    def __init__(
+        self,
+        gold: Callable[[Language], Iterable[Example]],
+        unlabelled: Optional[Callable[[Language], Iterable[Example]]] = None,
+        *,
+        shuffle: bool = True,
+    ) -> None:
         self.gold, self.unlabelled, self.shuffle = gold, unlabelled, shuffle
 
     def __call__(self, nlp: Language) -> Iterator[Example]:
@@ -499,8 +588,11 @@ class MixedCorpus:
 
 
 @registry.readers("spacy_fastbioner.MixedCorpus.v1")
-def create_mixed_reader(gold: Callable[[Language], Iterable[Example]],
-                        unlabelled: Optional[Callable[[Language], Iterable[Example]]] = None, *,
-                        shuffle: bool = True) -> MixedCorpus:
+def create_mixed_reader(
+    gold: Callable[[Language], Iterable[Example]],
+    unlabelled: Optional[Callable[[Language], Iterable[Example]]] = None,
+    *,
+    shuffle: bool = True,
+) -> MixedCorpus:
     """Create a MixedCorpus reader (see its docstring for the arguments)."""
     return MixedCorpus(gold, unlabelled, shuffle=shuffle)

@@ -1,20 +1,20 @@
 """Upgrade a trained pipeline to feed its transformer one sentence at a time:
 a `fastbioner_sentences` component first, and the transformer's span getter
 set to `spacy_fastbioner.sentence_spans.v1`. The weights are unchanged."""
-from typing import List, cast
+
+from typing import cast
 
 from spacy.language import Language
 from spacy_transformers import Transformer
 
 from .ml.span_getters import SENTENCE_SPANS, configure_sentence_spans
 from .pipeline.sentences import make_fastbioner_sentences  # noqa: F401  (registers the factory)
+from .transformer import transformer_names
 
 SENTENCES_FACTORY = "fastbioner_sentences"
 
 
-def with_sentence_windows(
-    nlp: Language, *, window: int = 128, stride: int = 96, name: str = "sentences"
-) -> Language:
+def with_sentence_windows(nlp: Language, *, window: int = 128, stride: int = 96, name: str = "sentences") -> Language:
     """Add a `fastbioner_sentences` component at the start of the pipeline
     unless it has one, and give every `transformer` component the span getter
     `spacy_fastbioner.sentence_spans.v1` (in its model and in `nlp.config`, so
@@ -29,9 +29,7 @@ def with_sentence_windows(
     get_spans = configure_sentence_spans(window=window, stride=stride)
     transformers = transformer_names(nlp)
     if not transformers:
-        raise ValueError(
-            f"the pipeline {nlp.component_names} has no spacy-transformers 'transformer' component"
-        )
+        raise ValueError(f"the pipeline {nlp.component_names} has no spacy-transformers 'transformer' component")
     factories = [nlp.get_pipe_meta(pipe_name).factory for pipe_name in nlp.component_names]
     if SENTENCES_FACTORY not in factories:
         if name in nlp.component_names:
@@ -49,12 +47,3 @@ def with_sentence_windows(
             "stride": stride,
         }
     return nlp
-
-
-def transformer_names(nlp: Language) -> List[str]:
-    """The names of the pipeline's spacy-transformers `transformer` components.
-
-    nlp (Language): The pipeline.
-    RETURNS (List[str]): The names, in pipeline order.
-    """
-    return [name for name in nlp.component_names if nlp.get_pipe_meta(name).factory == "transformer"]

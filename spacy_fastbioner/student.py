@@ -1,25 +1,16 @@
 """Make a student pipeline from a teacher: fewer transformer layers, chosen by
 a layer map, with the teacher's embeddings, those layers and its NER head."""
-from typing import Dict, List, Optional, Sequence, Union
+
+from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 from spacy.language import Language
 from spacy.util import load_model_from_config
 
+from .transformer import count_parameters, find_transformer, hf_model
+
 LayerMap = Union[str, Sequence[int]]
 LAYER_MAPS = ("skip", "first", "last")
-
-
-def find_transformer(nlp: Language):
-    """The pipeline's `transformer` component (the first one with a Hugging
-    Face model), or a ValueError that says what was found instead."""
-    for name, proc in nlp.pipeline:
-        model = getattr(proc, "model", None)
-        if model is not None and hasattr(model, "transformer") and hasattr(model, "tokenizer"):
-            return proc
-    raise ValueError(
-        f"the pipeline {nlp.pipe_names} has no spacy-transformers 'transformer' component"
-    )
 
 
 def select_layers(n_teacher: int, n_layers: int, layer_map: LayerMap = "skip") -> List[int]:
@@ -35,13 +26,10 @@ def select_layers(n_teacher: int, n_layers: int, layer_map: LayerMap = "skip") -
     if isinstance(layer_map, str):
         if layer_map not in LAYER_MAPS:
             raise ValueError(
-                f"unknown layer map {layer_map!r}: expected one of {LAYER_MAPS} "
-                "or a list of layer indices"
+                f"unknown layer map {layer_map!r}: expected one of {LAYER_MAPS} or a list of layer indices"
             )
         if not 1 <= n_layers <= n_teacher:
-            raise ValueError(
-                f"a student needs between 1 and {n_teacher} layers, got {n_layers}"
-            )
+            raise ValueError(f"a student needs between 1 and {n_teacher} layers, got {n_layers}")
         if layer_map == "first":
             return list(range(n_layers))
         if layer_map == "last":
@@ -49,31 +37,10 @@ def select_layers(n_teacher: int, n_layers: int, layer_map: LayerMap = "skip") -
         return [round((i + 1) * n_teacher / n_layers) - 1 for i in range(n_layers)]
     layers = [int(i) for i in layer_map]
     if not layers or any(not 0 <= i < n_teacher for i in layers):
-        raise ValueError(
-            f"layer map {layers} must list layers between 0 and {n_teacher - 1}"
-        )
+        raise ValueError(f"layer map {layers} must list layers between 0 and {n_teacher - 1}")
     if sorted(set(layers)) != layers:
         raise ValueError(f"layer map {layers} must be strictly increasing")
     return layers
-
-
-def count_parameters(nlp: Language) -> Dict[str, int]:
-    """Parameter counts: the transformer's and the whole pipeline's."""
-    trf = find_transformer(nlp)
-    n_trf = sum(p.numel() for p in trf.model.transformer.parameters())
-    return {"transformer": n_trf, "total": n_trf + count_thinc_parameters(nlp, skip=trf)}
-
-
-def count_thinc_parameters(nlp: Language, *, skip: Optional[object] = None) -> int:
-    """The parameters of the pipeline's thinc models (the heads), leaving out
-    the component `skip` (the transformer, whose weights live in PyTorch)."""
-    n = 0
-    for _, proc in nlp.pipeline:
-        if proc is skip or not hasattr(proc, "model"):
-            continue
-        for node in proc.model.walk():
-            n += sum(int(node.get_param(p).size) for p in node.param_names if node.has_param(p))
-    return n
 
 
 def make_student(
@@ -93,7 +60,7 @@ def make_student(
     layer_map (Union[str, Sequence[int]]): See `select_layers`.
     RETURNS (Language): The student pipeline.
     """
-    teacher_hf = find_transformer(teacher).model.transformer
+    teacher_hf = hf_model(find_transformer(teacher))
     n_teacher = int(teacher_hf.config.num_hidden_layers)
     if n_layers is None:
         n_layers = len(layer_map) if not isinstance(layer_map, str) else (n_teacher + 1) // 2
@@ -103,9 +70,9 @@ def make_student(
     student = load_model_from_config(teacher.config, auto_fill=False, validate=False)
     student.from_bytes(teacher.to_bytes())
     trf = find_transformer(student)
-    hf = trf.model.transformer
-    encoder_layers = _encoder_layers(hf)
-    hf.encoder.layer = torch.nn.ModuleList([encoder_layers[i] for i in layers])
+    hf = hf_model(trf)
+    encoder, encoder_layers = _encoder(hf)
+    encoder.layer = torch.nn.ModuleList([encoder_layers[i] for i in layers])
     hf.config.num_hidden_layers = n_layers
     trf_model_cfg = student.config["components"][trf.name]["model"]
     trf_model_cfg["transformer_config"] = {
@@ -126,13 +93,13 @@ def make_student(
     return student
 
 
-def _encoder_layers(hf: torch.nn.Module) -> torch.nn.ModuleList:
+def _encoder(hf: torch.nn.Module) -> Tuple[torch.nn.Module, torch.nn.ModuleList]:
+    """The model's encoder and its list of layers (`encoder.layer`)."""
     encoder = getattr(hf, "encoder", None)
     layers = getattr(encoder, "layer", None)
-    if not isinstance(layers, torch.nn.ModuleList):
+    if not isinstance(encoder, torch.nn.Module) or not isinstance(layers, torch.nn.ModuleList):
         raise ValueError(
             f"cannot find the encoder layers of {type(hf).__name__}: only "
             "BERT-like models (model.encoder.layer) are supported"
         )
-    return layers
-
+    return encoder, layers

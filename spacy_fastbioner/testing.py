@@ -3,6 +3,7 @@
 Nothing here is downloaded: the model is a random `BertConfig` with a
 WordPiece vocab built from the words it will see.
 """
+
 import random
 from pathlib import Path
 from typing import Iterable, List, Sequence, Tuple
@@ -55,7 +56,7 @@ def synthetic_sentences(
 
 def write_iob(path: Path, sentences: Iterable[Tuple[List[str], List[str]]]) -> Path:
     """Write sentences as a `token<TAB>tag` file."""
-    lines = []
+    lines: List[str] = []
     for words, tags in sentences:
         lines.extend(f"{w}\t{t}" for w, t in zip(words, tags))
         lines.append("")

@@ -1,5 +1,6 @@
 """Shared fixtures: tiny BERT models built locally, synthetic data, and the
 location of the real corpora."""
+
 import os
 from pathlib import Path
 

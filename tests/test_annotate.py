@@ -1,6 +1,7 @@
 """`spacy fastbioner annotate` end to end on a tiny pipeline: offsets and
 confidence, every bad-input case in errors.jsonl, n_process, kill -9 and
 resume, fatal errors, a 5 MB document, --html and --min-confidence."""
+
 import json
 import os
 import signal
@@ -22,7 +23,7 @@ from spacy_fastbioner.annotate.shards import MANIFEST, SHARDS_DIR
 from spacy_fastbioner.testing import synthetic_sentences
 
 bioc = pytest.importorskip("bioc")
-from bioc import biocxml
+from bioc import biocxml  # noqa: E402  (after the skip: bioc is optional)
 
 REPO = Path(__file__).parent.parent
 
@@ -30,7 +31,7 @@ REPO = Path(__file__).parent.parent
 def texts(n: int, seed: int = 5) -> List[str]:
     """Sentences joined into small abstracts of 1-3 sentences."""
     sents = [" ".join(words) + " ." for words, _ in synthetic_sentences(3 * n, seed=seed)]
-    return [" ".join(sents[3 * i: 3 * i + 1 + i % 3]) for i in range(n)]
+    return [" ".join(sents[3 * i : 3 * i + 1 + i % 3]) for i in range(n)]
 
 
 def read_jsonl(path: Path) -> List[Dict]:
@@ -58,9 +59,18 @@ def test_offsets_and_confidence_match_the_pipeline(tmp_path: Path, raw_text_mode
     docs = texts(12)
     (tmp_path / "in.jsonl").write_text(
         "\n".join(json.dumps({"pmid": i, "title": t.split(" . ")[0], "abstract": t}) for i, t in enumerate(docs)),
-        encoding="utf8")
-    summary = annotate(str(raw_text_model), [tmp_path / "in.jsonl"], tmp_path / "out", id_field="pmid",
-                       text_fields=("title", "abstract"), shard_size=5, batch_size=4, quiet=True)
+        encoding="utf8",
+    )
+    summary = annotate(
+        str(raw_text_model),
+        [tmp_path / "in.jsonl"],
+        tmp_path / "out",
+        id_field="pmid",
+        text_fields=("title", "abstract"),
+        shard_size=5,
+        batch_size=4,
+        quiet=True,
+    )
     assert (summary["n_read"], summary["n_written"], summary["n_errors"], summary["n_shards"]) == (12, 12, 0, 3)
     records = all_records(tmp_path / "out")
     assert [r["id"] for r in records] == [str(i) for i in range(12)]
@@ -70,9 +80,10 @@ def test_offsets_and_confidence_match_the_pipeline(tmp_path: Path, raw_text_mode
     for record, text in zip(records, docs):
         full = f"{text.split(' . ')[0]} {text}"
         doc = nlp(full)  # raw text through the pipeline's own tokenizer and sentences, as evaluate-raw does
-        assert [(e["start"], e["end"], e["label"]) for e in record["entities"]] == \
-            [(e.start_char, e.end_char, e.label_) for e in doc.ents]
-        assert all(full[e["start"]:e["end"]] == e["text"] for e in record["entities"])
+        assert [(e["start"], e["end"], e["label"]) for e in record["entities"]] == [
+            (e.start_char, e.end_char, e.label_) for e in doc.ents
+        ]
+        assert all(full[e["start"] : e["end"]] == e["text"] for e in record["entities"])
         probs = ner.predict_proba([_upstream(nlp, full)])[0]
         for ent, out in zip(doc.ents, record["entities"]):
             tags = [index[f"B-{ent.label_}"]] + [index[f"I-{ent.label_}"]] * (len(ent) - 1)
@@ -117,12 +128,18 @@ def bad_inputs(folder: Path) -> List[Path]:
     """One file per bad-input case, each next to good documents."""
     good = texts(2)
     (folder / "broken.jsonl").write_text(
-        json.dumps({"id": "a", "text": good[0]}) + '\n{"id": "b", "text": \n' + json.dumps({"id": "c", "text": good[1]})
-        + "\n", encoding="utf8")
+        json.dumps({"id": "a", "text": good[0]})
+        + '\n{"id": "b", "text": \n'
+        + json.dumps({"id": "c", "text": good[1]})
+        + "\n",
+        encoding="utf8",
+    )
     start = len(good[0]) + 1
     (folder / "offsets.pubtator").write_text(
         f"1|t|{good[0]}\n1|a|{good[1]}\n1\t0\t3\t{good[0][:3]}\tDisease\n\n"
-        f"2|t|{good[0]}\n2|a|{good[1]}\n2\t{start}\t{start + 999}\tx\tDisease\n\n", encoding="utf8")
+        f"2|t|{good[0]}\n2|a|{good[1]}\n2\t{start}\t{start + 999}\tx\tDisease\n\n",
+        encoding="utf8",
+    )
     collection = bioc.BioCCollection()
     for i, text in enumerate(good):
         document = bioc.BioCDocument()
@@ -143,8 +160,13 @@ def test_bad_input_goes_to_errors_and_nothing_is_lost(tmp_path: Path, raw_text_m
     summary = annotate(str(raw_text_model), files, tmp_path / "out", shard_size=2, quiet=True)
     errors = read_jsonl(tmp_path / "out" / "errors.jsonl")
     found = {(Path(e["file"]).name, e["line"], e["id"]): e["reason"] for e in errors}
-    assert set(found) == {("broken.jsonl", 2, None), ("offsets.pubtator", 5, "2"), ("invalid.xml", None, "X0"),
-                          ("bytes.txt", 2, "2"), ("empty.txt", 2, "2")}
+    assert set(found) == {
+        ("broken.jsonl", 2, None),
+        ("offsets.pubtator", 5, "2"),
+        ("invalid.xml", None, "X0"),
+        ("bytes.txt", 2, "2"),
+        ("empty.txt", 2, "2"),
+    }
     assert "broken JSON" in found[("broken.jsonl", 2, None)]
     assert "outside the text" in found[("offsets.pubtator", 5, "2")]
     assert "invalid XML document" in found[("invalid.xml", None, "X0")]
@@ -159,8 +181,16 @@ def test_bad_input_goes_to_errors_and_nothing_is_lost(tmp_path: Path, raw_text_m
 def test_two_processes_give_the_same_output(tmp_path: Path, raw_text_model: Path) -> None:
     (tmp_path / "in.txt").write_text("\n".join(texts(30)) + "\n", encoding="utf8")
     for n in (1, 2):
-        annotate(str(raw_text_model), [tmp_path / "in.txt"], tmp_path / f"out{n}", shard_size=8, batch_size=3,
-                 n_process=n, formats=("jsonl", "pubtator", "bioc"), quiet=True)
+        annotate(
+            str(raw_text_model),
+            [tmp_path / "in.txt"],
+            tmp_path / f"out{n}",
+            shard_size=8,
+            batch_size=3,
+            n_process=n,
+            formats=("jsonl", "pubtator", "bioc"),
+            quiet=True,
+        )
     assert outputs(tmp_path / "out1") == outputs(tmp_path / "out2")
 
 
@@ -175,11 +205,16 @@ def env() -> Dict[str, str]:
 def test_kill_and_resume_equals_an_uninterrupted_run(tmp_path: Path, raw_text_model: Path) -> None:
     (tmp_path / "in.txt").write_text("\n".join(texts(300, seed=9)) + "\n\n", encoding="utf8")
     args = [str(raw_text_model), str(tmp_path / "in.txt"), "--shard-size", "4", "--quiet", "-f", "jsonl,pubtator"]
-    annotate(str(raw_text_model), [tmp_path / "in.txt"], tmp_path / "whole", shard_size=4,
-             formats=("jsonl", "pubtator"), quiet=True)
+    annotate(
+        str(raw_text_model),
+        [tmp_path / "in.txt"],
+        tmp_path / "whole",
+        shard_size=4,
+        formats=("jsonl", "pubtator"),
+        quiet=True,
+    )
     out = tmp_path / "killed"
-    proc = subprocess.Popen(cli(*args, "-o", str(out)), env=env(), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(cli(*args, "-o", str(out)), env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and proc.poll() is None:
         manifest = out / MANIFEST
@@ -207,8 +242,10 @@ def test_kill_and_resume_equals_an_uninterrupted_run(tmp_path: Path, raw_text_mo
 
 def test_a_changed_shard_file_is_redone(tmp_path: Path, raw_text_model: Path) -> None:
     (tmp_path / "in.txt").write_text("\n".join(texts(10)) + "\n", encoding="utf8")
-    run = lambda: annotate(str(raw_text_model), [tmp_path / "in.txt"], tmp_path / "out", shard_size=4,
-                           quiet=True)
+
+    def run() -> None:
+        annotate(str(raw_text_model), [tmp_path / "in.txt"], tmp_path / "out", shard_size=4, quiet=True)
+
     run()
     before = outputs(tmp_path / "out")
     (tmp_path / "out" / SHARDS_DIR / "00000-000001.jsonl").write_text("damaged\n", encoding="utf8")
@@ -249,8 +286,9 @@ def test_fatal_errors(tmp_path: Path, raw_text_model: Path, nlp) -> None:
 def test_min_confidence_and_html(tmp_path: Path, raw_text_model: Path) -> None:
     (tmp_path / "in.txt").write_text("\n".join(texts(12)) + "\n", encoding="utf8")
     annotate(str(raw_text_model), [tmp_path / "in.txt"], tmp_path / "all", shard_size=5, quiet=True, html=7)
-    annotate(str(raw_text_model), [tmp_path / "in.txt"], tmp_path / "sure", shard_size=5, quiet=True,
-             min_confidence=0.9)
+    annotate(
+        str(raw_text_model), [tmp_path / "in.txt"], tmp_path / "sure", shard_size=5, quiet=True, min_confidence=0.9
+    )
     everything = [e for r in all_records(tmp_path / "all") for e in r["entities"]]
     sure = [e for r in all_records(tmp_path / "sure") for e in r["entities"]]
     assert sure == [e for e in everything if e["confidence"] >= 0.9]
@@ -291,8 +329,12 @@ def test_no_tokenizers_fork_warning(tmp_path: Path, raw_text_model: Path) -> Non
     )
     environ = env()
     environ.pop("TOKENIZERS_PARALLELISM", None)
-    result = subprocess.run([sys.executable, "-c", script, str(raw_text_model), str(tmp_path / "in.txt"),
-                             str(tmp_path / "out")], env=environ, capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(raw_text_model), str(tmp_path / "in.txt"), str(tmp_path / "out")],
+        env=environ,
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stderr
     assert "huggingface/tokenizers" not in result.stderr + result.stdout
     assert outputs(tmp_path / "out1") == outputs(tmp_path / "out2")
@@ -325,8 +367,15 @@ def test_annotate_benchmark_reports(tmp_path: Path, raw_text_model: Path) -> Non
     from spacy_fastbioner.benchmark.scaling import PUBMED_WORDS, run_scaling_benchmark
 
     (tmp_path / "abstracts.txt").write_text("\n".join(texts(30)) + "\n", encoding="utf8")
-    results = run_scaling_benchmark([("tiny", str(raw_text_model))], tmp_path / "abstracts.txt", tmp_path / "bench",
-                                    n_docs=20, shard_size=10, batch_size=4, settings=((1, 1), (2, 1)))
+    results = run_scaling_benchmark(
+        [("tiny", str(raw_text_model))],
+        tmp_path / "abstracts.txt",
+        tmp_path / "bench",
+        n_docs=20,
+        shard_size=10,
+        batch_size=4,
+        settings=((1, 1), (2, 1)),
+    )
     entry = results["models"]["tiny"]
     (one, two) = entry["runs"]
     assert one["n_docs"] == two["n_docs"] == 20 and one["n_words"] == two["n_words"] > 100

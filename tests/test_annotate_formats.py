@@ -1,6 +1,7 @@
 """The input and output formats of `spacy fastbioner annotate`: every format
 read (plain and .gz) and written, BioC through the `bioc` package both ways,
 and each bad-input case turned into an error record with its place."""
+
 import gzip
 import json
 from pathlib import Path
@@ -29,7 +30,7 @@ from spacy_fastbioner.annotate.writers import (
 )
 
 bioc = pytest.importorskip("bioc")
-from bioc import biocjson, biocxml
+from bioc import biocjson, biocxml  # noqa: E402  (after the skip: bioc is optional)
 
 TITLE = "Aspirin and breast cancer."
 ABSTRACT = "Lithium carbonate caused diabetes."
@@ -44,8 +45,13 @@ def test_text_one_document_per_line_and_errors(tmp_path: Path) -> None:
     path = tmp_path / "in.txt"
     path.write_bytes(b"first text\n\n  \nbad \xff byte\nlast text")
     records = read(path, "text")
-    assert [type(r).__name__ for r in records] == ["InputDocument", "InputError", "InputError", "InputError",
-                                                   "InputDocument"]
+    assert [type(r).__name__ for r in records] == [
+        "InputDocument",
+        "InputError",
+        "InputError",
+        "InputError",
+        "InputDocument",
+    ]
     assert records[0].id == "1" and records[0].text == "first text" and records[4].text == "last text"
     assert (records[1].line, records[1].reason) == (2, "empty text")
     assert records[3].line == 4 and records[3].byte == 15 and "not UTF-8" in records[3].reason
@@ -78,10 +84,12 @@ def test_jsonl_fields_and_errors(tmp_path: Path) -> None:
 
 def pubtator_text() -> str:
     start = TEXT.index("breast cancer")
-    return (f"1|t|{TITLE}\n1|a|{ABSTRACT}\n1\t{start}\t{start + 13}\tbreast cancer\tDisease\tD001943\n"
-            f"1\tCID\tD1\tD2\n\n"
-            f"2|t|{TITLE}\n2|a|{ABSTRACT}\n2\t0\t999\tAspirin\tChemical\n\n"
-            f"3|t|Only a title.\n\n")
+    return (
+        f"1|t|{TITLE}\n1|a|{ABSTRACT}\n1\t{start}\t{start + 13}\tbreast cancer\tDisease\tD001943\n"
+        f"1\tCID\tD1\tD2\n\n"
+        f"2|t|{TITLE}\n2|a|{ABSTRACT}\n2\t0\t999\tAspirin\tChemical\n\n"
+        f"3|t|Only a title.\n\n"
+    )
 
 
 def test_pubtator_keeps_annotations_apart_and_checks_offsets(tmp_path: Path) -> None:
@@ -91,8 +99,13 @@ def test_pubtator_keeps_annotations_apart_and_checks_offsets(tmp_path: Path) -> 
     records = read(path, "pubtator")
     doc, bad, title_only = records
     assert doc.id == "1" and doc.text == TEXT and (doc.title, doc.abstract) == (TITLE, ABSTRACT)
-    assert doc.annotations[0] == {"start": 12, "end": 25, "text": "breast cancer", "label": "Disease",
-                                  "concept": "D001943"}
+    assert doc.annotations[0] == {
+        "start": 12,
+        "end": 25,
+        "text": "breast cancer",
+        "label": "Disease",
+        "concept": "D001943",
+    }
     assert doc.annotations[1] == {"relation": ["CID", "D1", "D2"]}
     assert isinstance(bad, InputError) and bad.id == "2" and bad.line == 6
     assert "line 8: offsets 0-999 outside the text of 2" in bad.reason
@@ -100,8 +113,11 @@ def test_pubtator_keeps_annotations_apart_and_checks_offsets(tmp_path: Path) -> 
     # Shards start mid-file with the right line numbers.
     n, starts = count_records(InputSource(str(path), "pubtator"), 2)
     assert n == 3 and starts[1][0] == 2 and starts[1][2] == 10
-    tail = list(read_records(InputSource(str(path), "pubtator"), start_byte=starts[1][1], start_index=2,
-                             start_line=starts[1][2]))
+    tail = list(
+        read_records(
+            InputSource(str(path), "pubtator"), start_byte=starts[1][1], start_index=2, start_line=starts[1][2]
+        )
+    )
     assert [(r.index, r.line, r.id) for r in tail] == [(2, 10, "3")]
 
 
@@ -146,12 +162,15 @@ def test_bioc_xml_documents_are_parsed_one_by_one(tmp_path: Path) -> None:
 def test_xml_chunks_survive_block_boundaries() -> None:
     import io
 
-    data = b"<collection><source/>" + b"".join(b"<document><id>%d</id></document>" % i for i in range(50)) + \
-        b"</collection>"
+    data = (
+        b"<collection><source/>"
+        + b"".join(b"<document><id>%d</id></document>" % i for i in range(50))
+        + b"</collection>"
+    )
     chunks = list(xml_chunks(io.BytesIO(data), block=7))
     assert chunks[0] == (0, b"<collection><source/>")
     assert [c for _, c in chunks[1:]] == [b"<document><id>%d</id></document>" % i for i in range(50)]
-    assert all(data[offset: offset + len(chunk)] == chunk for offset, chunk in chunks)
+    assert all(data[offset : offset + len(chunk)] == chunk for offset, chunk in chunks)
 
 
 def test_bioc_json_documents_and_errors(tmp_path: Path) -> None:
@@ -170,16 +189,26 @@ def test_bioc_json_documents_and_errors(tmp_path: Path) -> None:
 
 
 def test_detect_format(tmp_path: Path) -> None:
-    for name, fmt in (("a.jsonl", "jsonl"), ("a.ndjson.gz", "jsonl"), ("a.xml", "bioc-xml"),
-                      ("a.BioC.json", "bioc-json"), ("a.pubtator", "pubtator")):
+    for name, fmt in (
+        ("a.jsonl", "jsonl"),
+        ("a.ndjson.gz", "jsonl"),
+        ("a.xml", "bioc-xml"),
+        ("a.BioC.json", "bioc-json"),
+        ("a.pubtator", "pubtator"),
+    ):
         assert detect_format(tmp_path / name) == fmt
     (tmp_path / "plain.txt").write_text("\nSome text|with a bar.\n", encoding="utf8")
     assert detect_format(tmp_path / "plain.txt") == "text"
 
 
 def annotated_doc() -> InputDocument:
-    return InputDocument("1", [Passage(0, TEXT)], title=TITLE, abstract=ABSTRACT,
-                         annotations=[{"start": 0, "end": 7, "text": "Aspirin", "label": "Chemical"}])
+    return InputDocument(
+        "1",
+        [Passage(0, TEXT)],
+        title=TITLE,
+        abstract=ABSTRACT,
+        annotations=[{"start": 0, "end": 7, "text": "Aspirin", "label": "Chemical"}],
+    )
 
 
 ENTITIES = [(12, 25, "Disease", 0.91234), (27, 44, "Chemical", None)]
@@ -197,8 +226,9 @@ def test_jsonl_and_pubtator_output_round_trip(tmp_path: Path) -> None:
     path.write_text(render_pubtator([(doc, ENTITIES)]), encoding="utf8")
     (back,) = read(path, "pubtator")
     assert back.text == TEXT
-    assert [(a["start"], a["end"], a["label"], a["text"]) for a in back.annotations] == \
-        [(s, e, label, TEXT[s:e]) for s, e, label, _ in ENTITIES]
+    assert [(a["start"], a["end"], a["label"], a["text"]) for a in back.annotations] == [
+        (s, e, label, TEXT[s:e]) for s, e, label, _ in ENTITIES
+    ]
     # A text document becomes a title with an empty abstract: offsets still hold.
     line = InputDocument("5", [Passage(0, "Multi\nline aspirin")])
     path.write_text(render_pubtator([(line, [(11, 18, "Chemical", 0.5)])]), encoding="utf8")
@@ -218,8 +248,9 @@ def test_bioc_output_round_trips_through_bioc(tmp_path: Path) -> None:
     title, abstract = document.passages
     assert [a.id for a in title.annotations] == ["A1", "fastbioner-0"]  # the input's annotation is kept
     predicted = [a for p in document.passages for a in p.annotations if a.infons.get("annotator")]
-    assert [(a.total_span.offset, a.total_span.end, a.infons["type"], a.text) for a in predicted] == \
-        [(s, e, label, TEXT[s:e]) for s, e, label, _ in ENTITIES]
+    assert [(a.total_span.offset, a.total_span.end, a.infons["type"], a.text) for a in predicted] == [
+        (s, e, label, TEXT[s:e]) for s, e, label, _ in ENTITIES
+    ]
     assert predicted[0].infons["confidence"] == "0.9123" and "confidence" not in predicted[1].infons
     assert abstract.annotations[0].text == "Lithium carbonate"
     # Non-BioC input: new documents, title and abstract passages.

@@ -1,6 +1,7 @@
 """The Ray backend of `spacy fastbioner annotate` against the local one, on a
 local Ray (two CPUs, loopback only). Skipped only where Ray is not installed
 (`pip install spacy-fastbioner[ray]`; `make install` installs it)."""
+
 import json
 from pathlib import Path
 from typing import Dict
@@ -17,8 +18,13 @@ bioc = pytest.importorskip("bioc")
 
 @pytest.fixture(scope="module")
 def local_ray():
-    ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False,
-             runtime_env={"env_vars": {"TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"}})
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        _node_ip_address="127.0.0.1",
+        log_to_driver=False,
+        runtime_env={"env_vars": {"TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"}},
+    )
     yield
     ray.shutdown()
 

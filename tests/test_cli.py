@@ -1,14 +1,18 @@
 """The workflow through the CLI on tiny models: `spacy train` with the
-project's teacher config, `spacy fastbioner make-student`, `spacy distill`
-with the project's student config."""
+project's teacher config, `spacy fastbioner make-student`, `spacy fastbioner
+distill` with the project's student config; and a light `spacy` CLI."""
+
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import spacy
+import typer
 
+from spacy_fastbioner.cli.distill import distill_cli, has_command, register_distill
 from spacy_fastbioner.testing import make_tiny_bert, synthetic_sentences, write_iob
 
 REPO = Path(__file__).parent.parent
@@ -16,9 +20,7 @@ CONFIGS = REPO / "project" / "configs"
 
 
 def run(*args: str, cwd: Path = REPO) -> str:
-    result = subprocess.run(
-        [sys.executable, *args], cwd=cwd, capture_output=True, text=True, env=_env()
-    )
+    result = subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True, env=_env())
     if result.returncode != 0:
         raise AssertionError(f"{args} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
     return result.stdout
@@ -50,19 +52,36 @@ def workdir(tmp_path_factory) -> Path:
 
 
 def corpus_args(workdir: Path):
-    return ["--paths.train", str(workdir / "corpus" / "train.spacy"), "--paths.dev", str(workdir / "corpus" / "dev.spacy")]
+    return [
+        "--paths.train",
+        str(workdir / "corpus" / "train.spacy"),
+        "--paths.dev",
+        str(workdir / "corpus" / "dev.spacy"),
+    ]
 
 
 @pytest.fixture(scope="module")
 def teacher_dir(workdir) -> Path:
     out = run(
-        "-m", "spacy", "train", str(CONFIGS / "teacher.cfg"), "--output", str(workdir / "teacher"),
-        "--vars.teacher_model", str(workdir / "bert"), *corpus_args(workdir),
-        "--training.optimizer.learn_rate.total_steps", "24",
-        "--training.optimizer.learn_rate.warmup_steps", "2",
-        "--training.optimizer.learn_rate.initial_rate", "0.002",
-        "--training.eval_frequency", "8",
-        "--training.batcher.size", "200",
+        "-m",
+        "spacy",
+        "train",
+        str(CONFIGS / "teacher.cfg"),
+        "--output",
+        str(workdir / "teacher"),
+        "--vars.teacher_model",
+        str(workdir / "bert"),
+        *corpus_args(workdir),
+        "--training.optimizer.learn_rate.total_steps",
+        "24",
+        "--training.optimizer.learn_rate.warmup_steps",
+        "2",
+        "--training.optimizer.learn_rate.initial_rate",
+        "0.002",
+        "--training.eval_frequency",
+        "8",
+        "--training.batcher.size",
+        "200",
     )
     assert "ENTS_F" in out and "LOSS FASTB" in out
     return workdir / "teacher" / "model-best"
@@ -82,20 +101,45 @@ def test_spacy_train_teacher(teacher_dir):
 
 
 def test_make_student_and_distill(workdir, teacher_dir):
-    out = run("-m", "spacy", "fastbioner", "make-student", str(teacher_dir), str(workdir / "student-init"), "--n-layers", "1", "--layer-map", "last")
+    out = run(
+        "-m",
+        "spacy",
+        "fastbioner",
+        "make-student",
+        str(teacher_dir),
+        str(workdir / "student-init"),
+        "--n-layers",
+        "1",
+        "--layer-map",
+        "last",
+    )
     assert "fewer parameters" in out
     student_init = spacy.load(workdir / "student-init")
     assert student_init.meta["fastbioner"]["layer_map"] == [1]
     out = run(
-        "-m", "spacy", "distill", str(teacher_dir), str(CONFIGS / "student.cfg"),
-        "--output", str(workdir / "student"),
-        "--paths.student", str(workdir / "student-init"), "--paths.raw", str(workdir / "raw.txt"),
+        "-m",
+        "spacy",
+        "fastbioner",
+        "distill",
+        str(teacher_dir),
+        str(CONFIGS / "student.cfg"),
+        "--output",
+        str(workdir / "student"),
+        "--paths.student",
+        str(workdir / "student-init"),
+        "--paths.raw",
+        str(workdir / "raw.txt"),
         *corpus_args(workdir),
-        "--distillation.optimizer.learn_rate.total_steps", "12",
-        "--distillation.optimizer.learn_rate.warmup_steps", "2",
-        "--distillation.batcher.size", "200",
-        "--distillation.step.weights.hidden", "0.5",
-        "--training.eval_frequency", "5",
+        "--distillation.optimizer.learn_rate.total_steps",
+        "12",
+        "--distillation.optimizer.learn_rate.warmup_steps",
+        "2",
+        "--distillation.batcher.size",
+        "200",
+        "--distillation.step.weights.hidden",
+        "0.5",
+        "--training.eval_frequency",
+        "5",
     )
     assert "ENTS_F" in out and "Saved pipeline" in out
     student = spacy.load(workdir / "student" / "model-best")
@@ -109,9 +153,20 @@ def test_make_student_and_distill(workdir, teacher_dir):
 
 def test_distill_rejects_a_config_without_distillation_block(workdir, teacher_dir):
     result = subprocess.run(
-        [sys.executable, "-m", "spacy", "distill", str(teacher_dir), str(CONFIGS / "teacher.cfg"),
-         "--vars.teacher_model", str(workdir / "bert"), *corpus_args(workdir)],
-        capture_output=True, text=True, env=_env(),
+        [
+            sys.executable,
+            "-m",
+            "spacy",
+            "distill",
+            str(teacher_dir),
+            str(CONFIGS / "teacher.cfg"),
+            "--vars.teacher_model",
+            str(workdir / "bert"),
+            *corpus_args(workdir),
+        ],
+        capture_output=True,
+        text=True,
+        env=_env(),
     )
     assert result.returncode != 0
     assert "[distillation]" in result.stdout + result.stderr
@@ -123,25 +178,62 @@ def test_teacher_targets_and_a_cached_distillation_by_epochs(workdir, teacher_di
     model-best and model-last."""
     store = workdir / "targets"
     out = run(
-        "-m", "spacy", "fastbioner", "teacher-targets", str(teacher_dir), str(store),
-        "--data", str(workdir / "corpus" / "train.spacy"), "--raw", str(workdir / "raw.txt"), "--min-length", "1",
+        "-m",
+        "spacy",
+        "fastbioner",
+        "teacher-targets",
+        str(teacher_dir),
+        str(store),
+        "--data",
+        str(workdir / "corpus" / "train.spacy"),
+        "--raw",
+        str(workdir / "raw.txt"),
+        "--min-length",
+        "1",
     )
     assert "Saved the logits of" in out
     meta = json.loads((store / "meta.json").read_text())
     assert meta["n_docs"] >= 120 and meta["teacher"]["tags"][0] == "O"
     if not (workdir / "student-init").exists():
-        run("-m", "spacy", "fastbioner", "make-student", str(teacher_dir), str(workdir / "student-init"), "--n-layers", "1", "--layer-map", "last")
+        run(
+            "-m",
+            "spacy",
+            "fastbioner",
+            "make-student",
+            str(teacher_dir),
+            str(workdir / "student-init"),
+            "--n-layers",
+            "1",
+            "--layer-map",
+            "last",
+        )
     output = workdir / "student-cached"
     out = run(
-        "-m", "spacy", "distill", str(teacher_dir), str(CONFIGS / "student.cfg"),
-        "--output", str(output),
-        "--paths.student", str(workdir / "student-init"), "--paths.raw", str(workdir / "raw.txt"),
-        "--paths.teacher_targets", str(store),
+        "-m",
+        "spacy",
+        "fastbioner",
+        "distill",
+        str(teacher_dir),
+        str(CONFIGS / "student.cfg"),
+        "--output",
+        str(output),
+        "--paths.student",
+        str(workdir / "student-init"),
+        "--paths.raw",
+        str(workdir / "raw.txt"),
+        "--paths.teacher_targets",
+        str(store),
         *corpus_args(workdir),
-        "--corpora.unlabelled.min_length", "1",
-        "--distillation.max_steps", "0", "--distillation.max_epochs", "2",
-        "--distillation.batcher.size", "300",
-        "--training.eval_frequency", "1000",
+        "--corpora.unlabelled.min_length",
+        "1",
+        "--distillation.max_steps",
+        "0",
+        "--distillation.max_epochs",
+        "2",
+        "--distillation.batcher.size",
+        "300",
+        "--training.eval_frequency",
+        "1000",
     )
     assert "Saved pipeline" in out
     assert (output / "model-best" / "meta.json").exists() and (output / "model-last" / "meta.json").exists()
@@ -151,3 +243,31 @@ def test_teacher_targets_and_a_cached_distillation_by_epochs(workdir, teacher_di
     assert log[0]["losses"]["teacher_targets_hit"] > 0
     assert log[0]["losses"].get("teacher_targets_missing", 0) == 0
     assert log[0]["step_seconds"] > 0 and log[0]["rss_mb"] > 0
+
+
+def test_spacy_info_does_not_import_transformers():
+    """spaCy imports the plugin's CLI entry point on every `python -m spacy`
+    call: that must not import `transformers` (seconds of start-up)."""
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "spacy", "info"], capture_output=True, text=True, env=_env()
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    imported = set(re.findall(r"^import time:\s+\d+ \|\s+\d+ \|\s+(\S+)$", result.stderr, re.MULTILINE))
+    assert "spacy_fastbioner.cli.distill" in imported, "the plugin's CLI was not loaded: the check would be vacuous"
+    heavy = sorted(name for name in imported if name.split(".")[0] in ("transformers", "spacy_transformers"))
+    assert not heavy, heavy[:10]
+
+
+def test_distill_has_a_stable_home_and_yields_spacy_distill():
+    def own_distill() -> None:
+        """spaCy's own command."""
+
+    spacy_v3, group = typer.Typer(), typer.Typer()
+    assert register_distill(spacy_v3, group)
+    assert has_command(group, "distill") and has_command(spacy_v3, "distill")
+    spacy_v4, group = typer.Typer(), typer.Typer()
+    spacy_v4.command("distill")(own_distill)
+    assert not register_distill(spacy_v4, group)
+    assert has_command(group, "distill")
+    assert [info.callback for info in spacy_v4.registered_commands] == [own_distill]
+    assert distill_cli in [info.callback for info in group.registered_commands]

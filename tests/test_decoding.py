@@ -1,4 +1,8 @@
-"""Constrained BIO decoding never yields an invalid tag sequence."""
+"""Constrained BIO decoding yields the best valid tag sequence, never an
+invalid one."""
+
+import itertools
+
 import numpy
 import pytest
 from hypothesis import given, settings
@@ -6,9 +10,9 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from spacy_fastbioner.pipeline.decoding import (
+    biluo_to_bio,
     bio_tags,
     bio_to_spans,
-    biluo_to_bio,
     log_softmax,
     transition_constraints,
     viterbi,
@@ -31,6 +35,23 @@ def decode(table):
     return [TAGS[i] for i in viterbi(log_softmax(table), start, trans)]
 
 
+def path_score(table, tags):
+    log_p = log_softmax(table)
+    return float(sum(log_p[t, TAGS.index(tag)] for t, tag in enumerate(tags)))
+
+
+def best_valid_score(table):
+    """Brute force over every tag sequence that `is_valid` accepts."""
+    paths = itertools.product(TAGS, repeat=table.shape[0])
+    return max(path_score(table, path) for path in paths if is_valid(path))
+
+
+def assert_best_valid(table):
+    tags = decode(table)
+    assert is_valid(tags)
+    assert path_score(table, tags) == pytest.approx(best_valid_score(table), abs=1e-5)
+
+
 def test_bio_tags():
     assert TAGS == ["O", "B-Chemical", "I-Chemical", "B-Disease", "I-Disease"]
 
@@ -46,9 +67,9 @@ def test_biluo_to_bio(tag, expected):
 def test_viterbi_fixes_an_invalid_argmax():
     # Argmax alone would give O, I-Disease: invalid.
     table = numpy.log(numpy.array([[0.9, 0.0, 0.0, 0.05, 0.05], [0.3, 0.0, 0.0, 0.0, 0.7]]) + 1e-9)
-    tags = decode(table)
-    assert is_valid(tags)
-    assert tags in (["B-Disease", "I-Disease"], ["O", "O"])
+    assert_best_valid(table)
+    # 0.9 * 0.3 beats 0.05 * 0.7: the best valid path keeps O, O.
+    assert decode(table) == ["O", "O"]
 
 
 def test_viterbi_prefers_the_best_valid_path():
@@ -58,8 +79,14 @@ def test_viterbi_prefers_the_best_valid_path():
 
 def test_type_change_inside_entity_is_invalid():
     probs = numpy.array([[0.0, 0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 1.0, 0.0, 0.0]])
-    tags = decode(numpy.log(probs + 1e-9))
-    assert is_valid(tags)
+    assert_best_valid(numpy.log(probs + 1e-9))
+
+
+@pytest.mark.parametrize("n_tokens", [1, 2, 3, 4])
+def test_viterbi_finds_the_best_valid_path_on_random_tables(n_tokens):
+    rng = numpy.random.default_rng(n_tokens)
+    for _ in range(20):
+        assert_best_valid(rng.normal(scale=3.0, size=(n_tokens, len(TAGS))).astype("f"))
 
 
 @settings(max_examples=200, deadline=None)

@@ -1,34 +1,48 @@
 """Dynamic knowledge distillation: weights, losses, the step, the student."""
+
 import math
 
 import numpy
 import pytest
 import spacy
 import torch
+from spacy.tokens import Doc
+from spacy.training import Example
+from thinc.api import Model
 
 from spacy_fastbioner.distill.hidden import LayerCapture, hidden_state_loss
 from spacy_fastbioner.distill.step import create_distill_step
 from spacy_fastbioner.distill.weights import SHAPES, create_dynamic_weights
 from spacy_fastbioner.pipeline.decoding import log_softmax
-from spacy_fastbioner.student import find_transformer, make_student, select_layers
+from spacy_fastbioner.student import make_student, select_layers
 from spacy_fastbioner.testing import (
     make_examples,
     make_pipeline,
     make_tiny_bert,
     synthetic_sentences,
 )
+from spacy_fastbioner.transformer import find_transformer
 
 
 def transformer_state(nlp):
     return {k: v.detach().clone() for k, v in find_transformer(nlp).model.transformer.state_dict().items()}
 
 
+def head_state(nlp):
+    """The NER head's thinc parameters, by node and name."""
+    model = nlp.get_pipe("fastbioner_ner").model
+    return {
+        (node.id, name): numpy.array(node.get_param(name))
+        for node in model.walk()
+        for name in node.param_names
+        if node.has_param(name)
+    }
+
+
 def tag_agreement(teacher, student, texts):
     pairs = zip(teacher.pipe(texts), student.pipe(texts))
     same = [
-        (a.ent_iob_, a.ent_type_) == (b.ent_iob_, b.ent_type_)
-        for t_doc, s_doc in pairs
-        for a, b in zip(t_doc, s_doc)
+        (a.ent_iob_, a.ent_type_) == (b.ent_iob_, b.ent_type_) for t_doc, s_doc in pairs for a, b in zip(t_doc, s_doc)
     ]
     return sum(same) / len(same)
 
@@ -88,23 +102,30 @@ def test_weights_are_registered():
 # Losses
 
 
-def test_soft_loss_is_t2_kl_with_the_right_gradient(trained_teacher):
+@pytest.mark.parametrize("T", [1.0, 2.0])
+def test_soft_loss_is_t2_kl_with_the_right_gradient(trained_teacher, T):
+    """Against torch as an independent reference: T² · KL(teacher_T ‖ student_T)
+    averaged over tokens, and its gradient by autograd."""
     ner = trained_teacher.get_pipe("fastbioner_ner")
     rng = numpy.random.default_rng(0)
     teacher = [rng.normal(size=(4, 5)).astype("f"), rng.normal(size=(2, 5)).astype("f")]
     student = [rng.normal(size=(4, 5)).astype("f"), rng.normal(size=(2, 5)).astype("f")]
-    T = 2.0
     loss, grads = ner.get_teacher_student_loss(teacher, student, temperature=T)
-    p = [numpy.exp(log_softmax(t, T)) for t in teacher]
-    log_q = [log_softmax(s, T) for s in student]
-    kl = sum(float((pi * (numpy.log(pi) - lq)).sum()) for pi, lq in zip(p, log_q)) / 6
-    assert loss == pytest.approx(T**2 * kl, rel=1e-4)
-    # Finite differences on one logit.
-    eps = 1e-3
-    bumped = [s.copy() for s in student]
-    bumped[0][1, 2] += eps
-    loss2, _ = ner.get_teacher_student_loss(teacher, bumped, temperature=T)
-    assert (loss2 - loss) / eps == pytest.approx(float(grads[0][1, 2]), rel=2e-2, abs=1e-4)
+    logits = [torch.tensor(s, dtype=torch.float64, requires_grad=True) for s in student]
+    kl = sum(
+        torch.nn.functional.kl_div(
+            torch.log_softmax(s / T, dim=-1),
+            torch.log_softmax(torch.tensor(t, dtype=torch.float64) / T, dim=-1),
+            reduction="sum",
+            log_target=True,
+        )
+        for s, t in zip(logits, teacher)
+    )
+    expected = T**2 * kl / 6
+    expected.backward()
+    assert loss == pytest.approx(float(expected.detach()), rel=1e-4)
+    for grad, logit in zip(grads, logits):
+        numpy.testing.assert_allclose(grad, logit.grad.numpy(), rtol=1e-4, atol=1e-6)
     # Identical distributions: zero loss and gradient.
     zero, zero_grads = ner.get_teacher_student_loss(teacher, teacher, temperature=T)
     assert zero == pytest.approx(0.0, abs=1e-5)
@@ -167,7 +188,9 @@ def test_make_student_copies_the_mapped_layers(trained_teacher, tmp_path):
     s_hf = find_transformer(student).model.transformer
     assert s_hf.config.num_hidden_layers == 2 and t_hf.config.num_hidden_layers == 4
     for i, j in enumerate([0, 3]):
-        for (_, a), (_, b) in zip(s_hf.encoder.layer[i].state_dict().items(), t_hf.encoder.layer[j].state_dict().items()):
+        for (_, a), (_, b) in zip(
+            s_hf.encoder.layer[i].state_dict().items(), t_hf.encoder.layer[j].state_dict().items()
+        ):
             assert torch.equal(a, b)
     assert torch.equal(s_hf.embeddings.word_embeddings.weight, t_hf.embeddings.word_embeddings.weight)
     info = student.meta["fastbioner"]
@@ -210,6 +233,8 @@ def test_distillation_from_unlabelled_text(trained_teacher):
     student = scrambled_student(trained_teacher)
     before = tag_agreement(trained_teacher, student, texts)
     teacher_state = transformer_state(trained_teacher)
+    teacher_head = head_state(trained_teacher)
+    assert teacher_head
     student_state = transformer_state(student)
     raw = make_examples(student, synthetic_sentences(200, seed=5), gold=False)
     step = create_distill_step(temperature=2.0)
@@ -217,8 +242,9 @@ def test_distillation_from_unlabelled_text(trained_teacher):
     assert losses["fastbioner_ner_soft"] > 0 and losses["fastbioner_ner_hard"] == 0
     after = tag_agreement(trained_teacher, student, texts)
     assert after >= 0.9 and after > before
-    # The teacher is bit-identical, the student has changed.
+    # The teacher is bit-identical (transformer and NER head), the student has changed.
     assert all(torch.equal(v, transformer_state(trained_teacher)[k]) for k, v in teacher_state.items())
+    assert all(numpy.array_equal(v, head_state(trained_teacher)[k]) for k, v in teacher_head.items())
     assert any(not torch.equal(v, transformer_state(student)[k]) for k, v in student_state.items())
 
 
@@ -229,6 +255,50 @@ def test_distillation_on_gold_logs_each_part(trained_teacher):
     losses = distil(trained_teacher, student, gold, epochs=1, step=create_distill_step(weights=weights))
     for key in ("fastbioner_ner", "fastbioner_ner_soft", "fastbioner_ner_hard", "hidden", "transformer"):
         assert losses[key] > 0, key
+
+
+class TeacherScores:
+    """A teacher component that returns fixed logits, and counts its calls."""
+
+    def __init__(self, tags, scores):
+        self.tags, self.scores, self.calls = tags, scores, 0
+
+    def predict(self, docs):
+        self.calls += 1
+        return [s.copy() for s in self.scores]
+
+
+@pytest.mark.parametrize("soft,hard", [(0.0, 1.0), (1.0, 0.0), (0.3, 0.7)])
+def test_loss_weights_act_on_the_gradient(trained_teacher, monkeypatch, soft, hard):
+    """The gradient that reaches the student's model is soft · the soft
+    gradient + hard · the gold gradient: a zero soft weight leaves the teacher
+    out (it is not even run), a zero hard weight leaves the gold tags out."""
+    ner = make_student(trained_teacher, n_layers=2).get_pipe("fastbioner_ner")
+    sentences = synthetic_sentences(3, seed=9)
+    examples = [
+        Example(Doc(ner.vocab, words=words), Doc(ner.vocab, words=words, ents=tags)) for words, tags in sentences
+    ]
+    rng = numpy.random.default_rng(3)
+    student = [rng.normal(size=(len(words), len(ner.tags))).astype("f") for words, _ in sentences]
+    teacher = TeacherScores(ner.tags, [rng.normal(size=s.shape).astype("f") for s in student])
+    received = []
+    real_begin_update = Model.begin_update
+
+    def begin_update(model, X):
+        if model is not ner.model:
+            return real_begin_update(model, X)
+        return [s.copy() for s in student], received.append
+
+    monkeypatch.setattr(Model, "begin_update", begin_update)
+    losses = ner.distill(teacher, examples, temperature=2.0, soft_weight=soft, hard_weight=hard)
+    _, d_soft = ner.get_teacher_student_loss(teacher.scores, student, temperature=2.0)
+    _, d_hard = ner.get_loss(examples, student)
+    assert len(received) == 1
+    for got, ds, dh in zip(received[0], d_soft, d_hard):
+        numpy.testing.assert_allclose(got, soft * ds + hard * dh, rtol=1e-5, atol=1e-7)
+    assert teacher.calls == (1 if soft else 0)
+    assert (losses["fastbioner_ner_soft"] > 0) == bool(soft)
+    assert (losses["fastbioner_ner_hard"] > 0) == bool(hard)
 
 
 def test_tokenizer_mismatch_is_a_clear_error(trained_teacher, tmp_path):
@@ -243,9 +313,6 @@ def test_tokenizer_mismatch_is_a_clear_error(trained_teacher, tmp_path):
 def test_examples_need_the_same_tokens_on_both_sides(trained_teacher):
     student = make_student(trained_teacher, n_layers=2)
     eg = make_examples(student, [(["breast", "cancer"], ["B-Disease", "I-Disease"])])[0]
-    from spacy.tokens import Doc
-    from spacy.training import Example
-
     bad = Example(eg.predicted, Doc(student.vocab, words=["breast", "cancer", "cells"]))
     with pytest.raises(ValueError, match="same tokens"):
         create_distill_step()(trained_teacher, student, [bad])

@@ -1,4 +1,5 @@
 """The distillation loop's bookkeeping."""
+
 from spacy_fastbioner.distill.loop import with_last
 
 

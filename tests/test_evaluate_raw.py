@@ -1,6 +1,7 @@
 """Tests for spacy_fastbioner.evaluate_raw and `spacy fastbioner evaluate-raw`,
 with a rule-based stand-in pipeline (BioTokenizer + entity_ruler) so that
 every prediction is known in advance."""
+
 import json
 from pathlib import Path
 from typing import List, Tuple
@@ -14,18 +15,28 @@ from typer.testing import CliRunner
 import spacy_fastbioner.cli  # noqa: F401  (registers the commands)
 from spacy_fastbioner.evaluate_raw import _max_disjoint, evaluate_raw, evaluate_token_level
 from spacy_fastbioner.readers import read_pubtator
-from spacy_fastbioner.tokenizer import boundary_study
+from spacy_fastbioner.tokenizer_study import boundary_study
 
 TITLE = "Proctocolitis and breast cancer after aspirin."
 ABSTRACT = "Lithium carbonate caused diabetes in mice."
 TEXT = f"{TITLE} {ABSTRACT}"
 # (mention, label, occurrence): "colitis" is cut inside the token "Proctocolitis";
 # "Lithium" overlaps "Lithium carbonate".
-GOLD = [("colitis", "Disease"), ("breast cancer", "Disease"), ("aspirin", "Chemical"),
-        ("Lithium carbonate", "Chemical"), ("Lithium", "Chemical"), ("diabetes", "Disease")]
+GOLD = [
+    ("colitis", "Disease"),
+    ("breast cancer", "Disease"),
+    ("aspirin", "Chemical"),
+    ("Lithium carbonate", "Chemical"),
+    ("Lithium", "Chemical"),
+    ("diabetes", "Disease"),
+]
 # The stand-in pipeline finds "aspirin" with the wrong label and "mice" wrongly.
-PATTERNS = [("breast cancer", "Disease"), ("aspirin", "Disease"), ("Lithium carbonate", "Chemical"),
-            ("mice", "Disease")]
+PATTERNS = [
+    ("breast cancer", "Disease"),
+    ("aspirin", "Disease"),
+    ("Lithium carbonate", "Chemical"),
+    ("mice", "Disease"),
+]
 
 
 def pubtator() -> str:

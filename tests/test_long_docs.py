@@ -5,6 +5,7 @@ A tiny pipeline with very small windows (16 tokens every 12) makes seams
 frequent: entities predicted on each sentence alone must be exactly those
 predicted on all sentences joined into one doc of more than 3000 tokens.
 """
+
 import random
 from typing import List, Set, Tuple
 
@@ -148,6 +149,7 @@ def test_best_window_switches_half_way_through_the_overlap() -> None:
     seq_len = trf_data.wordpieces.input_ids.shape[1]
     windows = (reduced.align.dataXd // seq_len).tolist()
     assert windows == [0] * 6 + [1] * 4 + [2] * 6
+
     def contexts(align: Ragged) -> List[int]:
         """Per token, the context of its first wordpiece on its closer side."""
         firsts = align.dataXd[numpy.cumsum(align.lengths) - align.lengths].tolist()

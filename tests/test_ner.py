@@ -1,17 +1,19 @@
 """The fastbioner_ner component: learning, decoding, serialisation."""
+
 import subprocess
 import sys
+import warnings
 
 import numpy
 import pytest
 import spacy
 from spacy.tokens import Doc
 from spacy.training import Example
+from spacy_transformers.data_classes import TransformerData
+from thinc.api import Model
 
 from spacy_fastbioner.pipeline.ner import FastBioNER
-from spacy_fastbioner.testing import synthetic_sentences  # noqa: F401
-
-from spacy_fastbioner.testing import make_examples, make_pipeline, train_pipeline
+from spacy_fastbioner.testing import make_examples, make_pipeline, synthetic_sentences, train_pipeline
 
 TEXTS = [
     "the patients with breast cancer were treated with aspirin",
@@ -57,9 +59,20 @@ def test_labels_argument():
     nlp = spacy.blank("en")
     nlp.add_pipe(
         "fastbioner_ner",
-        config={"model": {"tok2vec": {"@architectures": "spacy.HashEmbedCNN.v2", "width": 16, "depth": 1,
-                                      "embed_size": 50, "window_size": 1, "maxout_pieces": 2,
-                                      "subword_features": False, "pretrained_vectors": None}}},
+        config={
+            "model": {
+                "tok2vec": {
+                    "@architectures": "spacy.HashEmbedCNN.v2",
+                    "width": 16,
+                    "depth": 1,
+                    "embed_size": 50,
+                    "window_size": 1,
+                    "maxout_pieces": 2,
+                    "subword_features": False,
+                    "pretrained_vectors": None,
+                }
+            }
+        },
     )
     ner = nlp.get_pipe("fastbioner_ner")
     ner.initialize(lambda: [Example.from_dict(nlp.make_doc("a b"), {})], nlp=nlp, labels=["Gene"])
@@ -142,3 +155,39 @@ def test_update_loss_decreases(tiny_bert):
         nlp.update(train, sgd=optimizer, losses=losses)
         history.append(losses["fastbioner_ner"])
     assert history[-1] < history[0] / 2
+
+
+def test_doc_without_transformer_output_is_outside_with_one_warning(trained):
+    """A doc whose transformer output is empty (here: the transformer ran on
+    the other docs only) comes back as logits that make every token O by a
+    wide margin, even at a high temperature; the component warns once."""
+    ner = trained.get_pipe("fastbioner_ner")
+    trf = trained.get_pipe("transformer")
+    docs = [trained.make_doc("breast cancer in mice"), trained.make_doc("aspirin and naloxone")]
+    trf.set_annotations(docs[:1], trf.predict(docs[:1]))
+    docs[1]._.trf_data = TransformerData.empty()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        scores = ner.predict(docs)
+        ner.predict(docs)
+    assert len([w for w in caught if "no output" in str(w.message)]) == 1
+    assert scores[1].shape == (3, len(ner.tags))
+    for temperature in (1.0, 2.0, 4.0):
+        probs = ner.predict_proba(docs, temperature=temperature)[1]
+        assert (probs[:, 0] > 0.999).all()
+    ner.set_annotations(docs, scores)
+    assert docs[1].ents == ()
+
+
+def test_scores_of_the_wrong_shape_are_an_error(trained):
+    """Only a doc without transformer output falls back to all-O; a table
+    with the wrong number of tags is a bug, and says so."""
+    ner = trained.get_pipe("fastbioner_ner")
+
+    def forward(model, docs, is_train):
+        return [model.ops.alloc2f(len(doc), len(ner.tags) + 1) for doc in docs], lambda d: []
+
+    broken = FastBioNER(trained.vocab, Model("wrong_width", forward), "broken")
+    broken.cfg["labels"] = list(ner.labels)
+    with pytest.raises(ValueError, match=r"shape \(4, 6\) for a doc of 4 tokens: expected \(4, 5\)"):
+        broken.predict([trained.make_doc("breast cancer in mice")])

@@ -1,6 +1,7 @@
 """Model packages: names, requirements, the model card, and a wheel that
 installs into a fresh virtual environment without an index (with the plugin's
 own wheel, built from its sdist) and loads offline."""
+
 import json
 import os
 import shutil
@@ -17,7 +18,7 @@ import spacy
 import srsly
 from spacy.cli.evaluate import evaluate
 from spacy.tokens import DocBin
-from spacy.util import get_package_version, is_compatible_version
+from spacy.util import get_minor_version, get_package_version, is_compatible_version
 from thinc.api import Config
 
 from spacy_fastbioner import __version__
@@ -35,7 +36,7 @@ TEXTS = [
     "we report that hereditary colitis and tumour levels were high",
     "",
 ]
-CHECK_SCRIPT = '''
+CHECK_SCRIPT = """
 import importlib, json, sys
 from unittest import mock
 import spacy, spacy_fastbioner
@@ -43,14 +44,15 @@ from spacy.cli.info import info_spacy
 
 validate = importlib.import_module("spacy.cli.validate")  # the module, not the command
 
-texts = json.loads(sys.argv[1])
+texts, table = json.loads(sys.argv[1]), json.loads(sys.argv[2])
 nlp = spacy.load("{package}")
 def ents(docs):
     return [[[e.start_char, e.end_char, e.label_] for e in doc.ents] for doc in docs]
 single = ents(nlp.pipe(texts))
 multi = ents(nlp.pipe(texts * 3, n_process=2, batch_size=2))
-table = mock.Mock(status_code=200, json=lambda: {{"spacy": {{}}}})
-with mock.patch.object(validate.requests, "get", return_value=table):
+# `spacy validate` offline: the compatibility table is served from a file.
+response = mock.Mock(status_code=200, json=lambda: table)
+with mock.patch.object(validate.requests, "get", return_value=response):
     pkgs, _ = validate.get_model_pkgs(silent=True)
 print(json.dumps({{
     "plugin": spacy_fastbioner.__file__,
@@ -61,7 +63,7 @@ print(json.dumps({{
     "pipelines": info_spacy()["Pipelines"],
     "validate": pkgs.get("{package}"),
 }}))
-'''
+"""
 
 
 def entities(nlp, texts):
@@ -94,12 +96,24 @@ def make_card(trained, benchmark=None):
     root = trained["root"]
     nlp = spacy.load(root / "student")
     scores = read_scores(root / "student.json")
-    meta = make_meta(nlp, srsly.read_json(TEMPLATES / "meta.json"), corpus="NCBI-disease", role="student",
-                     version="0.0.1", scores=scores)
+    meta = make_meta(
+        nlp,
+        srsly.read_json(TEMPLATES / "meta.json"),
+        corpus="NCBI-disease",
+        role="student",
+        version="0.0.1",
+        scores=scores,
+    )
     return card_context(
-        nlp, {**meta, "spacy_version": nlp.meta["spacy_version"]}, corpus="NCBI-disease", role="student",
-        model_dir=root / "student", teacher_package="en_fastbioner_ncbi_disease_teacher", scores=scores,
-        teacher_scores=read_scores(root / "teacher.json"), teacher_model_dir=root / "teacher",
+        nlp,
+        {**meta, "spacy_version": nlp.meta["spacy_version"]},
+        corpus="NCBI-disease",
+        role="student",
+        model_dir=root / "student",
+        teacher_package="en_fastbioner_ncbi_disease_teacher",
+        scores=scores,
+        teacher_scores=read_scores(root / "teacher.json"),
+        teacher_model_dir=root / "teacher",
         benchmark_path=benchmark,
     )
 
@@ -145,8 +159,10 @@ def test_model_card_reads_the_metrics(trained):
     context = make_card(trained)
     card = render_card(context, TEMPLATES / "model-card.md.jinja")
     scores = read_scores(trained["root"] / "student.json")
-    assert f"| this model (student) | {100 * scores['ents_p']:.2f} | {100 * scores['ents_r']:.2f} | " \
-           f"{100 * scores['ents_f']:.2f} |" in card
+    assert (
+        f"| this model (student) | {100 * scores['ents_p']:.2f} | {100 * scores['ents_r']:.2f} | "
+        f"{100 * scores['ents_f']:.2f} |" in card
+    )
     assert "| `Disease` |" in card and "| `Chemical` |" in card
     assert context["efficiency"][0]["wps"] == NOT_MEASURED
     assert f"{context['efficiency'][0]['size']}" in card and "not run yet" in card
@@ -157,15 +173,44 @@ def test_model_card_reads_the_metrics(trained):
 def test_model_card_reads_the_benchmark(trained, tmp_path):
     root = trained["root"]
     speed = {"median": 2000.0, "ci95": [1900.0, 2100.0]}
-    srsly.write_json(tmp_path / "benchmark.json", {"models": [
-        {"name": "fp32", "path": str(root / "student"), "speed": {"words_per_sec": speed}},
-        {"name": "teacher", "path": "elsewhere", "speed": {"words_per_sec": {"median": 1000.0}}},
-    ]})
-    assert read_benchmark_speed(tmp_path / "benchmark.json", root / "student", "student") == speed
-    assert read_benchmark_speed(tmp_path / "benchmark.json", root / "teacher", "teacher")["median"] == 1000.0
+    srsly.write_json(
+        tmp_path / "benchmark.json",
+        {
+            "models": [
+                {"name": "fp32", "path": str(root / "student"), "speed": {"words_per_sec": speed}},
+                {"name": "teacher", "path": str(root / "teacher"), "speed": {"words_per_sec": {"median": 1000.0}}},
+            ]
+        },
+    )
+    assert read_benchmark_speed(tmp_path / "benchmark.json", root / "student") == speed
+    assert read_benchmark_speed(tmp_path / "benchmark.json", root / "teacher")["median"] == 1000.0
     context = make_card(trained, tmp_path / "benchmark.json")
     assert context["efficiency"][0]["wps"] == "2,000 (1,900-2,100)"
     assert context["comparison"]["wps"] == "2.00x"
+
+
+def test_model_card_never_shows_another_models_figures(trained, tmp_path):
+    """Entries named like the roles, but of other folders, are not this
+    model's or its teacher's: the card says "not measured"."""
+    srsly.write_json(
+        tmp_path / "benchmark.json",
+        {
+            "models": [
+                {
+                    "name": "student",
+                    "path": str(tmp_path / "other-student"),
+                    "speed": {"words_per_sec": {"median": 9.0}},
+                },
+                {"name": "teacher", "path": "elsewhere", "speed": {"words_per_sec": {"median": 1000.0}}},
+            ]
+        },
+    )
+    root = trained["root"]
+    assert read_benchmark_speed(tmp_path / "benchmark.json", root / "student") is None
+    assert read_benchmark_speed(tmp_path / "benchmark.json", None) is None
+    context = make_card(trained, tmp_path / "benchmark.json")
+    assert [row["wps"] for row in context["efficiency"]] == [NOT_MEASURED, NOT_MEASURED]
+    assert context["comparison"]["wps"] == NOT_MEASURED
 
 
 def build_plugin(tmp_path: Path) -> Path:
@@ -178,12 +223,21 @@ def build_plugin(tmp_path: Path) -> Path:
         shutil.copytree(REPO / folder, src / folder, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     dist = tmp_path / "dist"
     env = {**os.environ, "PIP_NO_INDEX": "1"}
-    subprocess.run([sys.executable, "-m", "build", "--no-isolation", "--outdir", str(dist), str(src)],
-                   check=True, capture_output=True, env=env)
+    subprocess.run(
+        [sys.executable, "-m", "build", "--no-isolation", "--outdir", str(dist), str(src)],
+        check=True,
+        capture_output=True,
+        env=env,
+    )
     sdist = next(dist.glob("spacy_fastbioner-*.tar.gz"))
     names = {name.split("/", 1)[1] for name in tarfile.open(sdist).getnames() if "/" in name}
-    assert {"README.md", "setup.py", "spacy_fastbioner/py.typed", "spacy_fastbioner/about.py",
-            "tests/conftest.py"} <= names
+    assert {
+        "README.md",
+        "setup.py",
+        "spacy_fastbioner/py.typed",
+        "spacy_fastbioner/about.py",
+        "tests/conftest.py",
+    } <= names
     wheel = next(dist.glob("spacy_fastbioner-*.whl"))
     with zipfile.ZipFile(wheel) as zf:
         files = zf.namelist()
@@ -200,8 +254,14 @@ def fresh_venv(tmp_path: Path) -> Path:
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     python = venv / "bin" / "python"
-    site = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                               check=True, capture_output=True, text=True).stdout.strip())
+    site = Path(
+        subprocess.run(
+            [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+    )
     deps = tmp_path / "deps"
     deps.mkdir()
     for entry in Path(sysconfig.get_paths()["purelib"]).iterdir():
@@ -216,10 +276,16 @@ def test_package_installs_and_loads_offline(trained, tmp_path, monkeypatch):
     for var in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
         monkeypatch.setenv(var, "http://127.0.0.1:9")  # any download fails
     result = package_model(
-        root / "student", tmp_path / "packages", corpus="NCBI-disease", version="0.0.1",
-        meta_template=TEMPLATES / "meta.json", card_template=TEMPLATES / "model-card.md.jinja",
-        metrics_path=root / "student.json", teacher_metrics_path=root / "teacher.json",
-        teacher_model_dir=root / "teacher", benchmark_path=root / "absent.json",
+        root / "student",
+        tmp_path / "packages",
+        corpus="NCBI-disease",
+        version="0.0.1",
+        meta_template=TEMPLATES / "meta.json",
+        card_template=TEMPLATES / "model-card.md.jinja",
+        metrics_path=root / "student.json",
+        teacher_metrics_path=root / "teacher.json",
+        teacher_model_dir=root / "teacher",
+        benchmark_path=root / "absent.json",
     )
     assert result.name == PACKAGE and result.wheel.name == f"{PACKAGE}-0.0.1-py3-none-any.whl"
     assert result.meta["requirements"] == requirements()
@@ -229,15 +295,36 @@ def test_package_installs_and_loads_offline(trained, tmp_path, monkeypatch):
         assert "spacy_models" in zf.read(f"{PACKAGE}-0.0.1.dist-info/entry_points.txt").decode()
     python = fresh_venv(tmp_path)
     subprocess.run(
-        [sys.executable, "-m", "pip", "--python", str(python), "install", "--no-index", "--no-deps",
-         str(build_plugin(tmp_path)), str(result.wheel)],
-        check=True, capture_output=True,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            str(python),
+            "install",
+            "--no-index",
+            "--no-deps",
+            str(build_plugin(tmp_path)),
+            str(result.wheel),
+        ],
+        check=True,
+        capture_output=True,
     )
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", HF_HOME=str(tmp_path / "hf"))
     (tmp_path / "check.py").write_text(CHECK_SCRIPT.format(package=PACKAGE), encoding="utf8")
-    proc = subprocess.run([str(python), str(tmp_path / "check.py"), json.dumps(TEXTS)], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=300)
+    # The shape of spaCy's published table (explosion/spacy-models compatibility.json): the installed
+    # spaCy's entry lists its own models, never ours; `spacy validate` then checks our meta's spacy_version.
+    minor = get_minor_version(spacy.about.__version__)
+    table = {"spacy": {spacy.about.__version__: {"en_core_web_sm": [f"{minor}.0"]}, "4.0.0": {}}}
+    proc = subprocess.run(
+        [str(python), str(tmp_path / "check.py"), json.dumps(TEXTS), json.dumps(table)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     venv = python.parent.parent
@@ -247,4 +334,9 @@ def test_package_installs_and_loads_offline(trained, tmp_path, monkeypatch):
     assert out["single"] == trained["expected"]
     assert out["multi"] == trained["expected"] * 3
     assert out["pipelines"] == {PACKAGE: "0.0.1"}
-    assert out["validate"]["compat"] is True
+    validated = out["validate"]
+    assert validated["version"] == "0.0.1" and validated["spacy"] == out["meta"]["spacy_version"]
+    # The package admits the installed spaCy and no later minor version.
+    assert is_compatible_version(spacy.about.__version__, validated["spacy"])
+    assert not is_compatible_version(f"{minor.split('.')[0]}.{int(minor.split('.')[1]) + 1}.0", validated["spacy"])
+    assert validated["compat"] is True

@@ -2,6 +2,7 @@
 the project's paper-table commands, on synthetic `spacy evaluate --output`
 files. Expected figures are computed here with `statistics`, from the values
 written, never typed in."""
+
 import json
 import math
 import random
@@ -32,7 +33,9 @@ from spacy_fastbioner.paper_table import (
 REPO = Path(__file__).parent.parent
 
 
-def write_metrics(path: Path, p: float, r: float, f: float, per_type: Optional[Dict[str, Dict[str, float]]] = None) -> None:
+def write_metrics(
+    path: Path, p: float, r: float, f: float, per_type: Optional[Dict[str, Dict[str, float]]] = None
+) -> None:
     """A file shaped like `spacy evaluate --output`: fractions, not percentages."""
     data = {"token_acc": 1.0, "token_p": 1.0, "ents_p": p, "ents_r": r, "ents_f": f, "speed": 1234.5}
     data["ents_per_type"] = per_type or {"Disease": {"p": p, "r": r, "f": f}}
@@ -138,7 +141,9 @@ def test_one_seed_has_no_sd(metrics):
     bc5cdr = table["corpora"]["BC5CDR"]
     assert bc5cdr["variants"]["student-dynamic"]["n"] == 1
     markdown = (write_paper_table(table, metrics["root"].parent / "out")[0]).read_text(encoding="utf8")
-    constant_row = next(line for line in markdown.splitlines() if line.startswith("| NCBI-disease | student-constant |"))
+    constant_row = next(
+        line for line in markdown.splitlines() if line.startswith("| NCBI-disease | student-constant |")
+    )
     assert f"{cell['f']['mean']:.2f} ± —" in constant_row
 
 
@@ -273,19 +278,28 @@ def test_training_times_from_distill_logs(metrics, tmp_path):
     timing = table["corpora"]["NCBI-disease"]["timing"]
     assert timing["student-dynamic"]["n"] == 2  # seed 3 has no log
     assert timing["student-dynamic"]["wall_s"]["mean"] == pytest.approx(statistics.mean(walls.values()))
-    assert timing["student-dynamic"]["s_per_step"]["mean"] == pytest.approx(statistics.mean(w / 800 for w in walls.values()))
+    assert timing["student-dynamic"]["s_per_step"]["mean"] == pytest.approx(
+        statistics.mean(w / 800 for w in walls.values())
+    )
     assert timing["student-nokd"]["n"] == 0 and timing["student-nokd"]["wall_s"] is None
     assert "teacher" not in timing
     markdown = write_paper_table(table, tmp_path / "results")[0].read_text(encoding="utf8")
     rows = parse_md_table(markdown, "Training time")
-    assert ["NCBI-disease", "student-dynamic", "2", f"{statistics.mean(walls.values()):.0f} ± {statistics.stdev(walls.values()):.0f}",
-            f"{statistics.mean(w / 800 for w in walls.values()):.3f} ± {statistics.stdev(w / 800 for w in walls.values()):.3f}"] in rows
+    assert [
+        "NCBI-disease",
+        "student-dynamic",
+        "2",
+        f"{statistics.mean(walls.values()):.0f} ± {statistics.stdev(walls.values()):.0f}",
+        f"{statistics.mean(w / 800 for w in walls.values()):.3f} ± {statistics.stdev(w / 800 for w in walls.values()):.3f}",
+    ] in rows
 
 
 def test_malformed_distill_log_names_the_line(tmp_path):
     log = tmp_path / "distill_log.jsonl"
     log.write_text('{"step": 0, "seconds": 1}\n\n{"step": "x", "seconds": 2}\n', encoding="utf8")
-    with pytest.raises(PaperTableError, match=re.escape(f"{log}:3: expected a record with numeric 'seconds' and 'step'")):
+    with pytest.raises(
+        PaperTableError, match=re.escape(f"{log}:3: expected a record with numeric 'seconds' and 'step'")
+    ):
         read_distill_log(log)
     log.write_text('{"step": 0, "seconds": 1}\n{"step": 1,\n', encoding="utf8")
     with pytest.raises(PaperTableError, match=re.escape(f"{log}:2: not valid JSON")):
@@ -295,14 +309,20 @@ def test_malformed_distill_log_names_the_line(tmp_path):
 def project_config(**overrides: str) -> dict:
     from weasel.util import substitute_project_variables
 
-    config = substitute_project_variables(srsly.read_yaml(REPO / "project.yml"), {f"vars.{k}": v for k, v in overrides.items()})
+    config = substitute_project_variables(
+        srsly.read_yaml(REPO / "project.yml"), {f"vars.{k}": v for k, v in overrides.items()}
+    )
     return {cmd["name"]: cmd for cmd in config["commands"]}
 
 
 @pytest.mark.parametrize(
     "command,variant",
-    [("distill-seed", "student-dynamic"), ("distill-constant-seed", "student-constant"),
-     ("train-student-nokd-seed", "student-nokd"), ("distill-cosine-seed", "student-cosine")],
+    [
+        ("distill-seed", "student-dynamic"),
+        ("distill-constant-seed", "student-constant"),
+        ("train-student-nokd-seed", "student-nokd"),
+        ("distill-cosine-seed", "student-cosine"),
+    ],
 )
 def test_project_seed_commands_write_what_the_table_reads(command, variant):
     """Each seeded command evaluates into the file name the table parses, saves
@@ -313,7 +333,7 @@ def test_project_seed_commands_write_what_the_table_reads(command, variant):
     assert len(metrics_out) == 1 and metrics_out[0].parent == Path("metrics/BC4CHEMD")
     assert parse_run_name(metrics_out[0].stem)[:2] == (variant, 7)
     assert f"training/BC4CHEMD/{variant}-seed7/model-best" in spec["outputs"]
-    distill = next(line for line in spec["script"] if "spacy distill" in line)
+    distill = next(line for line in spec["script"] if "spacy fastbioner distill" in line)
     assert "--system.seed 7" in distill and "--corpora.dev.limit 1000" in distill
     assert f"--output training/BC4CHEMD/{variant}-seed7 " in distill
 
@@ -332,17 +352,40 @@ def test_paper_runs_plan(tmp_path):
     """The glue script's dry run: the teacher's steps once, each variant per
     seed, the package of the first seed, with the dev subset and extra vars."""
     result = subprocess.run(
-        [sys.executable, str(REPO / "project" / "scripts" / "paper_runs.py"), "BC5CDR-chem", "--seeds", "3,5",
-         "--variants", "dynamic,nokd", "--dev-limit", "1000", "--dry", "--force", "--vars.gpu_id", "0"],
-        capture_output=True, text=True, cwd=tmp_path,
+        [
+            sys.executable,
+            str(REPO / "project" / "scripts" / "paper_runs.py"),
+            "BC5CDR-chem",
+            "--seeds",
+            "3,5",
+            "--variants",
+            "dynamic,nokd",
+            "--dev-limit",
+            "1000",
+            "--dry",
+            "--force",
+            "--vars.gpu_id",
+            "0",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr
     steps = [re.search(r"project run (\S+) .*", line) for line in result.stdout.splitlines()]
     commands = [(m.group(1), re.search(r"--vars.seed (\d+)", m.group(0))) for m in steps if m]
     assert [(name, seed and seed.group(1)) for name, seed in commands] == [
-        ("assets-local", None), ("demo-teacher-model", None), ("corpus", None), ("demo-train-teacher", None),
-        ("evaluate-teacher", None), ("make-student", None), ("teacher-targets", None),
-        ("distill-seed", "3"), ("train-student-nokd-seed", "3"), ("distill-seed", "5"), ("train-student-nokd-seed", "5"),
+        ("assets-local", None),
+        ("demo-teacher-model", None),
+        ("corpus", None),
+        ("demo-train-teacher", None),
+        ("evaluate-teacher", None),
+        ("make-student", None),
+        ("teacher-targets", None),
+        ("distill-seed", "3"),
+        ("train-student-nokd-seed", "3"),
+        ("distill-seed", "5"),
+        ("train-student-nokd-seed", "5"),
         ("package-paper-student", "3"),
     ]
     assert all("--vars.corpus BC5CDR-chem --vars.dev_limit 1000 --vars.gpu_id 0" in m.group(0) for m in steps if m)

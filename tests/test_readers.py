@@ -1,4 +1,5 @@
 """Tests for spacy_fastbioner.readers: tiny files in tmp_path, plus the real corpora when present."""
+
 import random
 import re
 from pathlib import Path
@@ -19,8 +20,8 @@ from spacy_fastbioner.readers import (
     create_plain_text_reader,
     create_pubtator_reader,
     read_pubtator,
-    split_sentences,
 )
+from spacy_fastbioner.text import split_sentences
 
 IOB = "BRCA1\tO\nbreast\tB-Disease\ncancer\tI-Disease\n.\tO\n\nNo\tO\nentity\tO\n\n"
 TITLE = "Lithium toxicity in a newborn."
@@ -165,8 +166,11 @@ def test_pubtator_reader_keeps_longest_and_counts(tmp_path: Path, nlp: Language)
     reader = create_pubtator_reader(write(tmp_path, PUBTATOR, newline="\r\n"))
     egs = list(reader(nlp))
     assert len(egs) == 2 and egs[0].predicted.text == TITLE + " " + ABSTRACT
-    assert ents(egs[0]) == [("Lithium toxicity", "Disease"), ("cardiac disease", "Disease"),
-                            ("Lithium carbonate", "Chemical")]
+    assert ents(egs[0]) == [
+        ("Lithium toxicity", "Disease"),
+        ("cardiac disease", "Disease"),
+        ("Lithium carbonate", "Chemical"),
+    ]
     assert ents(egs[1]) == [] and egs[1].reference.has_annotation("ENT_IOB")
     assert not egs[0].predicted.has_annotation("ENT_IOB")
     counts = (reader.n_docs, reader.n_mentions, reader.n_overlapping, reader.n_misaligned, reader.n_dropped)
@@ -180,11 +184,18 @@ def test_pubtator_per_sentence(tmp_path: Path, nlp: Language) -> None:
     reader = create_pubtator_reader(write(tmp_path, PUBTATOR), per_sentence=True)
     egs = list(reader(nlp))
     assert [eg.reference.text for eg in egs] == [
-        TITLE, "A newborn had cardiac disease.", "Lithium carbonate may cause it.", "3 infants had no ill-effects.",
-        "Short.", "Nothing here.",
+        TITLE,
+        "A newborn had cardiac disease.",
+        "Lithium carbonate may cause it.",
+        "3 infants had no ill-effects.",
+        "Short.",
+        "Nothing here.",
     ]
-    assert [ents(eg) for eg in egs[:3]] == [[("Lithium toxicity", "Disease")], [("cardiac disease", "Disease")],
-                                            [("Lithium carbonate", "Chemical")]]
+    assert [ents(eg) for eg in egs[:3]] == [
+        [("Lithium toxicity", "Disease")],
+        [("cardiac disease", "Disease")],
+        [("Lithium carbonate", "Chemical")],
+    ]
     assert reader.n_docs == 2 and reader.n_examples == 6
 
 
@@ -196,8 +207,9 @@ def test_pubtator_per_sentence_never_splits_a_mention(tmp_path: Path, nlp: Langu
 
 
 def test_pubtator_misaligned_spans(tmp_path: Path, nlp: Language) -> None:
-    path = write(tmp_path, "1|t|Hydrochlorothiazide and Anti-HIV\n1|a|x\n1\t0\t5\tHydro\tChemical\n"
-                           "1\t29\t32\tHIV\tChemical\n")
+    path = write(
+        tmp_path, "1|t|Hydrochlorothiazide and Anti-HIV\n1|a|x\n1\t0\t5\tHydro\tChemical\n1\t29\t32\tHIV\tChemical\n"
+    )
     expand = create_pubtator_reader(path)
     assert [ents(eg) for eg in expand(nlp)] == [[("Hydrochlorothiazide", "Chemical"), ("HIV", "Chemical")]]
     assert (expand.n_mentions, expand.n_misaligned, expand.n_dropped) == (2, 1, 0)
@@ -232,7 +244,11 @@ def test_pubtator_tolerates_whitespace_mismatch_unless_strict(tmp_path: Path) ->
         ("1|a|Abstract\n", 1, r"'\|a\|' line without a 'PMID\|t\|title' line before it"),
         ("1|t|Title\n\n1|a|Abstract\n", 2, r"expected 'PMID\|a\|abstract' after the title of 1"),
         ("1|t|Title\n", 1, r"expected 'PMID\|a\|abstract' after the title of 1"),
-        ("1|t|Title\n1|a|Abstract\n1\t0\t5\tTitle\n", 3, r"expected 'PMID<TAB>start<TAB>end<TAB>mention<TAB>type'.*\(4 col"),
+        (
+            "1|t|Title\n1|a|Abstract\n1\t0\t5\tTitle\n",
+            3,
+            r"expected 'PMID<TAB>start<TAB>end<TAB>mention<TAB>type'.*\(4 col",
+        ),
         ("1|t|Title\n1|a|Abstract\n1\t0\t5\tTitle\t\n", 3, r"expected an entity type in column 5"),
         ("1|t|Title\n1|a|Abstract\nrubbish\n", 3, r"expected 'PMID\|t\|title', 'PMID\|a\|abstract', a tab-separated"),
         ("\n\n", 0, r"no documents found"),
@@ -262,7 +278,10 @@ def test_pubtator_reader_raises_on_first_pass(tmp_path: Path, nlp: Language) -> 
 def test_split_sentences() -> None:
     text = "  First one. Second (B) ends here.  3 items? yes. e.g. fine. Last"
     assert [text[s:e] for s, e in split_sentences(text)] == [
-        "First one.", "Second (B) ends here.", "3 items? yes. e.g. fine.", "Last"
+        "First one.",
+        "Second (B) ends here.",
+        "3 items? yes. e.g. fine.",
+        "Last",
     ]
     assert split_sentences("   ") == [] and split_sentences("No split. lower case.") == [(0, 21)]
 
@@ -278,7 +297,8 @@ def test_plain_text_reader(tmp_path: Path, nlp: Language) -> None:
     assert [eg.reference.text for eg in short(nlp)] == ["One two three."]
     whole = create_plain_text_reader(path, split_sentences=False, shuffle=True)
     assert sorted(eg.reference.text for eg in whole(nlp)) == [
-        "One two three. Four five.", "Six. Seven eight nine ten eleven."
+        "One two three. Four five.",
+        "Six. Seven eight nine ten eleven.",
     ]
 
 

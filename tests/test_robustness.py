@@ -1,5 +1,6 @@
 """Bad input never breaks inference: odd characters, empty and huge texts,
 fuzzed text, and the same entities from every way of calling the pipeline."""
+
 import signal
 from typing import Iterator, List, Tuple
 
@@ -101,9 +102,11 @@ def test_empty_docs_in_a_batch(nlp: Language) -> None:
 def test_one_megabyte_text(nlp: Language) -> None:
     """1,000,000 characters, spaCy's default `nlp.max_length`; about 260,000
     tokens and 8,000 transformer windows."""
-    base = ("Somatic-cell selection in heterozygotes for glucose-6-phosphate dehydrogenase (G6PD) "
-            "deficiency: the patients with breast cancer were treated with 0.5 mg/kg aspirin \u2013 "
-            "see Na(+)/K(+)-ATPase; TNF\u03b1 rose \u00d7 3 in 12% of mice. ")
+    base = (
+        "Somatic-cell selection in heterozygotes for glucose-6-phosphate dehydrogenase (G6PD) "
+        "deficiency: the patients with breast cancer were treated with 0.5 mg/kg aspirin \u2013 "
+        "see Na(+)/K(+)-ATPase; TNF\u03b1 rose \u00d7 3 in 12% of mice. "
+    )
     text = (base * (nlp.max_length // len(base) + 1))[: nlp.max_length]
     doc = nlp(text)
     assert_valid(doc, text)

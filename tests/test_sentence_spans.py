@@ -1,6 +1,7 @@
 """Sentence-aligned transformer windows: the `spacy_fastbioner.sentence_spans.v1`
 span getter, the `fastbioner_sentences` component, `with_sentence_windows` and
 `spacy fastbioner sentence-windows`."""
+
 import subprocess
 import sys
 from pathlib import Path
@@ -28,9 +29,9 @@ from spacy_fastbioner.ml.span_getters import (
 )
 from spacy_fastbioner.pipeline.ner import FastBioNER
 from spacy_fastbioner.pipeline.sentences import SentenceSplitter
-from spacy_fastbioner.readers import split_sentences
 from spacy_fastbioner.sentence_windows import with_sentence_windows
 from spacy_fastbioner.testing import synthetic_sentences
+from spacy_fastbioner.text import split_sentences
 
 Ranges = List[Tuple[int, int]]
 BLANK = spacy.blank("en")
@@ -298,7 +299,8 @@ def test_cli_upgrades_and_refuses_bad_input(upgraded_dir: Path, tmp_path: Path) 
     assert nlp.pipe_names == ["sentences", "transformer", "fastbioner_ner"]
     assert nlp.config["components"]["transformer"]["model"]["get_spans"]["window"] == 128
     result = runner.invoke(
-        app, ["fastbioner", "sentence-windows", str(upgraded_dir / "original"), str(tmp_path / "x"), "-w", "8", "-s", "9"]
+        app,
+        ["fastbioner", "sentence-windows", str(upgraded_dir / "original"), str(tmp_path / "x"), "-w", "8", "-s", "9"],
     )
     assert result.exit_code == 1 and "stride <= window" in result.output
     result = runner.invoke(app, ["fastbioner", "sentence-windows", str(tmp_path / "missing"), str(tmp_path / "y")])

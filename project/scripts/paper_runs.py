@@ -7,6 +7,7 @@ A step whose outputs all exist is skipped (weasel's lockfile remembers only
 the last vars a command ran with), so an interrupted run resumes; --force
 runs every step again. Extra `--vars.X VALUE` arguments go to every step.
 """
+
 import shlex
 import subprocess
 import sys
@@ -27,13 +28,23 @@ VARIANT_COMMANDS = {
     "cosine": "distill-cosine-seed",
     "live": "distill-live-seed",
 }
-TEACHER_STEPS = ("assets-local", "demo-teacher-model", "corpus", "demo-train-teacher", "evaluate-teacher", "make-student", "teacher-targets")
+TEACHER_STEPS = (
+    "assets-local",
+    "demo-teacher-model",
+    "corpus",
+    "demo-train-teacher",
+    "evaluate-teacher",
+    "make-student",
+    "teacher-targets",
+)
 PACKAGE_STEP = "package-paper-student"
 
 app = typer.Typer(add_completion=False)
 
 
-def plan(corpus: str, seeds: Sequence[int], variants: Sequence[str], dev_limit: int, extra: Dict[str, str]) -> List[Tuple[str, Dict[str, str]]]:
+def plan(
+    corpus: str, seeds: Sequence[int], variants: Sequence[str], dev_limit: int, extra: Dict[str, str]
+) -> List[Tuple[str, Dict[str, str]]]:
     """The steps in order: (project command, its --vars overrides)."""
     base = {"vars.corpus": corpus, "vars.dev_limit": str(dev_limit), **extra}
     steps = [(name, dict(base)) for name in TEACHER_STEPS]
@@ -74,9 +85,15 @@ def main(
     # fmt: off
     ctx: typer.Context,
     corpus: str = typer.Argument(..., help="Corpus, e.g. NCBI-disease"),
-    seeds: str = typer.Option("1,2,3", "--seeds", help="Comma-separated seeds; the first one's dynamic-KD student is packaged"),
-    variants: str = typer.Option("dynamic,constant,nokd", "--variants", help=f"Comma-separated student variants: {', '.join(VARIANT_COMMANDS)}"),
-    dev_limit: int = typer.Option(0, "--dev-limit", help="Dev sentences scored during training (0 = all); the test set is always complete"),
+    seeds: str = typer.Option(
+        "1,2,3", "--seeds", help="Comma-separated seeds; the first one's dynamic-KD student is packaged"
+    ),
+    variants: str = typer.Option(
+        "dynamic,constant,nokd", "--variants", help=f"Comma-separated student variants: {', '.join(VARIANT_COMMANDS)}"
+    ),
+    dev_limit: int = typer.Option(
+        0, "--dev-limit", help="Dev sentences scored during training (0 = all); the test set is always complete"
+    ),
     force: bool = typer.Option(False, "--force", help="Run steps whose outputs exist too"),
     dry: bool = typer.Option(False, "--dry", help="Print the steps and whether they would run, run nothing"),
     # fmt: on

@@ -6,6 +6,7 @@ its confidence, shards.py keeps the sharded output and its manifest, local.py
 runs `nlp.pipe` (one or more processes), ray.py runs the same shards on Ray
 (optional extra `[ray]`), threads.py sets threads and fork behaviour.
 """
+
 from .confidence import add_entity_confidence, entity_confidence
 from .formats import (
     FORMATS,

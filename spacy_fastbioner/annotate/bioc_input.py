@@ -1,6 +1,7 @@
 """BioC XML and BioC JSON input, through the `bioc` package: each document
 is parsed on its own, so that a broken one becomes an error record and the
 others are read."""
+
 import json
 import re
 from pathlib import Path
@@ -42,7 +43,7 @@ def xml_chunks(file_: IO[bytes], byte: int = 0, block: int = 1 << 20) -> Iterato
                 yield base, buffer[: start.start()]
                 seen_document = True
             stop = end + len(_XML_DOC_END)
-            yield base + start.start(), buffer[start.start(): stop]
+            yield base + start.start(), buffer[start.start() : stop]
             base, buffer = base + stop, buffer[stop:]
             continue
         if eof:
@@ -55,7 +56,7 @@ def xml_chunks(file_: IO[bytes], byte: int = 0, block: int = 1 << 20) -> Iterato
     elif _XML_DOC_START.search(buffer):
         start = _XML_DOC_START.search(buffer)
         assert start is not None
-        yield base + start.start(), buffer[start.start():]  # an unclosed last document
+        yield base + start.start(), buffer[start.start() :]  # an unclosed last document
 
 
 def read_bioc_xml(source: InputSource, file_: IO[bytes], byte: int, index: int, _: int) -> Iterator[Record]:
@@ -65,10 +66,10 @@ def read_bioc_xml(source: InputSource, file_: IO[bytes], byte: int, index: int, 
     chunks = xml_chunks(file_, byte)
     if byte == 0:
         next(chunks, None)  # the collection's header: read by `read_collection_info`
-    for index, (offset, chunk) in enumerate(chunks, index):
+    for i, (offset, chunk) in enumerate(chunks, index):
         found = _XML_ID.search(chunk)
         doc_id = found.group(1).decode("utf8", errors="replace") if found else None
-        where: Dict[str, Any] = {"index": index, "byte": offset, "id": doc_id}
+        where: Dict[str, Any] = {"index": i, "byte": offset, "id": doc_id}
         text, why = decode(chunk, "document")
         if text is None:
             yield InputError(source.path, why, **where)
@@ -100,8 +101,9 @@ def read_collection_info(source: InputSource) -> Any:
         if source.format == "bioc-json":
             obj = _load_json_file(source.path)
             collection = bioc.BioCCollection()
-            collection.source, collection.date, collection.key = (str(obj.get(k) or "") for k in
-                                                                  ("source", "date", "key"))
+            collection.source, collection.date, collection.key = (
+                str(obj.get(k) or "") for k in ("source", "date", "key")
+            )
             collection.infons = dict(obj.get("infons") or {})
             return collection
     except Exception:  # the documents' own errors are reported by the reader
@@ -114,9 +116,14 @@ def _bioc_record(path: str, document: Any, where: Dict[str, Any]) -> Record:
     if not any(p.text.strip() for p in passages):
         return InputError(path, "empty text (no passage has text)", **{**where, "id": document.id})
     annotations = [
-        {"id": ann.id, "label": ann.infons.get("type"), "text": ann.text,
-         "locations": [[loc.offset, loc.offset + loc.length] for loc in ann.locations]}
-        for container in [document, *document.passages] for ann in container.annotations
+        {
+            "id": ann.id,
+            "label": ann.infons.get("type"),
+            "text": ann.text,
+            "locations": [[loc.offset, loc.offset + loc.length] for loc in ann.locations],
+        }
+        for container in [document, *document.passages]
+        for ann in container.annotations
     ]
     place = {k: v for k, v in where.items() if k != "id"}
     return InputDocument(str(document.id), passages, annotations=annotations, bioc=document, **place)
@@ -175,5 +182,3 @@ def _has_surrogates(obj: Any) -> bool:
     if isinstance(obj, list):
         return any(_has_surrogates(v) for v in obj)
     return False
-
-

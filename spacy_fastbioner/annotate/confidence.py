@@ -12,6 +12,7 @@ The probabilities come from the scores that `predict` returns to
 are kept in `doc.user_data`, which spaCy sends back from the child processes of
 `nlp.pipe(..., n_process=N)` with the doc.
 """
+
 import types
 from typing import Dict, List, Optional, Sequence, Tuple, cast
 
@@ -60,7 +61,7 @@ def add_entity_confidence(nlp: Language) -> List[str]:
                 _store_confidence(self, docs, scores)
 
             pipe.set_annotations = types.MethodType(set_annotations, pipe)  # type: ignore[method-assign]
-            setattr(pipe, "_stores_confidence", True)
+            pipe._stores_confidence = True
         if getattr(pipe, "_stores_confidence", False):
             names.append(name)
     return names

@@ -8,6 +8,7 @@ accounted for. Each record carries its index in the file and the byte offset
 (of the decompressed stream) where it starts, so that a shard of a file can be
 read again from its first byte (`start_byte`).
 """
+
 import gzip
 import json
 import re
@@ -52,8 +53,12 @@ def detect_format(path: Union[str, Path]) -> str:
     """
     name = Path(path).name.lower()
     name = name[:-3] if name.endswith(".gz") else name
-    for suffixes, fmt in (((".jsonl", ".ndjson"), "jsonl"), ((".xml",), "bioc-xml"),
-                          ((".json",), "bioc-json"), ((".pubtator",), "pubtator")):
+    for suffixes, fmt in (
+        ((".jsonl", ".ndjson"), "jsonl"),
+        ((".xml",), "bioc-xml"),
+        ((".json",), "bioc-json"),
+        ((".pubtator",), "pubtator"),
+    ):
         if name.endswith(suffixes):
             return fmt
     try:
@@ -80,7 +85,10 @@ def read_records(
     YIELDS (Record): Documents and errors, in file order.
     """
     readers: Dict[str, Callable[[InputSource, IO[bytes], int, int, int], Iterator[Record]]] = {
-        "text": _read_text, "jsonl": _read_jsonl, "pubtator": _read_pubtator, "bioc-xml": read_bioc_xml,
+        "text": _read_text,
+        "jsonl": _read_jsonl,
+        "pubtator": _read_pubtator,
+        "bioc-xml": read_bioc_xml,
     }
     if source.format not in FORMATS:
         raise ValueError(f"unknown input format {source.format!r}: expected one of {', '.join(FORMATS)}")
@@ -103,9 +111,9 @@ def read_records(
         yield InputError(source.path, f"cannot read the rest of the file: {err}", index=index)
 
 
-def _read_text(source: InputSource, file_: IO[bytes], byte: int, index: int, _: int) -> Iterator[Record]:
+def _read_text(source: InputSource, file_: IO[bytes], byte: int, first: int, _: int) -> Iterator[Record]:
     """One document per line; its id is the line number."""
-    for index, (offset, raw) in enumerate(read_lines(file_, byte), index):
+    for index, (offset, raw) in enumerate(read_lines(file_, byte), first):
         line = index + 1
         text, why = decode(raw)
         if text is not None and index == 0:
@@ -124,9 +132,9 @@ def _field(obj: Any, path: str) -> Any:
     return obj
 
 
-def _read_jsonl(source: InputSource, file_: IO[bytes], byte: int, index: int, _: int) -> Iterator[Record]:
+def _read_jsonl(source: InputSource, file_: IO[bytes], byte: int, first: int, _: int) -> Iterator[Record]:
     """One JSON object per line; the id and text fields are configurable."""
-    for index, (offset, raw) in enumerate(read_lines(file_, byte), index):
+    for index, (offset, raw) in enumerate(read_lines(file_, byte), first):
         line = index + 1
         where: Dict[str, Any] = {"index": index, "line": line, "byte": offset}
         text, why = decode(raw)
@@ -144,8 +152,9 @@ def _read_jsonl(source: InputSource, file_: IO[bytes], byte: int, index: int, _:
             yield InputError(source.path, f"expected a JSON object, found {type(obj).__name__}", id=doc_id, **where)
             continue
         values = [_field(obj, name) for name in source.text_fields]
-        bad = [name for name, value in zip(source.text_fields, values) if value is not None
-               and not isinstance(value, str)]
+        bad = [
+            name for name, value in zip(source.text_fields, values) if value is not None and not isinstance(value, str)
+        ]
         if bad or all(value is None for value in values):
             names = ", ".join(repr(name) for name in (bad or source.text_fields))
             yield InputError(source.path, f"expected a string in the text field {names}", id=doc_id, **where)
@@ -174,10 +183,10 @@ def _pubtator_blocks(file_: IO[bytes], byte: int) -> Iterator[Tuple[int, int, Li
         yield start, first, block
 
 
-def _read_pubtator(source: InputSource, file_: IO[bytes], byte: int, index: int, line: int) -> Iterator[Record]:
+def _read_pubtator(source: InputSource, file_: IO[bytes], byte: int, start: int, line: int) -> Iterator[Record]:
     """'PMID|t|title', 'PMID|a|abstract', then annotation lines; a blank line
     between documents."""
-    for index, (offset, first, block) in enumerate(_pubtator_blocks(file_, byte), index):
+    for index, (offset, first, block) in enumerate(_pubtator_blocks(file_, byte), start):
         yield _parse_pubtator_block(source.path, block, index, line + first, offset)
 
 
@@ -198,8 +207,9 @@ def _parse_pubtator_block(path: str, block: List[bytes], index: int, line: int, 
     second = _PUBTATOR_HEAD.match(rest[0]) if rest else None
     if second and second.group(2) == "a":
         if second.group(1) != pmid:
-            return InputError(path, f"'|a|' line of PMID {second.group(1)!r} after the title of {pmid!r}",
-                              id=pmid, **where)
+            return InputError(
+                path, f"'|a|' line of PMID {second.group(1)!r} after the title of {pmid!r}", id=pmid, **where
+            )
         abstract, rest = second.group(3), rest[1:]
     text = title if abstract is None else f"{title} {abstract}"
     if not text.strip():
@@ -209,22 +219,42 @@ def _parse_pubtator_block(path: str, block: List[bytes], index: int, line: int, 
         at = f"line {line + k}"
         cols = ann_line.split("\t")
         if len(cols) < 3 or cols[0] != pmid:
-            return InputError(path, f"{at}: expected 'PMID<TAB>start<TAB>end<TAB>mention<TAB>type' or a relation "
-                              f"of {pmid}, found {ann_line[:60]!r}", id=pmid, **where)
+            return InputError(
+                path,
+                f"{at}: expected 'PMID<TAB>start<TAB>end<TAB>mention<TAB>type' or a relation "
+                f"of {pmid}, found {ann_line[:60]!r}",
+                id=pmid,
+                **where,
+            )
         if not (cols[1].isascii() and cols[1].isdigit()):
             annotations.append({"relation": cols[1:]})  # e.g. 'PMID<TAB>CID<TAB>...'
             continue
         if len(cols) < 5 or not (cols[2].isascii() and cols[2].isdigit()):
-            return InputError(path, f"{at}: expected 'PMID<TAB>start<TAB>end<TAB>mention<TAB>type', found "
-                              f"{ann_line[:60]!r}", id=pmid, **where)
+            return InputError(
+                path,
+                f"{at}: expected 'PMID<TAB>start<TAB>end<TAB>mention<TAB>type', found {ann_line[:60]!r}",
+                id=pmid,
+                **where,
+            )
         start, end = int(cols[1]), int(cols[2])
         if not 0 <= start < end <= len(text):
-            return InputError(path, f"{at}: offsets {start}-{end} outside the text of {pmid} ({len(text)} "
-                              "characters); expected offsets into title + ' ' + abstract", id=pmid, **where)
-        annotations.append({"start": start, "end": end, "text": cols[3], "label": cols[4],
-                            **({"concept": cols[5]} if len(cols) > 5 else {})})
-    return InputDocument(pmid, [Passage(0, text)], annotations=annotations, title=title, abstract=abstract,
-                         **where)
+            return InputError(
+                path,
+                f"{at}: offsets {start}-{end} outside the text of {pmid} ({len(text)} "
+                "characters); expected offsets into title + ' ' + abstract",
+                id=pmid,
+                **where,
+            )
+        annotations.append(
+            {
+                "start": start,
+                "end": end,
+                "text": cols[3],
+                "label": cols[4],
+                **({"concept": cols[5]} if len(cols) > 5 else {}),
+            }
+        )
+    return InputDocument(pmid, [Passage(0, text)], annotations=annotations, title=title, abstract=abstract, **where)
 
 
 def _pmid_of(raw: bytes) -> Optional[str]:
@@ -255,5 +285,16 @@ def passages_of(documents: Sequence[InputDocument]) -> List[Tuple[int, Passage]]
     return [(i, p) for i, doc in enumerate(documents) for p in doc.passages if p.text]
 
 
-__all__ = ["FORMATS", "InputDocument", "InputError", "InputSource", "Passage", "Record", "count_records",
-           "detect_format", "read_collection_info", "read_records", "xml_chunks"]
+__all__ = [
+    "FORMATS",
+    "InputDocument",
+    "InputError",
+    "InputSource",
+    "Passage",
+    "Record",
+    "count_records",
+    "detect_format",
+    "read_collection_info",
+    "read_records",
+    "xml_chunks",
+]

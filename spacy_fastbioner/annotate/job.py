@@ -1,6 +1,7 @@
 """`annotate()`: annotate collections of documents into a sharded, resumable
 output folder, on this machine or on Ray. The Python API behind
 `spacy fastbioner annotate`."""
+
 import glob
 import re
 from pathlib import Path
@@ -46,8 +47,11 @@ def find_inputs(patterns: Sequence[Union[str, Path]]) -> List[Path]:
         if path.is_file():
             found = [path]
         elif path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.is_file()
-                           and not any(part.startswith(".") for part in p.relative_to(path).parts))
+            found = sorted(
+                p
+                for p in path.rglob("*")
+                if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts)
+            )
         else:
             found = sorted(Path(p) for p in glob.glob(pattern, recursive=True) if Path(p).is_file())
         if not found:
@@ -70,8 +74,9 @@ def resolve_model(model: str) -> Tuple[Path, Dict[str, Any]]:
         inner = [p for p in path.iterdir() if p.is_dir() and (p / "config.cfg").is_file()]
         path = inner[0] if inner else path
     if not path.is_dir():
-        raise AnnotateError(f"Cannot find the model {model!r}: expected a pipeline folder or the name of an "
-                            "installed pipeline package")
+        raise AnnotateError(
+            f"Cannot find the model {model!r}: expected a pipeline folder or the name of an installed pipeline package"
+        )
     if not (path / "config.cfg").is_file():
         raise AnnotateError(f"{path} is not a spaCy pipeline: it has no config.cfg")
     meta_path = path / "meta.json"
@@ -146,11 +151,20 @@ def annotate(
     sources = [InputSource(str(f), input_format or detect_format(f), id_field, tuple(text_fields)) for f in files]
     header = {
         "version": MANIFEST_VERSION,
-        "model": {"name": f"{meta.get('lang', '')}_{meta.get('name', '')}", "version": meta.get("version"),
-                  "path": str(model_path), "fingerprint": sha256_folder(model_path)},
+        "model": {
+            "name": f"{meta.get('lang', '')}_{meta.get('name', '')}",
+            "version": meta.get("version"),
+            "path": str(model_path),
+            "fingerprint": sha256_folder(model_path),
+        },
         "inputs": input_fingerprints(sources),
-        "settings": {"formats": list(formats), "shard_size": shard_size, "min_confidence": float(min_confidence),
-                     "id_field": id_field, "text_fields": list(text_fields)},
+        "settings": {
+            "formats": list(formats),
+            "shard_size": shard_size,
+            "min_confidence": float(min_confidence),
+            "id_field": id_field,
+            "text_fields": list(text_fields),
+        },
     }
     try:
         manifest = Manifest.open(output, header, lambda: plan_shards(sources, shard_size))
@@ -181,8 +195,17 @@ def annotate(
             progress.update(shard.end - shard.start, result.counts["n_words"])
 
         try:
-            run_ray(model, pending, sources, settings, address=address, n_actors=n_process,
-                    n_threads=n_threads or 1, pages_for=pages_for, on_result=on_ray_result)
+            run_ray(
+                model,
+                pending,
+                sources,
+                settings,
+                address=address,
+                n_actors=n_process,
+                n_threads=n_threads or 1,
+                pages_for=pages_for,
+                on_result=on_ray_result,
+            )
         finally:
             progress.close()
     elif pending:
@@ -197,8 +220,17 @@ def annotate(
         collections = [read_collection_info(s) if s.format.startswith("bioc") else None for s in sources]
         progress = Progress(total, done, quiet=quiet, monitor=monitor)  # after loading: words/s of annotation only
         try:
-            run_local(nlp, pending, sources, collections, settings, n_process=n_process, pages_for=pages_for,
-                      on_result=on_result, on_doc=progress.update)
+            run_local(
+                nlp,
+                pending,
+                sources,
+                collections,
+                settings,
+                n_process=n_process,
+                pages_for=pages_for,
+                on_result=on_result,
+                on_doc=progress.update,
+            )
         finally:
             progress.close()
     summary = manifest.finish()
@@ -207,14 +239,24 @@ def annotate(
     return summary
 
 
-def _check_settings(input_format: Optional[str], formats: Sequence[str], shard_size: int, batch_size: int,
-                    n_process: int, n_threads: Optional[int], backend: str, min_confidence: float) -> None:
+def _check_settings(
+    input_format: Optional[str],
+    formats: Sequence[str],
+    shard_size: int,
+    batch_size: int,
+    n_process: int,
+    n_threads: Optional[int],
+    backend: str,
+    min_confidence: float,
+) -> None:
     if input_format is not None and input_format not in FORMATS:
         raise AnnotateError(f"Unknown input format {input_format!r}: expected one of {', '.join(FORMATS)}")
     bad = [f for f in formats if f not in OUTPUT_FORMATS]
     if bad or not formats:
-        raise AnnotateError(f"Unknown output format(s) {', '.join(bad) or '(none)'}: expected one or more of "
-                            f"{', '.join(OUTPUT_FORMATS)}")
+        raise AnnotateError(
+            f"Unknown output format(s) {', '.join(bad) or '(none)'}: expected one or more of "
+            f"{', '.join(OUTPUT_FORMATS)}"
+        )
     if backend not in BACKENDS:
         raise AnnotateError(f"Unknown backend {backend!r}: expected one of {', '.join(BACKENDS)}")
     for name, value in (("shard size", shard_size), ("batch size", batch_size), ("n_process", n_process)):
@@ -248,8 +290,10 @@ def _write_html_index(output: Path) -> None:
     folder = output / HTML_DIR
     pages = sorted(p.name for p in folder.glob("*.html") if p.name != "index.html") if folder.is_dir() else []
     items = "\n".join(f'<li><a href="{name}">{name[:-5]}</a></li>' for name in pages)
-    index = f"<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>annotate</title></head>" \
-            f"<body><h1>{len(pages)} annotated documents</h1><ul>\n{items}\n</ul></body></html>\n"
+    index = (
+        f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>annotate</title></head>'
+        f"<body><h1>{len(pages)} annotated documents</h1><ul>\n{items}\n</ul></body></html>\n"
+    )
     folder.mkdir(exist_ok=True)
     write_atomically(folder / "index.html", index.encode("utf8"))
 

@@ -8,6 +8,7 @@ to input order afterwards. Batches never span two shards, so a shard's output
 does not depend on which shards ran before it (a resumed run or the Ray
 backend gives the same output).
 """
+
 from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Set, Tuple
@@ -62,9 +63,9 @@ def load_pipeline(model: str) -> Language:
     model (str): A pipeline folder or an installed package name.
     RETURNS (Language): The pipeline.
     """
-    import spacy
+    from ..loading import load_pipeline as load_safely
 
-    nlp = spacy.load(model)
+    nlp = load_safely(model)
     nlp.max_length = max(nlp.max_length, MAX_LENGTH)
     add_entity_confidence(nlp)
     attrs: Dict[str, Any] = {"tensor": None}
@@ -125,8 +126,16 @@ def annotate_documents(
     return [sorted(ents) for ents in entities], words, failures
 
 
-def _annotate_units(nlp: Language, texts: List[str], batch_size: int, n_process: int, order: List[int],
-                    units: List[Tuple[int, Passage]], on_doc: Optional[OnDoc], reported: Set[int]) -> Iterator[Doc]:
+def _annotate_units(
+    nlp: Language,
+    texts: List[str],
+    batch_size: int,
+    n_process: int,
+    order: List[int],
+    units: List[Tuple[int, Passage]],
+    on_doc: Optional[OnDoc],
+    reported: Set[int],
+) -> Iterator[Doc]:
     remaining: Dict[int, int] = {}
     for doc_index, _ in units:
         remaining[doc_index] = remaining.get(doc_index, 0) + 1
@@ -141,8 +150,9 @@ def _annotate_units(nlp: Language, texts: List[str], batch_size: int, n_process:
         yield doc
 
 
-def _annotate_one_by_one(nlp: Language, texts: List[str], order: List[int],
-                         units: List[Tuple[int, Passage]]) -> Tuple[List[Optional[Doc]], Dict[int, str]]:
+def _annotate_one_by_one(
+    nlp: Language, texts: List[str], order: List[int], units: List[Tuple[int, Passage]]
+) -> Tuple[List[Optional[Doc]], Dict[int, str]]:
     docs: List[Optional[Doc]] = []
     failures: Dict[int, str] = {}
     for i, text in zip(order, texts):
@@ -150,8 +160,9 @@ def _annotate_one_by_one(nlp: Language, texts: List[str], order: List[int],
             docs.append(nlp(text))
         except Exception as err:  # whatever the pipeline raises, the run goes on
             docs.append(None)
-            failures.setdefault(units[i][0], f"the pipeline failed on this document: {type(err).__name__}: "
-                                             f"{str(err)[:300]}")
+            failures.setdefault(
+                units[i][0], f"the pipeline failed on this document: {type(err).__name__}: {str(err)[:300]}"
+            )
     return docs, failures
 
 
@@ -190,17 +201,28 @@ def process_shard(
     if on_doc is not None and n_input_errors:
         on_doc(n_input_errors, 0)
     entities, n_words, failures = annotate_documents(
-        nlp, documents, batch_size=settings.batch_size, n_process=n_process,
-        min_confidence=settings.min_confidence, on_doc=on_doc,
+        nlp,
+        documents,
+        batch_size=settings.batch_size,
+        n_process=n_process,
+        min_confidence=settings.min_confidence,
+        on_doc=on_doc,
     )
-    failed = [InputError(doc.file, failures[i], index=doc.index, line=doc.line, byte=doc.byte, id=doc.id)
-              for i, doc in enumerate(documents) if i in failures]
+    failed = [
+        InputError(doc.file, failures[i], index=doc.index, line=doc.line, byte=doc.byte, id=doc.id)
+        for i, doc in enumerate(documents)
+        if i in failures
+    ]
     bad = sorted([r for r in records if isinstance(r, InputError)] + failed, key=lambda r: r.index)
     errors = [{**r.to_dict(), "shard": shard_id} for r in bad]
     annotated = [(doc, ents) for i, (doc, ents) in enumerate(zip(documents, entities)) if i not in failures]
     outputs = {fmt: render(fmt, annotated, collection) for fmt in settings.formats}
-    counts = {"n_written": len(annotated), "n_errors": len(errors),
-              "n_entities": sum(len(e) for _, e in annotated), "n_words": n_words}
+    counts = {
+        "n_written": len(annotated),
+        "n_errors": len(errors),
+        "n_entities": sum(len(e) for _, e in annotated),
+        "n_words": n_words,
+    }
     pages = [(doc.id, render_html(doc, ents)) for doc, ents in annotated[:n_pages]]
     return ShardResult(outputs, errors, counts, pages)
 
@@ -231,10 +253,26 @@ def run_local(
     """
     for shard in shards:
         records = read_shard(sources[shard.input], shard)
-        result = process_shard(nlp, records, settings, shard_id=shard.id, collection=collections[shard.input],
-                               n_process=n_process, n_pages=pages_for(shard), on_doc=on_doc)
+        result = process_shard(
+            nlp,
+            records,
+            settings,
+            shard_id=shard.id,
+            collection=collections[shard.input],
+            n_process=n_process,
+            n_pages=pages_for(shard),
+            on_doc=on_doc,
+        )
         on_result(shard, result)
 
 
-__all__ = ["InputError", "ShardResult", "ShardSettings", "annotate_documents", "load_pipeline",
-           "process_shard", "read_shard", "run_local"]
+__all__ = [
+    "InputError",
+    "ShardResult",
+    "ShardSettings",
+    "annotate_documents",
+    "load_pipeline",
+    "process_shard",
+    "read_shard",
+    "run_local",
+]

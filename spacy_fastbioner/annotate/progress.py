@@ -1,4 +1,5 @@
 """The progress bar of an annotation run: documents/s, words/s and ETA."""
+
 import sys
 import time
 from typing import Any, Callable, Optional
@@ -17,8 +18,7 @@ class Progress:
     monitor (Optional[Monitor]): Also report to this callback (e.g. a benchmark's).
     """
 
-    def __init__(self, total: int, initial: int = 0, *, quiet: bool = False,
-                 monitor: Optional[Monitor] = None) -> None:
+    def __init__(self, total: int, initial: int = 0, *, quiet: bool = False, monitor: Optional[Monitor] = None) -> None:
         self.words = 0
         self.done, self.total, self.monitor = initial, total, monitor
         self.start = time.perf_counter()
@@ -29,8 +29,15 @@ class Progress:
         if not quiet:
             from tqdm import tqdm
 
-            self.bar = tqdm(total=total, initial=initial, unit="doc", file=sys.stderr, dynamic_ncols=True,
-                            smoothing=0.05, desc="annotate")
+            self.bar = tqdm(
+                total=total,
+                initial=initial,
+                unit="doc",
+                file=sys.stderr,
+                dynamic_ncols=True,
+                smoothing=0.05,
+                desc="annotate",
+            )
 
     def update(self, n_docs: int, n_words: int) -> None:
         """Count documents and words done."""

@@ -11,6 +11,7 @@ backend does; so the output folder needs to exist only where the driver runs.
 
 Ray is an optional dependency: `pip install spacy-fastbioner[ray]`.
 """
+
 import json
 from dataclasses import asdict
 from typing import Any, Callable, Dict, List, Optional, Sequence
@@ -30,8 +31,7 @@ class ShardAnnotator:
     n_threads (int): torch threads of this actor.
     """
 
-    def __init__(self, model: str, sources: List[Dict[str, Any]], settings: Dict[str, Any],
-                 n_threads: int = 1) -> None:
+    def __init__(self, model: str, sources: List[Dict[str, Any]], settings: Dict[str, Any], n_threads: int = 1) -> None:
         self.nlp = load_pipeline(model)
         limit_threads(1, n_threads)
         self.sources = [InputSource(**{**s, "text_fields": tuple(s["text_fields"])}) for s in sources]
@@ -42,11 +42,15 @@ class ShardAnnotator:
         shard = Shard(**json.loads(row["shard"]))
         source = self.sources[shard.input]
         if shard.input not in self.collections:
-            self.collections[shard.input] = (
-                read_collection_info(source) if source.format.startswith("bioc") else None
-            )
-        result = process_shard(self.nlp, read_shard(source, shard), self.settings, shard_id=shard.id,
-                               collection=self.collections[shard.input], n_pages=int(row["n_pages"]))
+            self.collections[shard.input] = read_collection_info(source) if source.format.startswith("bioc") else None
+        result = process_shard(
+            self.nlp,
+            read_shard(source, shard),
+            self.settings,
+            shard_id=shard.id,
+            collection=self.collections[shard.input],
+            n_pages=int(row["n_pages"]),
+        )
         return {"shard": row["shard"], "result": json.dumps(asdict(result))}
 
 
@@ -86,8 +90,7 @@ def run_ray(
     context.enable_progress_bars = False
     logging.getLogger("ray.data").setLevel(logging.WARNING)
     if not ray.is_initialized():
-        ray.init(address=address, runtime_env={"env_vars": {"TOKENIZERS_PARALLELISM": "false"}},
-                 log_to_driver=False)
+        ray.init(address=address, runtime_env={"env_vars": {"TOKENIZERS_PARALLELISM": "false"}}, log_to_driver=False)
     rows = [{"shard": json.dumps(shard.to_dict()), "n_pages": pages_for(shard)} for shard in shards]
     dataset = ray.data.from_items(rows, override_num_blocks=len(rows)).map(
         ShardAnnotator,  # type: ignore[arg-type]  # a callable class: Ray makes an actor pool of it
@@ -104,6 +107,5 @@ def run_ray(
     for row in dataset.iter_rows():
         shard = by_id[json.loads(row["shard"])["id"]]
         data = json.loads(row["result"])
-        result = ShardResult(data["outputs"], data["errors"], data["counts"],
-                             [tuple(page) for page in data["pages"]])
+        result = ShardResult(data["outputs"], data["errors"], data["counts"], [tuple(page) for page in data["pages"]])
         on_result(shard, result)

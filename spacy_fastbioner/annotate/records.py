@@ -1,5 +1,6 @@
 """The records that the input readers yield: documents to annotate, errors
 for documents that cannot be, and the input files they come from."""
+
 import gzip
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,7 +52,7 @@ class InputDocument:
         for passage in sorted(self.passages, key=lambda p: p.offset):
             if passage.offset > end:
                 parts.append(" " * (passage.offset - end))
-            parts.append(passage.text[max(0, end - passage.offset):])
+            parts.append(passage.text[max(0, end - passage.offset) :])
             end = max(end, passage.offset + len(passage.text))
         return "".join(parts)
 
@@ -111,5 +112,3 @@ def decode(raw: bytes, what: str = "line") -> Tuple[Optional[str], str]:
         return raw.decode("utf8"), ""
     except UnicodeDecodeError as err:
         return None, f"bytes that are not UTF-8 ({raw[err.start]:#04x} at byte {err.start} of the {what})"
-
-

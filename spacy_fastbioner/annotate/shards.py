@@ -15,6 +15,7 @@ fingerprints, the settings that shape the output, and the plan (where each
 shard starts). An output folder whose header names another model, other
 inputs or other settings is refused (`RunMismatch`).
 """
+
 import hashlib
 import json
 import os
@@ -56,8 +57,14 @@ class Shard:
     line: int
 
     def to_dict(self) -> Dict[str, Any]:
-        return {"id": self.id, "input": self.input, "start": self.start, "end": self.end,
-                "byte": self.byte, "line": self.line}
+        return {
+            "id": self.id,
+            "input": self.input,
+            "start": self.start,
+            "end": self.end,
+            "byte": self.byte,
+            "line": self.line,
+        }
 
 
 def sha256_file(path: Path, block: int = 1 << 20) -> str:
@@ -80,8 +87,10 @@ def sha256_folder(path: Path) -> str:
 
 def input_fingerprints(sources: Sequence[InputSource]) -> List[Dict[str, Any]]:
     """For each input: its path, format, size and SHA-256."""
-    return [{"path": s.path, "format": s.format, "size": Path(s.path).stat().st_size,
-             "sha256": sha256_file(Path(s.path))} for s in sources]
+    return [
+        {"path": s.path, "format": s.format, "size": Path(s.path).stat().st_size, "sha256": sha256_file(Path(s.path))}
+        for s in sources
+    ]
 
 
 def plan_shards(sources: Sequence[InputSource], shard_size: int) -> List[Dict[str, Any]]:
@@ -159,13 +168,14 @@ class Manifest:
         try:
             header = json.loads(first)
         except ValueError:
-            raise RunMismatch(f"{path}:1: expected the manifest's header, a JSON object; the file is damaged "
-                              "(use another --output folder)") from None
+            raise RunMismatch(
+                f"{path}:1: expected the manifest's header, a JSON object; the file is damaged "
+                "(use another --output folder)"
+            ) from None
         return header if isinstance(header, dict) else None
 
     @classmethod
-    def open(cls, output: Path, header: Dict[str, Any],
-             make_plan: Callable[[], List[Dict[str, Any]]]) -> "Manifest":
+    def open(cls, output: Path, header: Dict[str, Any], make_plan: Callable[[], List[Dict[str, Any]]]) -> "Manifest":
         """Start a new output folder, or reopen one of the same run: check its
         header, drop a torn last line and stale temporary files, and keep the
         finished shards whose files still match their checksums.
@@ -182,8 +192,10 @@ class Manifest:
         old = cls.read_header(output)
         if old is None:
             if any(p for p in output.iterdir() if not p.name.endswith(".tmp")):
-                raise RunMismatch(f"{output} is not empty and has no {MANIFEST}; expected a new folder or the "
-                                  "output folder of an earlier run of the same command")
+                raise RunMismatch(
+                    f"{output} is not empty and has no {MANIFEST}; expected a new folder or the "
+                    "output folder of an earlier run of the same command"
+                )
             plans = make_plan()
             header = {**header, "inputs": [{**inp, **plan} for inp, plan in zip(header["inputs"], plans)]}
             write_atomically(path, (json.dumps(header) + "\n").encode("utf8"))
@@ -225,8 +237,9 @@ class Manifest:
         """The shards still to do, in order."""
         return [shard for shard in shards_of(self.header) if shard.id not in self.finished]
 
-    def commit(self, shard: Shard, outputs: Dict[str, str], errors: Sequence[Dict[str, Any]],
-               counts: Dict[str, int]) -> Dict[str, Any]:
+    def commit(
+        self, shard: Shard, outputs: Dict[str, str], errors: Sequence[Dict[str, Any]], counts: Dict[str, int]
+    ) -> Dict[str, Any]:
         """Write a finished shard's files atomically, then record it.
 
         shard (Shard): The shard.
@@ -246,11 +259,20 @@ class Manifest:
             files[fmt] = {"name": name, "sha256": hashlib.sha256(data).hexdigest()}
         _fsync_dir(self.output / SHARDS_DIR)
         source = self.header["inputs"][shard.input]
-        entry = {"id": shard.id, "input": source["path"], "start": shard.start, "end": shard.end,
-                 "n_read": shard.end - shard.start, **counts, "files": files}
+        entry = {
+            "id": shard.id,
+            "input": source["path"],
+            "start": shard.start,
+            "end": shard.end,
+            "n_read": shard.end - shard.start,
+            **counts,
+            "files": files,
+        }
         if entry["n_read"] != counts["n_written"] + counts["n_errors"]:
-            raise AssertionError(f"shard {shard.id}: read {entry['n_read']} documents, but wrote "
-                                 f"{counts['n_written']} and {counts['n_errors']} errors")
+            raise AssertionError(
+                f"shard {shard.id}: read {entry['n_read']} documents, but wrote "
+                f"{counts['n_written']} and {counts['n_errors']} errors"
+            )
         with self.path.open("ab") as file_:
             file_.write((json.dumps(entry) + "\n").encode("utf8"))
             file_.flush()
@@ -275,11 +297,17 @@ class Manifest:
             if info:
                 errors.append((self.output / SHARDS_DIR / info["name"]).read_bytes())
         write_atomically(self.output / ERRORS, b"".join(errors))
-        totals = {key: sum(e[key] for e in entries) for key in ("n_read", "n_written", "n_errors", "n_entities",
-                                                                "n_words")}
-        summary = {"n_shards": len(entries), **totals,
-                   "outputs": {fmt: [e["files"][fmt]["name"] for e in entries if fmt in e["files"]]
-                               for fmt in self.header["settings"]["formats"]}}
+        totals = {
+            key: sum(e[key] for e in entries) for key in ("n_read", "n_written", "n_errors", "n_entities", "n_words")
+        }
+        summary = {
+            "n_shards": len(entries),
+            **totals,
+            "outputs": {
+                fmt: [e["files"][fmt]["name"] for e in entries if fmt in e["files"]]
+                for fmt in self.header["settings"]["formats"]
+            },
+        }
         write_atomically(self.output / SUMMARY, (json.dumps(summary, indent=2) + "\n").encode("utf8"))
         return summary
 
@@ -287,19 +315,27 @@ class Manifest:
 def check_same_run(old: Dict[str, Any], new: Dict[str, Any], output: Path) -> None:
     """Refuse to resume a run of another model, on other inputs or with other settings."""
     if old.get("version") != MANIFEST_VERSION:
-        raise RunMismatch(f"{output}/{MANIFEST}: manifest version {old.get('version')!r}, expected "
-                          f"{MANIFEST_VERSION}; use another --output folder")
+        raise RunMismatch(
+            f"{output}/{MANIFEST}: manifest version {old.get('version')!r}, expected "
+            f"{MANIFEST_VERSION}; use another --output folder"
+        )
     if old["model"]["fingerprint"] != new["model"]["fingerprint"]:
-        raise RunMismatch(f"{output} holds the output of another model ({_model_name(old)}, fingerprint "
-                          f"{old['model']['fingerprint'][:12]}), not of {_model_name(new)} (fingerprint "
-                          f"{new['model']['fingerprint'][:12]}); use another --output folder")
+        raise RunMismatch(
+            f"{output} holds the output of another model ({_model_name(old)}, fingerprint "
+            f"{old['model']['fingerprint'][:12]}), not of {_model_name(new)} (fingerprint "
+            f"{new['model']['fingerprint'][:12]}); use another --output folder"
+        )
     if _inputs_key(old) != _inputs_key(new):
-        raise RunMismatch(f"{output} holds the output of other inputs ({_describe(old)}), not of "
-                          f"{_describe(new)}; use another --output folder")
+        raise RunMismatch(
+            f"{output} holds the output of other inputs ({_describe(old)}), not of "
+            f"{_describe(new)}; use another --output folder"
+        )
     if old["settings"] != new["settings"]:
         diff = {k: (old["settings"].get(k), v) for k, v in new["settings"].items() if old["settings"].get(k) != v}
-        raise RunMismatch(f"{output} was written with other settings ({', '.join(f'{k}: {a!r} then, {b!r} now' for k, (a, b) in diff.items())}); "
-                          "use the same settings to resume, or another --output folder")
+        raise RunMismatch(
+            f"{output} was written with other settings ({', '.join(f'{k}: {a!r} then, {b!r} now' for k, (a, b) in diff.items())}); "
+            "use the same settings to resume, or another --output folder"
+        )
 
 
 def _inputs_key(header: Dict[str, Any]) -> List[Tuple[str, str]]:
@@ -313,4 +349,3 @@ def _model_name(header: Dict[str, Any]) -> str:
 def _describe(header: Dict[str, Any]) -> str:
     paths = [inp["path"] for inp in header["inputs"]]
     return ", ".join(paths[:3]) + (f" and {len(paths) - 3} more" if len(paths) > 3 else "")
-

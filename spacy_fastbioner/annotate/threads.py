@@ -7,14 +7,11 @@ every child forked after it used its own thread pool; its parallelism is
 turned off (unless the user set TOKENIZERS_PARALLELISM) where the run starts
 children, since each child tokenizes its own batches anyway.
 """
+
 import os
-import sys
 from typing import Optional
 
-from ..pipeline.fork_safety import make_torch_fork_safe
-
-_child_threads = 1
-_registered = False
+from ..threads import limit_torch_threads_in_children
 
 
 def limit_threads(n_process: int = 1, n_threads: Optional[int] = None) -> None:
@@ -27,21 +24,10 @@ def limit_threads(n_process: int = 1, n_threads: Optional[int] = None) -> None:
         when n_process == 1, each child otherwise (default 1). None leaves this
         process at torch's default.
     """
-    global _child_threads, _registered
     if n_process != 1:
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    make_torch_fork_safe()
-    _child_threads = n_threads or 1
-    if not _registered and hasattr(os, "register_at_fork"):
-        os.register_at_fork(after_in_child=_set_child_threads)
-        _registered = True
+    limit_torch_threads_in_children(n_threads or 1)
     if n_threads and n_process == 1:
         import torch
 
         torch.set_num_threads(n_threads)
-
-
-def _set_child_threads() -> None:
-    torch = sys.modules.get("torch")
-    if torch is not None:
-        torch.set_num_threads(_child_threads)

@@ -6,6 +6,7 @@ of the BioC document (passage offsets included).
 Each writer renders a whole shard to a string, which `shards.py` writes
 atomically.
 """
+
 import copy
 import json
 from typing import Any, Dict, List, Optional, Sequence, Tuple
@@ -30,8 +31,13 @@ def entity_dicts(doc: InputDocument, entities: Sequence[Entity], text: Optional[
     """
     text = doc.text if text is None else text
     return [
-        {"start": start, "end": end, "label": label, "text": text[start:end],
-         "confidence": None if conf is None else round(conf, 4)}
+        {
+            "start": start,
+            "end": end,
+            "label": label,
+            "text": text[start:end],
+            "confidence": None if conf is None else round(conf, 4),
+        }
         for start, end, label, conf in entities
     ]
 
@@ -142,7 +148,10 @@ def render_html(doc: InputDocument, entities: Sequence[Entity]) -> str:
     confidence (shown where displaCy shows a knowledge-base id)."""
     from spacy import displacy
 
-    ents = [{"start": s, "end": e, "label": label, **({} if c is None else {"kb_id": f"{c:.2f}", "kb_url": "#"})}
-            for s, e, label, c in entities]
-    return displacy.render({"text": doc.text, "ents": ents, "title": doc.id}, style="ent", manual=True,
-                           page=True, jupyter=False)
+    ents = [
+        {"start": s, "end": e, "label": label, **({} if c is None else {"kb_id": f"{c:.2f}", "kb_url": "#"})}
+        for s, e, label, c in entities
+    ]
+    return displacy.render(
+        {"text": doc.text, "ents": ents, "title": doc.id}, style="ent", manual=True, page=True, jupyter=False
+    )

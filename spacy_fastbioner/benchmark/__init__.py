@@ -1,6 +1,7 @@
 """Benchmark pipelines in one run on the same docs (accuracy, speed against
 the raw transformer forward pass, latency, size, memory) and build pipelines
 of the paper's shape."""
+
 from .paper_shape import build_paper_shape_pipelines
 from .report import markdown_table, write_report
 from .runner import BenchmarkSettings, benchmark_pipelines, parse_model_arg

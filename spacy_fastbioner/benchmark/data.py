@@ -1,4 +1,5 @@
 """The benchmark's documents: gold docs from a .spacy DocBin or an IOB file."""
+
 from pathlib import Path
 from typing import List
 

@@ -5,9 +5,10 @@ epoch, read from each run's `distill_log.jsonl`.
 The runs use small pipelines with random weights and MiniLM's WordPiece
 vocab (2 teacher layers, 1 student layer, hidden 128): what memory would grow
 with is what the step keeps per document, which these show as a full-size
-model would, at a fraction of the compute. Each run is `spacy distill` in a
+model would, at a fraction of the compute. Each run is `spacy fastbioner distill` in a
 fresh process, with the project's student config.
 """
+
 import json
 import subprocess
 import sys
@@ -24,7 +25,7 @@ SMALL_SHAPE = {
     "max_position_embeddings": 512,
 }
 METHOD = (
-    "RSS (VmRSS) and peak RSS (VmHWM) of the `spacy distill` process, logged at each "
+    "RSS (VmRSS) and peak RSS (VmHWM) of the `spacy fastbioner distill` process, logged at each "
     "evaluation in distill_log.jsonl; one epoch over the gold training set plus every "
     "sentence of the unlabelled text (corpora.unlabelled.limit 0)"
 )
@@ -119,7 +120,7 @@ def measure_distillation_memory(
     for name, targets in (("live teacher", None), ("teacher targets", store)):
         out = output_dir / name.replace(" ", "-")
         args = [
-            "distill", str(paths["teacher"]), str(config), "--output", str(out),
+            "fastbioner", "distill", str(paths["teacher"]), str(config), "--output", str(out),
             "--paths.student", str(paths["student-init"]), "--paths.train", str(train),
             "--paths.dev", str(dev), "--paths.raw", str(raw),
             "--corpora.unlabelled.limit", "0",

@@ -9,11 +9,12 @@ not seen by `tracemalloc`, so RSS is the measure that counts them.
 
 Run as `python -m spacy_fastbioner.benchmark.memory MODEL DATA --n-docs N`.
 """
+
 import json
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, cast
 
 from ..process_memory import peak_rss_mb, rss_mb
 
@@ -46,8 +47,17 @@ def measure_memory(
     RETURNS (Dict[str, Any]): rss_after_imports_mb, load_mb, peak_mb,
         peak_delta_mb; or an "error" key when the child failed.
     """
-    cmd = [sys.executable, "-m", __name__, str(model), str(data_path),
-           "--n-docs", str(n_docs), "--batch-size", str(batch_size)]
+    cmd = [
+        sys.executable,
+        "-m",
+        __name__,
+        str(model),
+        str(data_path),
+        "--n-docs",
+        str(n_docs),
+        "--batch-size",
+        str(batch_size),
+    ]
     if threads:
         cmd += ["--threads", str(threads)]
     if max_batch_items:
@@ -67,18 +77,20 @@ def _child(
     threads: Optional[int],
     max_batch_items: Optional[int],
 ) -> Dict[str, Any]:
-    import spacy
     import torch
 
+    from ..loading import load_pipeline
+    from ..transformer import transformer_names
     from .data import load_gold_docs
     from .speed import fresh_docs
 
     if threads:
         torch.set_num_threads(threads)
     rss_imports = rss_mb()
-    nlp = spacy.load(model)
-    if max_batch_items and "transformer" in nlp.pipe_names:
-        nlp.get_pipe("transformer").cfg["max_batch_items"] = max_batch_items
+    nlp = load_pipeline(model)
+    if max_batch_items:
+        for name in transformer_names(nlp):
+            cast(Any, nlp.get_pipe(name)).cfg["max_batch_items"] = max_batch_items
     rss_loaded = rss_mb()
     gold = load_gold_docs(Path(data_path), nlp.vocab)[:n_docs]
     for _ in nlp.pipe(fresh_docs(nlp, gold), batch_size=batch_size):
@@ -104,9 +116,7 @@ def main(argv: Optional[list] = None) -> None:
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--max-batch-items", type=int, default=None)
     args = parser.parse_args(argv)
-    result = _child(
-        args.model, args.data_path, args.n_docs, args.batch_size, args.threads, args.max_batch_items
-    )
+    result = _child(args.model, args.data_path, args.n_docs, args.batch_size, args.threads, args.max_batch_items)
     print(json.dumps(result))
 
 

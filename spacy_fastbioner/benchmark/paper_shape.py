@@ -3,6 +3,7 @@
 weights and a WordPiece vocab from a local tokenizer, its 6-layer student and
 the student's int8 form. Speed does not depend on the weights, so these
 measure FastBioNER's inference-time claim shape for shape."""
+
 import importlib
 from pathlib import Path
 from typing import Dict, Optional, Sequence
@@ -14,8 +15,9 @@ from spacy.tokens import Doc
 from spacy.training import Example
 
 from ..quantize import quantize_pipeline
-from ..student import count_parameters, make_student
+from ..student import make_student
 from ..tokenizer import TOKENIZER_NAME
+from ..transformer import count_parameters
 
 PAPER_SHAPE = {
     "num_hidden_layers": 12,
@@ -38,9 +40,7 @@ def default_vocab_dir() -> Optional[Path]:
     return Path(package.get_model_path())
 
 
-def build_random_bert(
-    output_dir: Path, vocab_dir: Path, *, seed: int = 0, **shape: int
-) -> Path:
+def build_random_bert(output_dir: Path, vocab_dir: Path, *, seed: int = 0, **shape: int) -> Path:
     """Save a randomly initialised BERT of the given shape (BERT-base by
     default) with the WordPiece tokenizer of `vocab_dir`, as a Hugging Face
     folder that `TransformerModel.v3` loads by name.
@@ -69,16 +69,22 @@ def build_tagger_pipeline(model_dir: Path, labels: Sequence[str] = ("Disease",))
     teacher config, initialized (untrained) for the labels.
     """
     nlp = spacy.blank("en", config={"nlp": {"tokenizer": {"@tokenizers": TOKENIZER_NAME}}})
-    nlp.add_pipe("transformer", config={
-        "max_batch_items": MAX_BATCH_ITEMS,
-        "model": {
-            "@architectures": "spacy-transformers.TransformerModel.v3",
-            "name": str(model_dir),
-            "tokenizer_config": {"use_fast": True},
-            "get_spans": {"@span_getters": "spacy-transformers.strided_spans.v1",
-                          "window": WINDOW, "stride": STRIDE},
+    nlp.add_pipe(
+        "transformer",
+        config={
+            "max_batch_items": MAX_BATCH_ITEMS,
+            "model": {
+                "@architectures": "spacy-transformers.TransformerModel.v3",
+                "name": str(model_dir),
+                "tokenizer_config": {"use_fast": True},
+                "get_spans": {
+                    "@span_getters": "spacy-transformers.strided_spans.v1",
+                    "window": WINDOW,
+                    "stride": STRIDE,
+                },
+            },
         },
-    })
+    )
     nlp.add_pipe("fastbioner_ner")
     words = [w for label in labels for w in (label.lower(), "x")]
     tags = [t for label in labels for t in (f"B-{label}", "O")]

@@ -1,4 +1,5 @@
 """The benchmark's outputs: JSON, a Markdown table and a speed/accuracy plot."""
+
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
@@ -29,9 +30,22 @@ def markdown_table(results: Dict[str, Any]) -> str:
     """
     reference = results["settings"]["reference"]
     header = [
-        "model", "layers", "int8", "transformer params", "size MB", "F1", "P", "R",
-        "words/s (95% CI)", f"× {reference}", "raw forward words/s", "pipeline / raw", "padding",
-        "ms/doc p50", "ms/doc p95", "peak RSS Δ MB",
+        "model",
+        "layers",
+        "int8",
+        "transformer params",
+        "size MB",
+        "F1",
+        "P",
+        "R",
+        "words/s (95% CI)",
+        f"× {reference}",
+        "raw forward words/s",
+        "pipeline / raw",
+        "padding",
+        "ms/doc p50",
+        "ms/doc p95",
+        "peak RSS Δ MB",
     ]
     rows: List[List[str]] = []
     for m in results["models"]:
@@ -40,24 +54,26 @@ def markdown_table(results: Dict[str, Any]) -> str:
         speed = m["speed"]
         mem = m.get("memory") or {}
         vs_raw = speed.get("pipeline_vs_raw") or {}
-        rows.append([
-            m["name"],
-            str(trf.get("layers", "–")),
-            "yes" if trf.get("quantized") else "no",
-            _num(m["parameters"]["transformer"]) if m["parameters"]["transformer"] is not None else "–",
-            _num(m.get("size_mb"), ".1f"),
-            _num(acc.get("f"), ".4f"),
-            _num(acc.get("p"), ".4f"),
-            _num(acc.get("r"), ".4f"),
-            _interval(speed["words_per_sec"]),
-            _interval(speed["speedup_vs_reference"], ".2f"),
-            _interval(speed.get("raw_forward_words_per_sec")),
-            _num(vs_raw.get("median"), ".0%"),
-            _num((speed.get("wordpieces") or {}).get("padding"), ".0%"),
-            _num(speed["ms_per_doc"]["p50"], ".1f"),
-            _num(speed["ms_per_doc"]["p95"], ".1f"),
-            _num(mem.get("peak_delta_mb"), ",.0f"),
-        ])
+        rows.append(
+            [
+                m["name"],
+                str(trf.get("layers", "–")),
+                "yes" if trf.get("quantized") else "no",
+                _num(m["parameters"]["transformer"]) if m["parameters"]["transformer"] is not None else "–",
+                _num(m.get("size_mb"), ".1f"),
+                _num(acc.get("f"), ".4f"),
+                _num(acc.get("p"), ".4f"),
+                _num(acc.get("r"), ".4f"),
+                _interval(speed["words_per_sec"]),
+                _interval(speed["speedup_vs_reference"], ".2f"),
+                _interval(speed.get("raw_forward_words_per_sec")),
+                _num(vs_raw.get("median"), ".0%"),
+                _num((speed.get("wordpieces") or {}).get("padding"), ".0%"),
+                _num(speed["ms_per_doc"]["p50"], ".1f"),
+                _num(speed["ms_per_doc"]["p95"], ".1f"),
+                _num(mem.get("peak_delta_mb"), ",.0f"),
+            ]
+        )
     lines = [
         "| " + " | ".join(header) + " |",
         "|" + "|".join("---" for _ in header) + "|",
@@ -100,15 +116,28 @@ def plot(results: Dict[str, Any], path: Path) -> Path:
         low, high = wps["ci95"]
         if with_accuracy:
             f1 = m["accuracy"]["f"]
-            ax.errorbar([wps["median"]], [f1], xerr=[[wps["median"] - low], [high - wps["median"]]],
-                        fmt="o", color=color, capsize=3, label=m["name"])
+            ax.errorbar(
+                [wps["median"]],
+                [f1],
+                xerr=[[wps["median"] - low], [high - wps["median"]]],
+                fmt="o",
+                color=color,
+                capsize=3,
+                label=m["name"],
+            )
             if raw and raw.get("median"):
                 ax.plot([wps["median"], raw["median"]], [f1, f1], ":", color=color)
                 ax.plot([raw["median"]], [f1], "o", mfc="none", color=color)
             ax.annotate(m["name"], (wps["median"], f1), textcoords="offset points", xytext=(5, 5), fontsize=8)
         else:
-            ax.bar([i], [wps["median"]], yerr=[[wps["median"] - low], [high - wps["median"]]],
-                   color=color, capsize=3, label=m["name"])
+            ax.bar(
+                [i],
+                [wps["median"]],
+                yerr=[[wps["median"] - low], [high - wps["median"]]],
+                color=color,
+                capsize=3,
+                label=m["name"],
+            )
             if raw and raw.get("median"):
                 ax.plot([i - 0.4, i + 0.4], [raw["median"]] * 2, "k--", lw=1)
     if with_accuracy:
@@ -119,8 +148,11 @@ def plot(results: Dict[str, Any], path: Path) -> Path:
         ax.set_xticks(range(len(models)), [m["name"] for m in models])
         ax.set_ylabel("words / second (dashed: raw transformer forward pass)")
     threads = results["environment"]["torch_threads"]
-    ax.set_title(f"Speed and accuracy on {Path(results['data']['path']).name} "
-                 f"({threads} torch thread{'s' if threads != 1 else ''})", fontsize=10)
+    ax.set_title(
+        f"Speed and accuracy on {Path(results['data']['path']).name} "
+        f"({threads} torch thread{'s' if threads != 1 else ''})",
+        fontsize=10,
+    )
     ax.grid(True, which="both", alpha=0.3)
     fig.tight_layout()
     fig.savefig(path)

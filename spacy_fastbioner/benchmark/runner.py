@@ -7,6 +7,7 @@ batch is annotated by every model in turn (the order rotating from batch to
 batch), and each figure is a median over batches with a bootstrap interval.
 Speed-ups are medians of per-batch ratios, paired on the same batch.
 """
+
 import os
 import platform
 import random
@@ -23,8 +24,10 @@ from spacy.scorer import get_ner_prf
 from spacy.tokens import Doc
 from spacy.training import Example
 
-from ..quantize import count_transformer_parameters, is_quantized
-from ..student import count_thinc_parameters, find_transformer
+from ..disk_size import size_on_disk
+from ..loading import load_pipeline
+from ..quantize import is_quantized
+from ..transformer import count_parameters, find_transformer
 from .data import load_gold_docs
 from .memory import METHOD as MEMORY_METHOD
 from .memory import measure_memory
@@ -107,26 +110,12 @@ def parse_model_arg(arg: str) -> Tuple[str, str]:
     return name or arg, arg
 
 
-def size_on_disk_mb(model: str) -> Optional[float]:
-    """The size of a pipeline's folder in MiB, or None for a package name."""
-    path = Path(model)
-    if not path.is_dir():
-        try:
-            path = spacy.util.get_package_path(model)
-        except Exception:
-            return None
-    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 2**20
-
-
 def describe(nlp: Language, trf: Optional[Any]) -> Dict[str, Any]:
     """What a pipeline is: components, transformer shape, quantisation, parameters."""
     info: Dict[str, Any] = {"pipeline": list(nlp.pipe_names), "transformer": None}
-    n_other = count_thinc_parameters(nlp, skip=trf)
-    n_trf = 0
     if trf is not None:
         hf = trf.model.transformer
         config = hf.config
-        n_trf = count_transformer_parameters(hf)
         info["transformer"] = {
             "model_type": config.model_type,
             "layers": int(config.num_hidden_layers),
@@ -136,7 +125,7 @@ def describe(nlp: Language, trf: Optional[Any]) -> Dict[str, Any]:
             "quantized": is_quantized(hf),
             "max_batch_items": int(trf.cfg.get("max_batch_items", 0)),
         }
-    info["parameters"] = {"transformer": n_trf if trf is not None else None, "total": n_trf + n_other}
+    info["parameters"] = count_parameters(nlp)
     return info
 
 
@@ -152,8 +141,7 @@ def score(nlp: Language, gold: List[Doc], batch_size: int) -> Tuple[Dict[str, An
     seconds = time.perf_counter() - start
     scores = get_ner_prf([Example(p, g) for p, g in zip(predicted, gold)])
     per_type = {
-        label: {k: float(v) for k, v in prf.items()}
-        for label, prf in (scores.get("ents_per_type") or {}).items()
+        label: {k: float(v) for k, v in prf.items()} for label, prf in (scores.get("ents_per_type") or {}).items()
     }
     return {
         "p": float(scores["ents_p"] or 0.0),
@@ -190,7 +178,7 @@ def benchmark_pipelines(
     candidates = []
     for name, path in models:
         log(f"Loading {name} from {path}")
-        nlp = spacy.load(path)
+        nlp = load_pipeline(path)
         try:
             trf = find_transformer(nlp)
         except ValueError:
@@ -223,9 +211,7 @@ def benchmark_pipelines(
         if i + 1 == settings.warmup:
             log(f"Warmed up on {settings.warmup} batches per model")
         elif i >= settings.warmup and ((i - settings.warmup + 1) % 5 == 0 or i + 1 == len(batches)):
-            done = ", ".join(
-                f"{c.name} {batch_words[i] / c.pipe_seconds[-1]:,.0f}" for c in candidates
-            )
+            done = ", ".join(f"{c.name} {batch_words[i] / c.pipe_seconds[-1]:,.0f}" for c in candidates)
             log(f"Batch {i - settings.warmup + 1}/{settings.n_batches} (words/s): {done}")
 
     rng = random.Random(settings.seed + 1)
@@ -237,14 +223,15 @@ def benchmark_pipelines(
             cand = candidates[(i + k) % len(candidates)]
             cand.doc_seconds.append(time_doc(cand.nlp, fresh_docs(cand.nlp, [cand.gold[j]])[0]))
 
-    timed_words = numpy.asarray(batch_words[settings.warmup:], dtype="f8")
+    timed_words = numpy.asarray(batch_words[settings.warmup :], dtype="f8")
     ref = next(c for c in candidates if c.name == reference)
     ref_wps = timed_words / numpy.asarray(ref.pipe_seconds)
     results = []
     for cand in candidates:
         entry: Dict[str, Any] = {"name": cand.name, "path": cand.path}
         entry.update(describe(cand.nlp, cand.trf))
-        entry["size_mb"] = size_on_disk_mb(cand.path)
+        size = size_on_disk(cand.path)
+        entry["size_mb"] = size / 2**20 if size is not None else None
         wps = timed_words / numpy.asarray(cand.pipe_seconds)
         speed: Dict[str, Any] = {"words_per_sec": summarize(wps)}
         if cand.raw_seconds:
@@ -276,8 +263,11 @@ def benchmark_pipelines(
         if settings.memory:
             log(f"Measuring memory of {cand.name} in a child process")
             entry["memory"] = measure_memory(
-                cand.path, data_path, n_docs=settings.memory_docs,
-                batch_size=settings.batch_size, threads=settings.threads,
+                cand.path,
+                data_path,
+                n_docs=settings.memory_docs,
+                batch_size=settings.batch_size,
+                threads=settings.threads,
                 max_batch_items=settings.max_batch_items,
             )
         else:

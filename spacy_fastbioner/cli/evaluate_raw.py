@@ -1,14 +1,12 @@
 """`spacy fastbioner evaluate-raw MODEL PUBTATOR_FILE`: entity P/R/F on raw text."""
+
 import json
 from pathlib import Path
 from typing import Any, Dict, Optional
 
-from spacy import util
 from spacy.cli._util import Arg, Opt, setup_gpu
 from wasabi import msg
 
-from ..evaluate_raw import evaluate_raw, evaluate_token_level
-from ..readers import CorpusError, read_pubtator
 from ._util import fastbioner_cli
 
 
@@ -18,16 +16,30 @@ def evaluate_raw_cli(
     model: str = Arg(..., help="Pipeline to evaluate: a package name or a path"),
     data_path: Path = Arg(..., help="PubTator file: 'PMID|t|title', 'PMID|a|abstract' and mention lines"),
     output: Optional[Path] = Opt(None, "--output", "-o", help="Output JSON file for the scores", dir_okay=False),
-    type_map: Optional[str] = Opt(None, "--type-map", "-t", help="Label renames, e.g. 'SpecificDisease=Disease,Modifier=Disease'; 'X=' drops type X (default: NCBI-disease's four types to Disease)"),
+    type_map: Optional[str] = Opt(
+        None,
+        "--type-map",
+        "-t",
+        help="Label renames, e.g. 'SpecificDisease=Disease,Modifier=Disease'; 'X=' drops type X (default: NCBI-disease's four types to Disease)",
+    ),
     batch_size: int = Opt(32, "--batch-size", "-b", help="Documents per batch of nlp.pipe"),
     use_gpu: int = Opt(-1, "--gpu-id", "-g", help="GPU ID or -1 for CPU"),
-    compare: bool = Opt(False, "--compare", "-C", help="Also score the same documents at the token level (gold mentions moved to token boundaries), as `spacy evaluate` does"),
+    compare: bool = Opt(
+        False,
+        "--compare",
+        "-C",
+        help="Also score the same documents at the token level (gold mentions moved to token boundaries), as `spacy evaluate` does",
+    ),
     # fmt: on
 ) -> None:
     """Evaluate a pipeline on the raw title + abstract text of PubTator
     documents: predicted entities must match the gold character offsets
     exactly. Also counts the gold mentions that the pipeline's tokenizer
     makes unreachable."""
+    from ..evaluate_raw import evaluate_raw, evaluate_token_level
+    from ..loading import load_pipeline
+    from ..readers import CorpusError, read_pubtator
+
     if batch_size < 1:
         msg.fail(f"Invalid --batch-size {batch_size}: expected a positive integer", exits=1)
     renames = parse_type_map(type_map)
@@ -37,14 +49,12 @@ def evaluate_raw_cli(
         msg.fail("Cannot read the evaluation data", str(err), exits=1)
     setup_gpu(use_gpu)
     try:
-        nlp = util.load_model(model)
-    except OSError as err:
+        nlp = load_pipeline(model)
+    except (OSError, ValueError) as err:
         msg.fail(f"Cannot load the pipeline {model!r}", str(err), exits=1)
     scores = evaluate_raw(nlp, documents, batch_size=batch_size)
     if compare:
-        scores["token_level"] = evaluate_token_level(
-            nlp, data_path, type_map=renames, batch_size=batch_size
-        )
+        scores["token_level"] = evaluate_token_level(nlp, data_path, type_map=renames, batch_size=batch_size)
     print_scores(scores)
     if output is not None:
         output.parent.mkdir(parents=True, exist_ok=True)

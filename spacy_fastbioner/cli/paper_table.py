@@ -1,5 +1,6 @@
 """`spacy fastbioner paper-table METRICS_DIR --output results/`: the paper's
 table from the project's metrics files."""
+
 from pathlib import Path
 from typing import Optional
 
@@ -13,9 +14,23 @@ from ._util import fastbioner_cli
 @fastbioner_cli.command("paper-table")
 def paper_table_cli(
     # fmt: off
-    metrics_dir: Path = Arg(..., help="Folder of `spacy evaluate --output` files: <corpus>/teacher.json, <corpus>/student-<variant>-seed<k>.json", exists=True, file_okay=False),
-    output_dir: Path = Opt(Path("results"), "--output", "-o", help="Output folder for paper-table.md and paper-table.json", file_okay=False),
-    training_dir: Optional[Path] = Opt(None, "--training", "-t", help="Folder of the trained students, to read each run's <corpus>/<variant>-seed<k>/distill_log.jsonl (wall seconds, seconds per step)", exists=True, file_okay=False),
+    metrics_dir: Path = Arg(
+        ...,
+        help="Folder of `spacy evaluate --output` files: <corpus>/teacher.json, <corpus>/student-<variant>-seed<k>.json",
+        exists=True,
+        file_okay=False,
+    ),
+    output_dir: Path = Opt(
+        Path("results"), "--output", "-o", help="Output folder for paper-table.md and paper-table.json", file_okay=False
+    ),
+    training_dir: Optional[Path] = Opt(
+        None,
+        "--training",
+        "-t",
+        help="Folder of the trained students, to read each run's <corpus>/<variant>-seed<k>/distill_log.jsonl (wall seconds, seconds per step)",
+        exists=True,
+        file_okay=False,
+    ),
     corpora: str = Opt(",".join(CORPORA), "--corpora", "-c", help="Comma-separated corpora, in the table's order"),
     # fmt: on
 ) -> None:

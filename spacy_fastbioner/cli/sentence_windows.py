@@ -1,13 +1,12 @@
 """`spacy fastbioner sentence-windows MODEL OUTPUT`: feed a trained pipeline's
 transformer one sentence at a time."""
+
 from pathlib import Path
 
-from spacy import util
-from spacy.language import Language
 from spacy.cli._util import Arg, Opt
+from spacy.language import Language
 from wasabi import msg
 
-from ..sentence_windows import with_sentence_windows
 from ._util import fastbioner_cli
 
 
@@ -25,9 +24,11 @@ def sentence_windows_cli(
     (one span per sentence, long sentences strided), then save the pipeline.
     For a teacher fine-tuned on single sentences, so that raw multi-sentence
     text is fed to it as it was trained."""
+    from ..loading import load_pipeline
+
     try:
-        nlp = util.load_model(model)
-    except OSError as err:
+        nlp = load_pipeline(model)
+    except (OSError, ValueError) as err:
         msg.fail(f"Cannot load the pipeline {model!r}", str(err), exits=1)
     try:
         upgrade(nlp, output_path, window=window, stride=stride)
@@ -41,6 +42,8 @@ def sentence_windows_cli(
 
 def upgrade(nlp: Language, output_path: Path, *, window: int, stride: int) -> None:
     """Apply `with_sentence_windows` to the pipeline and save it to `output_path`."""
+    from ..sentence_windows import with_sentence_windows
+
     with_sentence_windows(nlp, window=window, stride=stride)
     output_path.mkdir(parents=True, exist_ok=True)
     nlp.to_disk(output_path)

@@ -1,4 +1,5 @@
 """Dynamic knowledge distillation: weights, losses, the step and the loop."""
+
 from .loop import distill
 from .step import create_distill_step
 from .weights import create_dynamic_weights

@@ -7,6 +7,7 @@ hooks capture the layer outputs (and the attention mask) during the ordinary
 spaCy forward passes, and the loss is backpropagated into the student's
 parameter gradients before spaCy's backward pass adds its own.
 """
+
 from contextlib import contextmanager
 from typing import Dict, Iterator, List, Sequence
 
@@ -51,9 +52,7 @@ def capture_layers(hf_model: torch.nn.Module, layers: Sequence[int]) -> Iterator
             handle.remove()
 
 
-def hidden_state_loss(
-    student: LayerCapture, teacher: LayerCapture, layer_map: Sequence[int]
-) -> torch.Tensor:
+def hidden_state_loss(student: LayerCapture, teacher: LayerCapture, layer_map: Sequence[int]) -> torch.Tensor:
     """Mean squared error between student layer i and teacher layer
     layer_map[i], over the real (unpadded) wordpieces, averaged over layers.
     """

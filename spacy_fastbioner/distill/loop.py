@@ -1,17 +1,17 @@
 """The distillation loop: spaCy's training loop with the distillation step in
 place of `nlp.update`, driven by the student config's `[distillation]` block."""
+
 import shutil
 import sys
+from itertools import count
 from pathlib import Path
 from timeit import default_timer as timer
-from itertools import count
 from typing import IO, Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple, TypeVar, Union
 
 import srsly
 from pydantic import BaseModel, ConfigDict, StrictBool, StrictFloat, StrictInt, StrictStr
 from spacy.language import Language
 from spacy.schemas import Batcher, ConfigSchemaTraining
-from thinc.config import Promise
 from spacy.training.loop import (
     create_before_to_disk_callback,
     create_evaluation_callback,
@@ -20,6 +20,7 @@ from spacy.training.loop import (
 )
 from spacy.util import registry, resolve_dot_names
 from thinc.api import Optimizer, fix_random_seed
+from thinc.config import Promise
 from wasabi import Printer
 
 from ..process_memory import peak_rss_mb, rss_mb

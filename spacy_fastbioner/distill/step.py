@@ -1,6 +1,7 @@
 """The Language-level distillation step, shaped like spaCy v4's
 `Language.distill`: the teacher annotates `eg.reference`, the student learns on
 `eg.predicted`."""
+
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
@@ -8,13 +9,13 @@ from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 import torch
 from spacy.attrs import SENT_START
 from spacy.language import Language
-from spacy.training import Example
 from spacy.tokens import Doc
+from spacy.training import Example
 from spacy.util import registry
 from thinc.api import Optimizer
 from thinc.types import Floats2d
 
-from ..student import find_transformer
+from ..transformer import find_transformer
 from .hidden import capture_layers, hidden_state_loss
 from .targets import TeacherTargets, annotate, release_transformer_data, teacher_logits
 from .weights import LossWeights, create_dynamic_weights
@@ -114,9 +115,7 @@ def create_distill_step_v2(
         check_same_windows(examples)
         w = get_weights(progress)
         use_hidden = w.get("hidden", 0.0) > 0.0 and any(len(eg.predicted) for eg in examples)
-        distillable = [
-            (name, proc) for name, proc in student.pipeline if getattr(proc, "is_distillable", False)
-        ]
+        distillable = [(name, proc) for name, proc in student.pipeline if getattr(proc, "is_distillable", False)]
         try:
             with ExitStack() as stack:
                 if use_hidden:
@@ -124,9 +123,7 @@ def create_distill_step_v2(
                     s_cap = stack.enter_context(
                         capture_layers(find_transformer(student).model.transformer, range(len(layer_map)))
                     )
-                    t_cap = stack.enter_context(
-                        capture_layers(find_transformer(teacher).model.transformer, layer_map)
-                    )
+                    t_cap = stack.enter_context(capture_layers(find_transformer(teacher).model.transformer, layer_map))
                 teacher_scores: Dict[str, List[Floats2d]] = {}
                 if w["soft"] > 0.0 or use_hidden:
                     references = [eg.reference for eg in examples]
@@ -136,8 +133,12 @@ def create_distill_step_v2(
                         teacher_scores[name] = get_teacher_scores(
                             teacher, mapping.get(name, name), references, store, losses, live=use_hidden
                         )
-                for name, proc in student.pipeline:
-                    if not getattr(proc, "is_distillable", False) and hasattr(proc, "update") and hasattr(proc, "model"):
+                for _, proc in student.pipeline:
+                    if (
+                        not getattr(proc, "is_distillable", False)
+                        and hasattr(proc, "update")
+                        and hasattr(proc, "model")
+                    ):
                         proc.update(examples, drop=drop, sgd=sgd, losses=losses)
                 if use_hidden:
                     # Before spaCy's backward pass, which steps the optimizer.
@@ -253,9 +254,7 @@ def check_compatible(teacher: Language, student: Language) -> None:
 def check_same_tokens(examples: Sequence[Example]) -> None:
     """Raise a ValueError if an example's two docs have different tokens."""
     for i, eg in enumerate(examples):
-        if len(eg.predicted) != len(eg.reference) or any(
-            a.text != b.text for a, b in zip(eg.predicted, eg.reference)
-        ):
+        if len(eg.predicted) != len(eg.reference) or any(a.text != b.text for a, b in zip(eg.predicted, eg.reference)):
             raise ValueError(
                 f"example {i} has different tokens in its predicted (student) "
                 "and reference (teacher) docs; distillation needs the same tokens "

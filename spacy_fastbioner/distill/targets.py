@@ -15,6 +15,7 @@ tokens and sentence windows) and on the teacher, so they are keyed by both.
 The hidden-state loss needs the teacher's intermediate layers, which are not
 stored: it still needs the live teacher.
 """
+
 import hashlib
 import shutil
 from pathlib import Path
@@ -27,7 +28,7 @@ from spacy.pipeline import TrainablePipe
 from spacy.tokens import Doc
 from thinc.types import Floats2d
 
-from ..student import find_transformer
+from ..transformer import find_transformer
 
 FORMAT = "spacy_fastbioner.teacher_targets.v1"
 META_FILE = "meta.json"
@@ -259,14 +260,11 @@ class TeacherTargets:
         meta_path = self.path / META_FILE
         if not meta_path.exists():
             raise TeacherTargetsError(
-                f"{meta_path}: not found; expected a teacher-targets store made by "
-                "`spacy fastbioner teacher-targets`"
+                f"{meta_path}: not found; expected a teacher-targets store made by `spacy fastbioner teacher-targets`"
             )
         self.meta = srsly.read_json(meta_path)
         if self.meta.get("format") != FORMAT:
-            raise TeacherTargetsError(
-                f"{meta_path}: expected format {FORMAT!r}, found {self.meta.get('format')!r}"
-            )
+            raise TeacherTargetsError(f"{meta_path}: expected format {FORMAT!r}, found {self.meta.get('format')!r}")
         records = numpy.load(self.path / INDEX_FILE, allow_pickle=False)
         self._index = {bytes(r["key"]): (int(r["start"]), int(r["length"])) for r in records}
         n_tokens, n_tags = int(self.meta["n_tokens"]), int(self.meta["n_tags"])
@@ -349,7 +347,9 @@ class TeacherTargets:
             if key == "tags":
                 details.append(f"tags {found[key]} vs the store's {expected.get(key)}")
             else:
-                details.append(f"{what[key]} (hash {str(found[key])[:12]} vs the store's {str(expected.get(key))[:12]})")
+                details.append(
+                    f"{what[key]} (hash {str(found[key])[:12]} vs the store's {str(expected.get(key))[:12]})"
+                )
         raise TeacherTargetsError(
             f"{self.path}: the {who} does not match the teacher-targets store: "
             + "; ".join(details)

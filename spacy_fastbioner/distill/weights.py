@@ -1,5 +1,6 @@
 """Dynamic loss weights: functions of training progress (0 to 1) that move the
 distillation loss from the teacher's soft targets towards the gold tags."""
+
 import math
 from typing import Callable, Dict
 

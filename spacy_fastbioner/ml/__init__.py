@@ -1,4 +1,5 @@
 """Registered thinc layers and architectures."""
+
 from .pooling import first_wordpiece
 from .tagger import build_transformer_tagger
 

@@ -1,5 +1,6 @@
 """Pooling of wordpiece vectors into one vector per spaCy token."""
-from typing import Callable, Tuple
+
+from typing import Callable, Tuple, cast
 
 from spacy.util import registry
 from thinc.api import Model
@@ -22,7 +23,7 @@ def _forward(
     model: Model[Ragged, Floats2d], Xr: Ragged, is_train: bool
 ) -> Tuple[Floats2d, Callable[[Floats2d], Ragged]]:
     xp = model.ops.xp
-    X = model.ops.as_contig(Xr.dataXd)
+    X = cast(Floats2d, model.ops.as_contig(Xr.dataXd))
     lengths: Ints1d = Xr.lengths
     starts = xp.cumsum(lengths) - lengths
     present = lengths > 0

@@ -2,13 +2,14 @@
 
 A teacher fine-tuned on single sentences tags raw abstracts worse when
 `spacy-transformers.strided_spans.v1` feeds it windows that run across several
-sentences (NCBI-disease dev abstracts: entity F1 76.2 by sentence, 71.6 by
-strided windows). `spacy-transformers.sent_spans.v1` feeds one sentence per
+sentences (see the README's raw-text results). `spacy-transformers.sent_spans.v1` feeds one sentence per
 span, but has no limit on a sentence's length, so a long text without sentence
 punctuation would exceed the transformer's positions. The span getter here
 feeds one span per sentence and strides a sentence longer than the window
 inside that sentence, exactly as `strided_spans` strides a doc.
 """
+
+from functools import partial
 from typing import Callable, Iterable, List, Tuple
 
 import catalogue
@@ -18,7 +19,7 @@ from spacy_transformers.util import registry
 SENTENCE_SPANS = "spacy_fastbioner.sentence_spans.v1"
 # spacy-transformers adds this catalogue registry to spaCy's at import time
 # (entry point group "spacy_span_getters"); typed here for mypy.
-span_getters: catalogue.Registry = getattr(registry, "span_getters")
+span_getters: catalogue.Registry = getattr(registry, "span_getters")  # noqa: B009  (not in its stubs)
 
 
 def strided_ranges(start: int, end: int, window: int, stride: int) -> List[Tuple[int, int]]:
@@ -66,9 +67,7 @@ def get_sentence_spans(docs: Iterable[Doc], window: int, stride: int) -> List[Li
             sentences = [(sent.start, sent.end) for sent in doc.sents]
         else:
             sentences = [(0, len(doc))]
-        spans.append(
-            [doc[s:e] for start, end in sentences for s, e in strided_ranges(start, end, window, stride)]
-        )
+        spans.append([doc[s:e] for start, end in sentences for s, e in strided_ranges(start, end, window, stride)])
     return spans
 
 
@@ -91,8 +90,6 @@ def configure_sentence_spans(window: int = 128, stride: int = 96) -> Callable[[L
             f"[{SENTENCE_SPANS}] expected 1 <= stride <= window, found window={window}, "
             f"stride={stride}: a stride over the window would leave tokens outside every span"
         )
-
-    def get_spans(docs: List[Doc]) -> List[List[Span]]:
-        return get_sentence_spans(docs, window, stride)
-
-    return get_spans
+    # A partial, not a closure: `nlp.pipe(n_process=N)` pickles the pipeline
+    # for its workers under the spawn start method.
+    return partial(get_sentence_spans, window=window, stride=stride)

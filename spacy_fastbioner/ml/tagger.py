@@ -1,4 +1,5 @@
 """The token classification head of `fastbioner_ner`."""
+
 from typing import List, Optional
 
 from spacy.tokens import Doc
@@ -25,7 +26,7 @@ def build_transformer_tagger(
         in BERT's token classification head.
     """
     output_layer = Linear(nO=nO)
-    head = with_array(chain(Dropout(dropout), output_layer))
+    head: Model[List[Floats2d], List[Floats2d]] = with_array(chain(Dropout(dropout), output_layer))
     model = chain(tok2vec, head)
     model.set_ref("tok2vec", tok2vec)
     model.set_ref("output_layer", output_layer)

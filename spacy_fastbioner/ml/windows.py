@@ -11,16 +11,19 @@ in which the smaller of its left and right contexts is largest; across the
 overlap, this switches windows half-way, so every token keeps at least half the
 overlap as context on both sides.
 """
+
 from contextlib import contextmanager
-from typing import Iterable, Iterator, List, Optional, Tuple, cast
+from typing import TYPE_CHECKING, Iterable, Iterator, List, Optional, Tuple, cast
 
 import numpy
 from spacy.tokens import Doc
-from spacy_transformers.data_classes import TransformerData
 from thinc.types import Ints1d, Ragged
 
+if TYPE_CHECKING:  # imported where used: importing it imports `transformers`
+    from spacy_transformers.data_classes import TransformerData
 
-def best_window_alignment(trf_data: TransformerData) -> TransformerData:
+
+def best_window_alignment(trf_data: "TransformerData") -> "TransformerData":
     """Keep, for each token, only the wordpieces of its best-context window.
 
     trf_data (TransformerData): One doc's transformer output.
@@ -48,9 +51,9 @@ def best_window_alignment(trf_data: TransformerData) -> TransformerData:
     if keep.all():
         return trf_data
     new_lengths = numpy.bincount(token[keep], minlength=lengths.shape[0])
-    new_align = Ragged(
-        align.dataXd[keep], cast(Ints1d, numpy.asarray(new_lengths, dtype=align.lengths.dtype))
-    )
+    new_align = Ragged(align.dataXd[keep], cast(Ints1d, numpy.asarray(new_lengths, dtype=align.lengths.dtype)))
+    from spacy_transformers.data_classes import TransformerData
+
     return TransformerData(
         wordpieces=trf_data.wordpieces,
         model_output=trf_data.model_output,
@@ -66,16 +69,20 @@ def best_windows(docs: Iterable[Doc]) -> Iterator[None]:
 
     docs (Iterable[Doc]): Docs annotated by a transformer component, or not.
     """
-    saved: List[Tuple[Doc, Optional[TransformerData]]] = []
+    saved: List[Tuple[Doc, Optional["TransformerData"]]] = []
+    if not Doc.has_extension("trf_data"):  # spacy-transformers is not loaded
+        yield
+        return
+    from spacy_transformers.data_classes import TransformerData
+
     try:
         for doc in docs:
-            if Doc.has_extension("trf_data"):
-                trf_data = doc._.trf_data
-                if isinstance(trf_data, TransformerData):
-                    reduced = best_window_alignment(trf_data)
-                    if reduced is not trf_data:
-                        saved.append((doc, trf_data))
-                        doc._.trf_data = reduced
+            trf_data = doc._.trf_data
+            if isinstance(trf_data, TransformerData):
+                reduced = best_window_alignment(trf_data)
+                if reduced is not trf_data:
+                    saved.append((doc, trf_data))
+                    doc._.trf_data = reduced
         yield
     finally:
         for doc, trf_data in saved:

@@ -1,4 +1,5 @@
 """BIO tag sets and decoding under tag transition constraints."""
+
 from typing import Iterable, List, Optional, Sequence, Tuple
 
 import numpy
@@ -64,9 +65,7 @@ def log_softmax(scores: Floats2d, temperature: float = 1.0) -> Floats2d:
     return z - numpy.log(numpy.exp(z).sum(axis=-1, keepdims=True))
 
 
-def viterbi(
-    log_probs: Floats2d, start: Floats2d, trans: Floats2d
-) -> List[int]:
+def viterbi(log_probs: Floats2d, start: Floats2d, trans: Floats2d) -> List[int]:
     """The highest-scoring tag sequence under the transition constraints.
 
     log_probs (Floats2d): (n_tokens, n_tags) log probabilities. Non-finite

@@ -1,6 +1,8 @@
 """The `fastbioner_ner` component: BIO token classification on a transformer."""
+
+import warnings
 from itertools import islice
-from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple, cast
 
 import numpy
 from spacy.language import Language
@@ -14,14 +16,13 @@ from thinc.types import Floats2d
 
 from ..ml.windows import best_windows
 from .decoding import (
+    biluo_to_bio,
     bio_tags,
     bio_to_spans,
-    biluo_to_bio,
     log_softmax,
     transition_constraints,
     viterbi,
 )
-from .fork_safety import make_torch_fork_safe
 
 default_model_config = """
 [model]
@@ -38,6 +39,9 @@ upstream = "*"
 @layers = "spacy_fastbioner.first_wordpiece.v1"
 """
 DEFAULT_NER_MODEL = Config().from_str(default_model_config)["model"]
+# The logit margin of "O" over every other tag in the table that stands for a
+# doc the transformer returned no output for: at temperature 4, p(O) > 0.9999.
+OUTSIDE_MARGIN = 50.0
 
 
 @Language.factory(
@@ -96,7 +100,7 @@ class FastBioNER(TrainablePipe):
         self.model = model
         self.name = name
         self.scorer = scorer
-        make_torch_fork_safe()  # for nlp.pipe(..., n_process=N)
+        self._warned_no_output = False
         cfg: Dict[str, List[str]] = {"labels": []}
         self.cfg = dict(sorted(cfg.items()))
         self._constraints: Dict[Tuple[str, ...], Tuple[Floats2d, Floats2d]] = {}
@@ -154,16 +158,34 @@ class FastBioNER(TrainablePipe):
         # window where it has the most context on both sides.
         with best_windows(docs):
             scores = self.model.predict(docs)
-        # A doc that the transformer could not embed comes back with zero
-        # width; treat it as all-O rather than failing.
-        return [
-            s if s.shape == (len(doc), len(self.tags)) else self._outside(len(doc))
-            for doc, s in zip(docs, scores)
-        ]
+        return [self._check_scores(doc, s) for doc, s in zip(docs, scores)]
 
-    def predict_proba(
-        self, docs: Iterable[Doc], *, temperature: float = 1.0
-    ) -> List[Floats2d]:
+    def _check_scores(self, doc: Doc, scores: Floats2d) -> Floats2d:
+        """The doc's score table, if it has one row per token and one column
+        per tag. A doc that the transformer returned no output for (its
+        `doc._.trf_data` is empty, e.g. after the transformer ran on other
+        docs) comes back with no rows: it gets an all-O table of logits, with
+        a warning. Any other shape is an error."""
+        expected = (len(doc), len(self.tags))
+        if scores.shape == expected:
+            return scores
+        if scores.shape[0] == 0:
+            if not self._warned_no_output:
+                warnings.warn(
+                    f"[{self.name}] the transformer returned no output for a doc of {len(doc)} "
+                    "tokens (is its doc._.trf_data set by the pipeline's transformer?); "
+                    "its tokens are tagged O. Warned once per component.",
+                    stacklevel=3,
+                )
+                self._warned_no_output = True
+            return self._outside(len(doc))
+        raise ValueError(
+            f"[{self.name}] the model returned a score table of shape {tuple(scores.shape)} for a doc "
+            f"of {len(doc)} tokens: expected {expected}, one row per token and one column per "
+            f"tag of {self.tags}"
+        )
+
+    def predict_proba(self, docs: Iterable[Doc], *, temperature: float = 1.0) -> List[Floats2d]:
         """The per-token tag distributions of the docs, at a temperature.
 
         docs (Iterable[Doc]): Docs that the upstream transformer has annotated.
@@ -184,10 +206,7 @@ class FastBioNER(TrainablePipe):
         for doc, doc_scores in zip(docs, scores):
             doc_scores = self.model.ops.to_numpy(doc_scores)
             best = viterbi(log_softmax(doc_scores), start, trans)
-            spans = [
-                Span(doc, s, e, label=label)
-                for s, e, label in bio_to_spans([tags[i] for i in best])
-            ]
+            spans = [Span(doc, s, e, label=label) for s, e, label in bio_to_spans([tags[i] for i in best])]
             doc.set_ents(spans, default="outside")
 
     def update(
@@ -222,9 +241,7 @@ class FastBioNER(TrainablePipe):
         losses[self.name] += loss
         return losses
 
-    def get_loss(
-        self, examples: Iterable[Example], scores: List[Floats2d]
-    ) -> Tuple[float, List[Floats2d]]:
+    def get_loss(self, examples: Iterable[Example], scores: List[Floats2d]) -> Tuple[float, List[Floats2d]]:
         """Cross-entropy of the scores against the gold BIO tags, averaged
         over the tokens with a known gold tag. Tokens whose gold tag is missing
         or misaligned are ignored.
@@ -256,9 +273,7 @@ class FastBioNER(TrainablePipe):
         for teacher in teacher_scores:
             teacher = self.model.ops.to_numpy(teacher)
             targets.append(numpy.exp(log_softmax(teacher, temperature)))
-        loss, d_scores = self._cross_entropy(
-            student_scores, targets, temperature=temperature
-        )
+        loss, d_scores = self._cross_entropy(student_scores, targets, temperature=temperature)
         # Cross-entropy minus the teacher's entropy is the KL divergence; the
         # gradient is the same. T² keeps the gradient's scale independent of T.
         entropy = -sum(float((t * numpy.log(t + 1e-12)).sum()) for t in targets)
@@ -315,17 +330,13 @@ class FastBioNER(TrainablePipe):
                 f"differ from the student's {self.tags}"
             )
         set_dropout_rate(self.model, drop)
-        student_scores, backprop = self.model.begin_update(
-            [eg.predicted for eg in examples]
-        )
+        student_scores, backprop = self.model.begin_update([eg.predicted for eg in examples])
         d_scores = [self.model.ops.alloc2f(*s.shape) for s in student_scores]
         total = 0.0
         if soft_weight > 0.0 and (teacher_pipe is not None or teacher_scores is not None):
             if teacher_scores is None:
                 teacher_scores = teacher_pipe.predict([eg.reference for eg in examples])  # type: ignore[union-attr]
-            soft, d_soft = self.get_teacher_student_loss(
-                teacher_scores, student_scores, temperature=temperature
-            )
+            soft, d_soft = self.get_teacher_student_loss(teacher_scores, student_scores, temperature=temperature)
             d_scores = [d + soft_weight * ds for d, ds in zip(d_scores, d_soft)]
             losses[f"{self.name}_soft"] += soft
             total += soft_weight * soft
@@ -359,7 +370,7 @@ class FastBioNER(TrainablePipe):
         """
         validate_get_examples(get_examples, "FastBioNER.initialize")
         if labels is None:
-            found = set()
+            found: Set[str] = set()
             for eg in get_examples():
                 found.update(ent.label_ for ent in eg.reference.ents)
             labels = sorted(found)
@@ -383,9 +394,10 @@ class FastBioNER(TrainablePipe):
         return self._constraints[tags]
 
     def _outside(self, n_tokens: int) -> Floats2d:
-        table = numpy.zeros((n_tokens, len(self.tags)), dtype="f")
-        table[:, 0] = 1.0
-        return self.model.ops.asarray2f(table)
+        """Logits that tag every token O by a margin of `OUTSIDE_MARGIN`."""
+        table = numpy.full((n_tokens, len(self.tags)), -OUTSIDE_MARGIN, dtype="f")
+        table[:, 0] = 0.0
+        return self.model.ops.asarray2f(cast(Floats2d, table))
 
     def _gold_targets(self, eg: Example) -> Floats2d:
         """One-hot gold tags aligned to the predicted tokens; all-zero rows

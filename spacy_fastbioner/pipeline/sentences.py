@@ -4,10 +4,11 @@ so that a transformer can be fed one sentence at a time
 
 spaCy's `sentencizer` starts a sentence after every "." token, which with our
 tokenizer (it cuts "e.g." into "e . g .") splits inside abbreviations. This
-component splits the doc's text with `readers.split_sentences`, the rule used
+component splits the doc's text with `text.split_sentences`, the rule used
 to cut raw abstracts into the teacher's training sentences: at whitespace after
 ".", "!" or "?" that precedes an uppercase letter or a digit.
 """
+
 from typing import Iterable, Iterator, List, cast
 
 import numpy
@@ -16,12 +17,12 @@ from spacy.language import Language
 from spacy.tokens import Doc
 from thinc.types import Ints2d
 
-from ..readers import split_sentences
+from ..text import split_sentences
 
 
 @Language.factory("fastbioner_sentences", assigns=["token.is_sent_start"])
 def make_fastbioner_sentences(nlp: Language, name: str) -> "SentenceSplitter":
-    """Create a component that sets sentence starts by `readers.split_sentences`,
+    """Create a component that sets sentence starts by `text.split_sentences`,
     on docs that have none yet.
     """
     return SentenceSplitter(name)

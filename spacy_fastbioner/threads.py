@@ -1,0 +1,42 @@
+"""Thread limits for the worker processes of `nlp.pipe(texts, n_process=N)`.
+
+spaCy forks its workers where fork is the start method (Linux). Once the
+parent has run PyTorch with more than one intra-op thread, a forked child
+that runs PyTorch again can wait forever for the parent's OpenMP threads, which
+do not exist in the child; N workers with all threads each also oversubscribe
+the cores. PyTorch's own DataLoader workers use one thread for both reasons.
+Workers started by spawn (macOS, Windows) are fresh interpreters: they inherit
+no thread pool and start with torch's default.
+
+Nothing in the plugin sets a limit when a pipeline or component is made: the
+callers that start workers call `limit_torch_threads_in_children` (a packaged
+pipeline's `load()`, the `annotate` command), as can a user before
+`nlp.pipe(..., n_process=N)`.
+"""
+
+import os
+import sys
+
+_settings = {"n_threads": 0}  # 0: no hook registered yet
+
+
+def limit_torch_threads_in_children(n_threads: int = 1) -> None:
+    """Give every child process forked from now on `n_threads` PyTorch
+    intra-op threads. Registers one `os.register_at_fork` hook per process
+    (a later call changes its number); a no-op where fork does not exist.
+
+    n_threads (int): The torch threads of each forked child.
+    """
+    if n_threads < 1:
+        raise ValueError(f"n_threads must be at least 1, got {n_threads}")
+    if not hasattr(os, "register_at_fork"):
+        return
+    if not _settings["n_threads"]:
+        os.register_at_fork(after_in_child=_limit_torch_threads)
+    _settings["n_threads"] = n_threads
+
+
+def _limit_torch_threads() -> None:
+    torch = sys.modules.get("torch")  # nothing to limit if the parent never imported it
+    if torch is not None:
+        torch.set_num_threads(_settings["n_threads"])

@@ -1,0 +1,117 @@
+"""Thread limits where `nlp.pipe(n_process=N)` workers start, not when a
+pipeline is made; the int8 pipeline under fork and spawn."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from spacy_fastbioner.quantize import quantize_pipeline
+
+HOOKS_SCRIPT = """
+import os, sys
+hooks = []
+real = os.register_at_fork
+def register_at_fork(**kwargs):
+    hooks.extend(str(getattr(hook, "__module__", "")) for hook in kwargs.values())
+    real(**kwargs)
+os.register_at_fork = register_at_fork
+import spacy
+nlp = spacy.load(sys.argv[1])
+nlp("breast cancer in mice")
+made = [m for m in hooks if m.startswith("spacy_fastbioner")]
+from spacy_fastbioner import limit_torch_threads_in_children
+limit_torch_threads_in_children()
+limit_torch_threads_in_children(2)
+print(made, [m for m in hooks if m.startswith("spacy_fastbioner")])
+"""
+
+N_PROCESS_SCRIPT = """
+import json, multiprocessing, sys
+import spacy, torch
+from spacy.language import Language
+from spacy_fastbioner import limit_torch_threads_in_children
+
+@Language.component("thread_probe")
+def thread_probe(doc):
+    doc.user_data["torch_threads"] = torch.get_num_threads()
+    return doc
+
+def ents(doc):
+    return [[e.start_char, e.end_char, e.label_] for e in doc.ents]
+
+def main(model, method):
+    multiprocessing.set_start_method(method, force=True)
+    torch.set_num_threads(2)
+    limit_torch_threads_in_children()
+    nlp = spacy.load(model)
+    nlp.add_pipe("thread_probe")
+    texts = json.loads(sys.argv[3])
+    single = [ents(doc) for doc in nlp.pipe(texts)]  # the parent runs torch first
+    docs = list(nlp.pipe(texts, n_process=2, batch_size=2))
+    threads = sorted({doc.user_data["torch_threads"] for doc in docs})
+    print(json.dumps({"single": single, "multi": [ents(doc) for doc in docs], "threads": threads}))
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2])
+"""
+
+TEXTS = [
+    "the patients with breast cancer were treated with aspirin",
+    "mice showed no signs of diabetes after lithium carbonate",
+    "naloxone and clonidine in mice with hereditary colitis",
+    "",
+    "we report that the study showed high tumour levels",
+]
+
+
+@pytest.fixture(scope="module")
+def int8_dir(trained_teacher, tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("threads") / "int8"
+    quantize_pipeline(trained_teacher).to_disk(path)
+    return path
+
+
+def _env():
+    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
+    env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
+    return env
+
+
+def test_making_a_pipeline_registers_no_fork_hook(int8_dir):
+    result = subprocess.run(
+        [sys.executable, "-c", HOOKS_SCRIPT, str(int8_dir)], capture_output=True, text=True, env=_env()
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    made, limited = result.stdout.strip().splitlines()[-1].split("] [")
+    assert made == "[", f"loading and running a pipeline registered fork hooks: {made}]"
+    assert limited == "'spacy_fastbioner.threads']"  # once, however often it is called
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_n_process_with_the_int8_pipeline(int8_dir, tmp_path, method):
+    script = tmp_path / "n_process.py"
+    script.write_text(N_PROCESS_SCRIPT, encoding="utf8")
+    try:
+        result = subprocess.run(
+            [sys.executable, str(script), str(int8_dir), method, json.dumps(TEXTS)],
+            capture_output=True,
+            text=True,
+            env=_env(),
+            timeout=300,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail(
+            f"nlp.pipe(n_process=2) with {method} hung: forked workers that inherit the parent's "
+            "torch threads wait forever for its OpenMP pool"
+        )
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    assert any(out["single"]), "the tiny pipeline finds no entities: the comparison would be vacuous"
+    assert out["multi"] == out["single"]
+    if method == "fork":
+        # The parent ran torch with 2 threads; each forked worker has 1.
+        assert out["threads"] == [1]
