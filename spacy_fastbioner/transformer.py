@@ -13,7 +13,7 @@ from spacy.language import Language
 if TYPE_CHECKING:
     from spacy_transformers import Transformer
     from spacy_transformers.layers import TransformerModel
-    from transformers import PreTrainedModel
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 
 class ParameterCounts(TypedDict):
@@ -56,6 +56,16 @@ def hf_model(trf: "Transformer") -> "PreTrainedModel":
     RETURNS (PreTrainedModel): Its model, e.g. a `BertModel`.
     """
     return cast("TransformerModel", trf.model).transformer
+
+
+def hf_tokenizer(trf: "Transformer") -> Optional["PreTrainedTokenizerBase"]:
+    """The Hugging Face tokenizer of a `Transformer` component.
+
+    trf (Transformer): The component, e.g. `find_transformer(nlp)`.
+    RETURNS (Optional[PreTrainedTokenizerBase]): Its wordpiece tokenizer, or
+        None before the component is initialized.
+    """
+    return cast("TransformerModel", trf.model).tokenizer
 
 
 def count_torch_parameters(module: torch.nn.Module) -> int:

@@ -57,5 +57,5 @@ def teacher_targets_cli(
     meta = build_teacher_targets(teacher, docs, output_path, batch_size=batch_size, total=len(docs))
     msg.good(
         f"Saved the logits of {meta['n_docs']:,} distinct docs ({meta['n_tokens']:,} tokens, "
-        f"{len(meta['teacher']['tags'])} tags) to {output_path}"  # type: ignore[index,arg-type]
+        f"{meta['n_tags']} tags) to {output_path}"
     )

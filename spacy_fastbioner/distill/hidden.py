@@ -9,7 +9,7 @@ parameter gradients before spaCy's backward pass adds its own.
 """
 
 from contextlib import contextmanager
-from typing import Dict, Iterator, List, Sequence
+from typing import Dict, Iterator, List, Sequence, cast
 
 import torch
 
@@ -39,12 +39,15 @@ def capture_layers(hf_model: torch.nn.Module, layers: Sequence[int]) -> Iterator
             capture.attention_mask.append(mask)
 
     handles.append(hf_model.register_forward_pre_hook(mask_hook, with_kwargs=True))
+    # torch types submodule attributes as `Tensor | Module`; a BERT-like
+    # model's `encoder.layer` is a ModuleList.
+    encoder_layers = cast(torch.nn.ModuleList, cast(torch.nn.Module, hf_model.encoder).layer)
     for i in layers:
 
         def layer_hook(module, args, output, i=i):
             capture.layers[i] = output[0] if isinstance(output, tuple) else output
 
-        handles.append(hf_model.encoder.layer[i].register_forward_hook(layer_hook))
+        handles.append(encoder_layers[i].register_forward_hook(layer_hook))
     try:
         yield capture
     finally:

@@ -4,7 +4,7 @@
 
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, cast
 
 import torch
 from spacy.attrs import SENT_START
@@ -13,12 +13,15 @@ from spacy.tokens import Doc
 from spacy.training import Example
 from spacy.util import registry
 from thinc.api import Optimizer
-from thinc.types import Floats2d
+from thinc.types import Floats2d, Ints2d
 
-from ..transformer import find_transformer
+from ..transformer import find_transformer, hf_model, hf_tokenizer
 from .hidden import capture_layers, hidden_state_loss
 from .targets import TeacherTargets, annotate, release_transformer_data, teacher_logits
 from .weights import LossWeights, create_dynamic_weights
+
+if TYPE_CHECKING:
+    from ..pipeline.ner import FastBioNER
 
 DistillStep = Callable[..., Dict[str, float]]
 
@@ -115,15 +118,19 @@ def create_distill_step_v2(
         check_same_windows(examples)
         w = get_weights(progress)
         use_hidden = w.get("hidden", 0.0) > 0.0 and any(len(eg.predicted) for eg in examples)
-        distillable = [(name, proc) for name, proc in student.pipeline if getattr(proc, "is_distillable", False)]
+        distillable = [
+            (name, cast("FastBioNER", proc))
+            for name, proc in student.pipeline
+            if getattr(proc, "is_distillable", False)
+        ]
         try:
             with ExitStack() as stack:
                 if use_hidden:
                     layer_map = student_layer_map(teacher, student)
                     s_cap = stack.enter_context(
-                        capture_layers(find_transformer(student).model.transformer, range(len(layer_map)))
+                        capture_layers(hf_model(find_transformer(student)), range(len(layer_map)))
                     )
-                    t_cap = stack.enter_context(capture_layers(find_transformer(teacher).model.transformer, layer_map))
+                    t_cap = stack.enter_context(capture_layers(hf_model(find_transformer(teacher)), layer_map))
                 teacher_scores: Dict[str, List[Floats2d]] = {}
                 if w["soft"] > 0.0 or use_hidden:
                     references = [eg.reference for eg in examples]
@@ -222,7 +229,8 @@ def copy_sentence_starts(source: Doc, target: Doc) -> None:
     tokens: a gold corpus's sentences reach the student's side as they are,
     rather than being cut again by the sentence component."""
     if source.has_annotation("SENT_START") and not target.has_annotation("SENT_START") and len(target) > 1:
-        target.from_array([SENT_START], source.to_array([SENT_START]))
+        # spaCy's stub types `to_array` as float64; it returns uint64 attribute IDs.
+        target.from_array([SENT_START], cast(Ints2d, source.to_array([SENT_START])))
 
 
 def sentence_ranges(doc: Doc) -> List[Tuple[int, int]]:
@@ -236,8 +244,8 @@ def sentence_ranges(doc: Doc) -> List[Tuple[int, int]]:
 def check_compatible(teacher: Language, student: Language) -> None:
     """Raise a ValueError unless teacher and student cut text into the same
     wordpieces and predict the same tags."""
-    t_tok = find_transformer(teacher).model.tokenizer
-    s_tok = find_transformer(student).model.tokenizer
+    t_tok = hf_tokenizer(find_transformer(teacher))
+    s_tok = hf_tokenizer(find_transformer(student))
     if t_tok is None or s_tok is None:
         raise ValueError("teacher and student transformers must be initialized")
     if t_tok.get_vocab() != s_tok.get_vocab() or getattr(t_tok, "do_lower_case", None) != getattr(
@@ -269,8 +277,8 @@ def student_layer_map(teacher: Language, student: Language) -> List[int]:
     info = student.meta.get("fastbioner", {})
     if "layer_map" in info:
         return [int(i) for i in info["layer_map"]]
-    n_student = int(find_transformer(student).model.transformer.config.num_hidden_layers)
-    n_teacher = int(find_transformer(teacher).model.transformer.config.num_hidden_layers)
+    n_student = int(hf_model(find_transformer(student)).config.num_hidden_layers)
+    n_teacher = int(hf_model(find_transformer(teacher)).config.num_hidden_layers)
     if n_student != n_teacher:
         raise ValueError(
             "the hidden-state loss needs the student's layer map (meta.json "

@@ -19,7 +19,7 @@ stored: it still needs the live teacher.
 import hashlib
 import shutil
 from pathlib import Path
-from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple, Union, cast
 
 import numpy
 import srsly
@@ -28,7 +28,7 @@ from spacy.pipeline import TrainablePipe
 from spacy.tokens import Doc
 from thinc.types import Floats2d
 
-from ..transformer import find_transformer
+from ..transformer import find_transformer, hf_model, hf_tokenizer
 
 FORMAT = "spacy_fastbioner.teacher_targets.v1"
 META_FILE = "meta.json"
@@ -75,7 +75,7 @@ def wordpiece_hash(nlp: Language) -> str:
     nlp (Language): A pipeline with an initialized transformer.
     RETURNS (str): The hex digest.
     """
-    tokenizer = find_transformer(nlp).model.tokenizer
+    tokenizer = hf_tokenizer(find_transformer(nlp))
     if tokenizer is None:
         raise TeacherTargetsError("the pipeline's transformer is not initialized")
     vocab = sorted(tokenizer.get_vocab().items())
@@ -93,8 +93,7 @@ def teacher_identity(teacher: Language, ner_name: Optional[str] = None) -> Dict[
     RETURNS (Dict[str, object]): The identity, as stored in `meta.json`.
     """
     name, ner = find_ner(teacher, ner_name)
-    hf_model = find_transformer(teacher).model.transformer
-    state = sorted(hf_model.state_dict().items())
+    state = sorted(hf_model(find_transformer(teacher)).state_dict().items())
     transformer = _hash_arrays((k, v.detach().cpu().numpy()) for k, v in state if hasattr(v, "detach"))
     head = _hash_arrays(
         (f"{node.name}.{p}", ner.model.ops.to_numpy(node.get_param(p)))
@@ -310,7 +309,7 @@ class TeacherTargets:
         start, length = found
         if length != len(doc):
             return None
-        return numpy.asarray(self._logits[start : start + length], dtype="float32")
+        return cast(Floats2d, numpy.asarray(self._logits[start : start + length], dtype="float32"))
 
     def check_teacher(self, teacher: Language) -> None:
         """Raise a TeacherTargetsError that names what differs, unless the
@@ -331,7 +330,7 @@ class TeacherTargets:
         expected = {k: self.teacher[k] for k in found}
         self._compare("student", expected, found)
 
-    def _compare(self, who: str, expected: Dict[str, object], found: Dict[str, object]) -> None:
+    def _compare(self, who: str, expected: Mapping[str, object], found: Mapping[str, object]) -> None:
         keys = ("transformer", "head", "tags", "wordpieces")
         what = {
             "transformer": "transformer weights",

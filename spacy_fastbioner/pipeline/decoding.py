@@ -1,9 +1,9 @@
 """BIO tag sets and decoding under tag transition constraints."""
 
-from typing import Iterable, List, Optional, Sequence, Tuple
+from typing import Iterable, List, Optional, Sequence, Tuple, cast
 
 import numpy
-from thinc.types import Floats2d
+from thinc.types import Floats1d, Floats2d
 
 OUTSIDE = "O"
 # Transitions are scored in log space: an allowed one costs 0, a forbidden one
@@ -37,11 +37,11 @@ def biluo_to_bio(tag: Optional[str]) -> Optional[str]:
     return tag
 
 
-def transition_constraints(tags: Sequence[str]) -> Tuple[Floats2d, Floats2d]:
+def transition_constraints(tags: Sequence[str]) -> Tuple[Floats1d, Floats2d]:
     """The start and transition scores that forbid invalid BIO sequences:
     no I-X at the start, none after O, none after B-Y or I-Y with Y != X.
 
-    RETURNS (Tuple[Floats2d, Floats2d]): A (n_tags,) start vector and an
+    RETURNS (Tuple[Floats1d, Floats2d]): A (n_tags,) start vector and an
         (n_tags, n_tags) matrix indexed [previous, current].
     """
     n = len(tags)
@@ -55,21 +55,33 @@ def transition_constraints(tags: Sequence[str]) -> Tuple[Floats2d, Floats2d]:
         for i, prev in enumerate(tags):
             if prev == OUTSIDE or prev[2:] != label:
                 trans[i, j] = FORBIDDEN
-    return start, trans
+    return cast(Floats1d, start), cast(Floats2d, trans)
 
 
 def log_softmax(scores: Floats2d, temperature: float = 1.0) -> Floats2d:
     """Row-wise log softmax of a 2d score table, computed stably."""
+    return cast(Floats2d, _log_softmax(scores, temperature))
+
+
+def softmax(scores: Floats2d, temperature: float = 1.0) -> Floats2d:
+    """Row-wise softmax of a 2d score table: the exp of `log_softmax`."""
+    return cast(Floats2d, numpy.exp(_log_softmax(scores, temperature)))
+
+
+def _log_softmax(scores: Floats2d, temperature: float) -> numpy.ndarray:
     z = numpy.asarray(scores, dtype="f") / temperature
     z = z - z.max(axis=-1, keepdims=True)
     return z - numpy.log(numpy.exp(z).sum(axis=-1, keepdims=True))
 
 
-def viterbi(log_probs: Floats2d, start: Floats2d, trans: Floats2d) -> List[int]:
+def viterbi(log_probs: Floats2d, start: Floats1d, trans: Floats2d) -> List[int]:
     """The highest-scoring tag sequence under the transition constraints.
 
     log_probs (Floats2d): (n_tokens, n_tags) log probabilities. Non-finite
         values (NaN, inf) are treated as very unlikely, so decoding never fails.
+    start (Floats1d): (n_tags,) start scores, from `transition_constraints`.
+    trans (Floats2d): (n_tags, n_tags) transition scores, from
+        `transition_constraints`.
     RETURNS (List[int]): One tag index per token; every transition is allowed.
     """
     n_tokens = log_probs.shape[0]
@@ -85,17 +97,18 @@ def viterbi(log_probs: Floats2d, start: Floats2d, trans: Floats2d) -> List[int]:
     # Fast path: when every allowed transition costs 0 and the per-token best
     # tags form a valid sequence, no constraint binds and they are the best path.
     greedy = emissions.argmax(axis=1)
+    start_scores, trans_scores = numpy.asarray(start), numpy.asarray(trans)
     if (
-        numpy.isfinite(start[greedy[0]])
-        and numpy.isfinite(trans[greedy[:-1], greedy[1:]]).all()
-        and not start[numpy.isfinite(start)].any()
-        and not trans[numpy.isfinite(trans)].any()
+        numpy.isfinite(start_scores[greedy[0]])
+        and numpy.isfinite(trans_scores[greedy[:-1], greedy[1:]]).all()
+        and not start_scores[numpy.isfinite(start_scores)].any()
+        and not trans_scores[numpy.isfinite(trans_scores)].any()
     ):
         return [int(i) for i in greedy]
     backpointers = numpy.zeros((n_tokens, emissions.shape[1]), dtype="i")
-    score = start + emissions[0]
+    score = start_scores + emissions[0]
     for t in range(1, n_tokens):
-        candidates = score[:, None] + trans
+        candidates = score[:, None] + trans_scores
         backpointers[t] = candidates.argmax(axis=0)
         score = candidates.max(axis=0) + emissions[t]
     best = [int(score.argmax())]

@@ -12,7 +12,7 @@ from spacy.tokens import Doc, Span
 from spacy.training import Example, validate_examples, validate_get_examples
 from spacy.vocab import Vocab
 from thinc.api import Config, Model, Optimizer, set_dropout_rate
-from thinc.types import Floats2d
+from thinc.types import Floats1d, Floats2d
 
 from ..ml.windows import best_windows
 from .decoding import (
@@ -20,6 +20,7 @@ from .decoding import (
     bio_tags,
     bio_to_spans,
     log_softmax,
+    softmax,
     transition_constraints,
     viterbi,
 )
@@ -103,7 +104,7 @@ class FastBioNER(TrainablePipe):
         self._warned_no_output = False
         cfg: Dict[str, List[str]] = {"labels": []}
         self.cfg = dict(sorted(cfg.items()))
-        self._constraints: Dict[Tuple[str, ...], Tuple[Floats2d, Floats2d]] = {}
+        self._constraints: Dict[Tuple[str, ...], Tuple[Floats1d, Floats2d]] = {}
 
     @property
     def labels(self) -> Tuple[str, ...]:
@@ -193,7 +194,7 @@ class FastBioNER(TrainablePipe):
         RETURNS (List[Floats2d]): Per doc, (n_tokens, n_tags) probabilities
             whose columns follow `self.tags`.
         """
-        return [numpy.exp(log_softmax(s, temperature)) for s in self.predict(docs)]
+        return [softmax(s, temperature) for s in self.predict(docs)]
 
     def set_annotations(self, docs: Iterable[Doc], scores: List[Floats2d]) -> None:
         """Decode the best valid BIO sequence of each doc and write `doc.ents`.
@@ -272,7 +273,7 @@ class FastBioNER(TrainablePipe):
         targets = []
         for teacher in teacher_scores:
             teacher = self.model.ops.to_numpy(teacher)
-            targets.append(numpy.exp(log_softmax(teacher, temperature)))
+            targets.append(numpy.asarray(softmax(teacher, temperature)))
         loss, d_scores = self._cross_entropy(student_scores, targets, temperature=temperature)
         # Cross-entropy minus the teacher's entropy is the KL divergence; the
         # gradient is the same. T² keeps the gradient's scale independent of T.
@@ -387,7 +388,7 @@ class FastBioNER(TrainablePipe):
             tag_sample = [self._outside(1)]
         self.model.initialize(X=doc_sample, Y=tag_sample)
 
-    def _get_constraints(self) -> Tuple[Floats2d, Floats2d]:
+    def _get_constraints(self) -> Tuple[Floats1d, Floats2d]:
         tags = self.tags
         if tags not in self._constraints:
             self._constraints[tags] = transition_constraints(tags)
@@ -399,7 +400,7 @@ class FastBioNER(TrainablePipe):
         table[:, 0] = 0.0
         return self.model.ops.asarray2f(cast(Floats2d, table))
 
-    def _gold_targets(self, eg: Example) -> Floats2d:
+    def _gold_targets(self, eg: Example) -> numpy.ndarray:
         """One-hot gold tags aligned to the predicted tokens; all-zero rows
         where the gold tag is missing, misaligned or of an unknown label."""
         index = {tag: i for i, tag in enumerate(self.tags)}
@@ -414,7 +415,7 @@ class FastBioNER(TrainablePipe):
     def _cross_entropy(
         self,
         scores: List[Floats2d],
-        targets: List[Floats2d],
+        targets: Sequence[numpy.ndarray],
         *,
         temperature: float,
     ) -> Tuple[float, List[Floats2d]]:
@@ -426,7 +427,7 @@ class FastBioNER(TrainablePipe):
         loss = 0.0
         d_scores = []
         for doc_scores, target in zip(scores, targets):
-            log_q = log_softmax(ops.to_numpy(doc_scores), temperature)
+            log_q = numpy.asarray(log_softmax(ops.to_numpy(doc_scores), temperature))
             mask = target.sum(axis=1, keepdims=True) > 0
             loss -= float((target * log_q).sum())
             d = (numpy.exp(log_q) - target) * mask / (temperature * n_tokens)
