@@ -1,0 +1,51 @@
+"""`spacy fastbioner export`: a copy of a trained pipeline whose transformer
+runs in a faster inference runtime (ONNX Runtime), fp32 or int8."""
+from pathlib import Path
+from typing import Optional
+
+from spacy.cli._util import Arg, Opt
+from wasabi import msg
+
+from ._util import fastbioner_cli
+
+
+@fastbioner_cli.command("export")
+def export_cli(
+    # fmt: off
+    model: str = Arg(..., help="Trained fp32 pipeline (path or package), e.g. a distilled student"),
+    output_path: Path = Arg(..., help="Output directory for the exported pipeline"),
+    runtime: str = Opt("onnx", "--runtime", "-r", help="Inference runtime of the transformer: onnx (ONNX Runtime)"),
+    int8: bool = Opt(True, "--int8/--fp32", help="Quantise the Linear layers to int8 (dynamic quantisation), or keep fp32"),
+    per_channel: bool = Opt(True, "--per-channel/--per-tensor", help="int8 scales per output channel (more accurate) or one per matrix"),
+    max_batch_items: Optional[int] = Opt(None, "--max-batch-items", min=1, help="Set the transformer's max_batch_items, the padded size of its length-sorted sub-batches (e.g. 512 on CPU); kept when unset"),
+    # fmt: on
+) -> None:
+    """Export the transformer of a trained pipeline to ONNX and save the
+    pipeline, which `spacy.load` returns with the encoder in ONNX Runtime and
+    the same tokenizer, span getter, NER head and decoding. Needs
+    `pip install 'spacy-fastbioner[onnx]'`."""
+    import spacy
+
+    from ..benchmark.runner import size_on_disk_mb
+    from ..runtime import RUNTIMES, export_pipeline
+
+    if runtime not in RUNTIMES:
+        msg.fail(f"Unknown --runtime {runtime!r}: expected one of {', '.join(RUNTIMES)}", exits=1)
+    try:
+        import onnx  # noqa: F401
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        msg.fail("Exporting needs onnx and onnxruntime: pip install 'spacy-fastbioner[onnx]'", exits=1)
+    nlp = spacy.load(model)
+    try:
+        exported = export_pipeline(
+            nlp, runtime=runtime, int8=int8, per_channel=per_channel, max_batch_items=max_batch_items
+        )
+    except ValueError as err:
+        msg.fail(str(err), exits=1)
+    output_path.mkdir(parents=True, exist_ok=True)
+    exported.to_disk(output_path)
+    before, after = size_on_disk_mb(model), size_on_disk_mb(str(output_path))
+    sizes = f" ({before:.1f} MB -> {after:.1f} MB on disk)" if before and after else ""
+    kind = "int8" if int8 else "fp32"
+    msg.good(f"Saved the {runtime} {kind} pipeline to {output_path}{sizes}")
