@@ -168,6 +168,8 @@ def build_onnx_transformer_model(
     get_spans: Callable,
     tokenizer_config: Optional[Dict[str, Any]] = None,
     transformer_config: Optional[Dict[str, Any]] = None,
+    mixed_precision: bool = False,
+    grad_scaler_config: Optional[Dict[str, Any]] = None,
     int8: bool = True,
     per_channel: bool = True,
 ) -> Model[List[Doc], FullTransformerBatch]:
@@ -175,12 +177,15 @@ def build_onnx_transformer_model(
     Runtime, for inference on CPU. It cannot be trained. A saved pipeline
     (`spacy fastbioner export`) stores the ONNX model inside itself; `int8`
     and `per_channel` only matter when `initialize()` exports the model named
-    by `name`.
+    by `name`. The other settings are TransformerModel.v3's, so that this block
+    can replace the transformer model block of a PyTorch pipeline's config.
 
     name (str): The Hugging Face model name or folder, read only by `initialize`.
     get_spans (Callable[[List[Doc]], List[List[Span]]]): The span getter.
     tokenizer_config (Optional[Dict[str, Any]]): Settings for the Hugging Face tokenizer.
     transformer_config (Optional[Dict[str, Any]]): Settings for the transformer's config.
+    mixed_precision (bool): Kept for compatibility with TransformerModel.v3 (no effect).
+    grad_scaler_config (Optional[Dict[str, Any]]): Kept for compatibility with TransformerModel.v3 (no effect).
     int8 (bool): Quantise the Linear layers to int8 (dynamic quantisation) at export.
     per_channel (bool): One int8 scale per output channel rather than per matrix.
     """

@@ -16,8 +16,6 @@ from .architecture import ONNX_ARCHITECTURE, to_onnx_objects
 from .onnx_model import RUNTIMES
 
 SOURCE_ARCHITECTURE = "spacy-transformers.TransformerModel.v3"
-# TransformerModel.v3 settings that have no meaning in an inference runtime.
-_TRAINING_ONLY = ("mixed_precision", "grad_scaler_config")
 
 
 def runtime_requirements(runtime: str) -> Dict[str, str]:
@@ -65,8 +63,6 @@ def export_pipeline(
     if max_batch_items is not None and max_batch_items < 1:
         raise ValueError(f"max_batch_items must be positive, got {max_batch_items}")
     model_cfg["@architectures"] = ONNX_ARCHITECTURE
-    for key in _TRAINING_ONLY:
-        model_cfg.pop(key, None)
     model_cfg["int8"] = int8
     model_cfg["per_channel"] = per_channel
     if max_batch_items is not None:

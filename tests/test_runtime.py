@@ -1,0 +1,206 @@
+"""The ONNX Runtime transformer (`spacy fastbioner export`) on tiny BERTs,
+uncased and cased: equivalence with PyTorch, int8, serialisation, loading
+without pickle, and the CLI."""
+import pickle
+from pathlib import Path
+
+import numpy
+import pytest
+import spacy
+import srsly
+import torch
+from typer.testing import CliRunner
+
+pytest.importorskip("onnxruntime")
+pytest.importorskip("onnx")
+
+from spacy_fastbioner.cli import fastbioner_cli  # noqa: E402
+from spacy_fastbioner.quantize import quantize_pipeline  # noqa: E402
+from spacy_fastbioner.runtime import ONNX_ARCHITECTURE, OnnxTransformer, export_pipeline  # noqa: E402
+from spacy_fastbioner.student import find_transformer  # noqa: E402
+from spacy_fastbioner.testing import (  # noqa: E402
+    make_examples,
+    make_pipeline,
+    make_tiny_bert,
+    synthetic_sentences,
+    train_pipeline,
+)
+
+TEXTS = [
+    "the patients with breast cancer were treated with aspirin",
+    "Mice showed no signs of Diabetes after lithium carbonate .",
+    "we report that hereditary colitis and tumour levels were high",
+    "",
+    " ".join(["cancer of the colon"] * 30),  # longer than one window: several spans
+]
+
+
+def entities(nlp, texts=TEXTS):
+    return [[(e.start_char, e.end_char, e.label_) for e in doc.ents] for doc in nlp.pipe(texts)]
+
+
+def logits(nlp, texts=TEXTS):
+    """The NER head's per-token logits, for docs the pipeline annotated up to the head."""
+    docs = [nlp.make_doc(text) for text in texts]
+    for name, proc in nlp.pipeline:
+        if name == "fastbioner_ner":
+            return [x for x in proc.model.predict(docs) if x.size]
+        docs = list(proc.pipe(docs))
+    raise AssertionError("no fastbioner_ner")
+
+
+def make_cased_bert(path: Path) -> Path:
+    from transformers import BertTokenizerFast
+
+    make_tiny_bert(path, n_layers=2, seed=3)
+    BertTokenizerFast(vocab_file=str(path / "vocab.txt"), do_lower_case=False).save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="module", params=["uncased", "cased"])
+def trained(request, tiny_bert, tmp_path_factory):
+    """A tiny trained PyTorch pipeline (uncased or cased tokenizer)."""
+    bert = tiny_bert if request.param == "uncased" else make_cased_bert(tmp_path_factory.mktemp("cased"))
+    nlp = make_pipeline(bert)
+    train_pipeline(nlp, make_examples(nlp, synthetic_sentences(120, seed=1)), epochs=4)
+    assert any(entities(nlp)), "the tiny pipeline predicts no entities: the checks would be vacuous"
+    return nlp
+
+
+@pytest.fixture(scope="module")
+def exported(trained, tmp_path_factory):
+    root = tmp_path_factory.mktemp("onnx")
+    paths = {}
+    for name, int8 in (("fp32", False), ("int8", True)):
+        paths[name] = root / name
+        export_pipeline(trained, int8=int8).to_disk(paths[name])
+    return paths
+
+
+def test_fp32_export_matches_pytorch(trained, exported):
+    nlp = spacy.load(exported["fp32"])
+    trf = find_transformer(nlp)
+    assert nlp.config["components"]["transformer"]["model"]["@architectures"] == ONNX_ARCHITECTURE
+    assert isinstance(trf.model.transformer, OnnxTransformer) and not trf.model.transformer.is_int8
+    assert nlp.pipe_names == trained.pipe_names
+    expected, found = logits(trained), logits(nlp)
+    assert len(expected) == len(found) == 4
+    for x, y in zip(expected, found):
+        assert x.shape == y.shape
+        numpy.testing.assert_allclose(y, x, atol=1e-3)
+    assert entities(nlp) == entities(trained)
+
+
+def test_int8_export(trained, exported):
+    nlp = spacy.load(exported["int8"])
+    transformer = find_transformer(nlp).model.transformer
+    assert transformer.is_int8
+    assert nlp.meta["fastbioner"]["runtime"] == "onnx"
+    assert "onnxruntime>=1.17" in nlp.meta["requirements"]
+    fp32_model = (exported["fp32"] / "transformer" / "model").stat().st_size
+    assert (exported["int8"] / "transformer" / "model").stat().st_size < fp32_model
+    n_fp32 = find_transformer(spacy.load(exported["fp32"])).model.transformer.num_parameters()
+    assert transformer.num_parameters() == n_fp32
+    for x, y in zip(logits(trained), logits(nlp)):
+        assert numpy.abs(x - y).max() < 0.5 * max(1.0, numpy.abs(x).max())
+
+
+def test_roundtrips(exported):
+    nlp = spacy.load(exported["fp32"])
+    expected = entities(nlp)
+    from_bytes = spacy.blank("en").from_config(nlp.config).from_bytes(nlp.to_bytes())
+    assert entities(from_bytes) == expected
+    trf, other = find_transformer(nlp), find_transformer(from_bytes)
+    assert other.model.transformer.model_bytes == trf.model.transformer.model_bytes
+    assert other.model.tokenizer.get_vocab() == trf.model.tokenizer.get_vocab()
+    reloaded = find_transformer(spacy.load(exported["fp32"])).from_bytes(trf.to_bytes())
+    assert reloaded.model.transformer.model_bytes == trf.model.transformer.model_bytes
+    for x, y in zip(logits(nlp), logits(from_bytes)):
+        numpy.testing.assert_array_equal(x, y)
+
+
+def test_config_initialize_exports_from_a_name(tiny_bert):
+    """The architecture in a config initialised from a model name (as TransformerModel.v3)."""
+    nlp = make_pipeline(tiny_bert)
+    config = nlp.config.copy()
+    config["components"]["transformer"]["model"]["@architectures"] = ONNX_ARCHITECTURE
+    config["components"]["transformer"]["model"]["int8"] = False
+    onnx_nlp = spacy.blank("en").from_config(config)
+    examples = make_examples(onnx_nlp, synthetic_sentences(8, seed=2))
+    onnx_nlp.get_pipe("transformer").initialize(lambda: examples, nlp=onnx_nlp)
+    assert isinstance(find_transformer(onnx_nlp).model.transformer, OnnxTransformer)
+    with pytest.raises(ValueError, match="cannot be trained"):
+        onnx_nlp.update(examples)
+
+
+def test_loading_runs_no_pickle(exported, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("pickle code ran while loading")
+
+    for module, name in ((pickle, "load"), (pickle, "loads"), (pickle, "Unpickler"), (torch, "load")):
+        monkeypatch.setattr(module, name, refuse)
+    nlp = spacy.load(exported["int8"])
+    assert any(entities(nlp))
+
+
+class _Payload:
+    """Unpickling this runs code: it must never happen on load."""
+
+    def __reduce__(self):
+        return (Path.touch, (Path(__file__).parent / "PWNED",))
+
+
+def test_refuses_pickled_and_pytorch_data(trained, exported, tmp_path):
+    path = tmp_path / "p"
+    spacy.load(exported["fp32"]).to_disk(path)
+    model_file = path / "transformer" / "model"
+    msg = srsly.msgpack_loads(model_file.read_bytes())
+    # thinc's model bytes: one list of shim bytes per node of model.walk().
+    shims = next(node_shims for node_shims in msg["shims"] if node_shims)
+    shim = srsly.msgpack_loads(shims[0])
+    shim["onnx"] = pickle.dumps(_Payload())
+    shims[0] = srsly.msgpack_dumps(shim)
+    model_file.write_bytes(srsly.msgpack_dumps(msg))
+    with pytest.raises(ValueError, match="not a valid ONNX model"):
+        spacy.load(path)
+    assert not (Path(__file__).parent / "PWNED").exists()
+    # A PyTorch transformer's data (a torch.save pickle) under the ONNX architecture.
+    shims[0] = find_transformer(trained).model.layers[0].shims[0].to_bytes()
+    model_file.write_bytes(srsly.msgpack_dumps(msg))
+    with pytest.raises(ValueError, match="fastbioner export"):
+        spacy.load(path)
+
+
+def test_export_rejects_bad_input(trained):
+    with pytest.raises(ValueError, match="runtime"):
+        export_pipeline(trained, runtime="tensorrt")
+    with pytest.raises(ValueError, match="fp32 PyTorch model"):
+        export_pipeline(quantize_pipeline(trained))
+    with pytest.raises(ValueError, match="positive"):
+        export_pipeline(trained, max_batch_items=0)
+
+
+def test_session_follows_torch_threads(exported):
+    transformer = find_transformer(spacy.load(exported["fp32"])).model.transformer
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = transformer.session
+        assert transformer.session is one
+        torch.set_num_threads(2)
+        assert transformer.session is not one
+        assert transformer.session.get_session_options().intra_op_num_threads == 2
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_export_cli(trained, tmp_path):
+    trained.to_disk(tmp_path / "fp32")
+    args = ["export", str(tmp_path / "fp32"), str(tmp_path / "out"), "--runtime", "onnx", "--max-batch-items", "256"]
+    result = CliRunner().invoke(fastbioner_cli, args)
+    assert result.exit_code == 0, result.output
+    nlp = spacy.load(tmp_path / "out")
+    assert find_transformer(nlp).model.transformer.is_int8
+    assert nlp.get_pipe("transformer").cfg["max_batch_items"] == 256
+    bad = CliRunner().invoke(fastbioner_cli, ["export", str(tmp_path / "fp32"), str(tmp_path / "x"), "--runtime", "tvm"])
+    assert bad.exit_code == 1 and "runtime" in bad.output
