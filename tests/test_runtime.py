@@ -204,3 +204,55 @@ def test_export_cli(trained, tmp_path):
     assert nlp.get_pipe("transformer").cfg["max_batch_items"] == 256
     bad = CliRunner().invoke(fastbioner_cli, ["export", str(tmp_path / "fp32"), str(tmp_path / "x"), "--runtime", "tvm"])
     assert bad.exit_code == 1 and "runtime" in bad.output
+
+
+def test_benchmark_rows_per_runtime_and_threads(trained, exported, tmp_path):
+    from spacy_fastbioner.benchmark import BenchmarkSettings, benchmark_threads, markdown_table, write_report
+    from spacy_fastbioner.testing import write_iob
+
+    trained.to_disk(tmp_path / "pytorch")
+    data = write_iob(tmp_path / "test.tsv", synthetic_sentences(24, seed=11))
+    models = [("pytorch", str(tmp_path / "pytorch")), ("onnx", str(exported["fp32"])),
+              ("onnx-int8", str(exported["int8"]))]
+    settings = BenchmarkSettings(batch_size=8, n_batches=2, warmup=1, n_latency=2, memory=False)
+    results = benchmark_threads(models, data, settings, [1, 2], log=lambda _: None)
+    rows = {m["name"]: m for m in results["models"]}
+    assert set(rows) == {f"{name} ({n}t)" for name, _ in models for n in (1, 2)}
+    for name, row in rows.items():
+        assert row["transformer"]["runtime"] == ("pytorch" if name.startswith("pytorch") else "onnxruntime")
+        assert row["speed"]["raw_forward_words_per_sec"]["median"] > 0
+        assert row["speed"]["pipeline_vs_raw"]["median"] > 0
+        assert row["parameters"]["transformer"] > 0
+    assert rows["onnx-int8 (1t)"]["transformer"]["quantized"] and not rows["onnx (2t)"]["transformer"]["quantized"]
+    assert rows["onnx (1t)"]["accuracy"]["f"] == rows["pytorch (1t)"]["accuracy"]["f"]
+    # The export keeps what last_hidden_state needs: BERT's pooler is left out.
+    pooler = sum(p.numel() for p in find_transformer(trained).model.transformer.pooler.parameters())
+    assert rows["onnx (1t)"]["parameters"]["transformer"] == rows["pytorch (1t)"]["parameters"]["transformer"] - pooler
+    assert rows["onnx (2t)"]["threads"] == 2 and results["environment"]["torch_threads"] == [1, 2]
+    cpu = results["environment"]["cpu"]
+    assert cpu["model"]
+    table = markdown_table(results)
+    assert "| onnx-int8 (2t) | ONNX Runtime | 2 |" in table and "| pytorch (1t) | PyTorch | 1 |" in table
+    assert f"CPU: {cpu['model']}" in table and "int8:" in table
+    files = write_report(results, tmp_path / "report")
+    assert files["plot"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_cpu_info(tmp_path):
+    from spacy_fastbioner.benchmark.cpu import cpu_info, describe_cpu
+
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(
+        "processor\t: 0\nmodel name\t: AMD EPYC 9454\nflags\t\t: fpu avx2 avx512f avx512_vnni avx512_bf16\n\n"
+        "processor\t: 1\nmodel name\t: other\nflags\t\t: fpu\n",
+        encoding="utf8",
+    )
+    info = cpu_info(cpuinfo)
+    assert info["model"] == "AMD EPYC 9454"
+    assert info["int8"] == ["avx512_vnni"] and info["bf16"] == ["avx512_bf16"]
+    assert describe_cpu(info) == "AMD EPYC 9454; int8: avx512_vnni; bf16: avx512_bf16"
+    cpuinfo.write_text("processor\t: 0\nmodel name\t: Old Xeon\nflags\t\t: fpu avx2\n", encoding="utf8")
+    assert describe_cpu(cpu_info(cpuinfo)) == "Old Xeon; int8: none; bf16: none"
+    fallback = cpu_info(tmp_path / "missing")
+    assert fallback["source"] == "platform" and fallback["int8"] is None
+    assert "int8: unknown" in describe_cpu(fallback)

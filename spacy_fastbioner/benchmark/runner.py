@@ -11,7 +11,7 @@ import os
 import platform
 import random
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -24,7 +24,9 @@ from spacy.tokens import Doc
 from spacy.training import Example
 
 from ..quantize import count_transformer_parameters, is_quantized
+from ..runtime.onnx_model import OnnxTransformer
 from ..student import count_thinc_parameters, find_transformer
+from .cpu import cpu_info
 from .data import load_gold_docs
 from .memory import METHOD as MEMORY_METHOD
 from .memory import measure_memory
@@ -93,6 +95,12 @@ class _Candidate:
         return None if self.trf is None else self.trf.model.transformer
 
 
+def _version(package: str) -> Optional[str]:
+    from spacy.util import get_package_version
+
+    return get_package_version(package)
+
+
 def parse_model_arg(arg: str) -> Tuple[str, str]:
     """A `name=path` argument, or a path named after its folder (the folder
     above for model-best / model-last).
@@ -126,14 +134,16 @@ def describe(nlp: Language, trf: Optional[Any]) -> Dict[str, Any]:
     if trf is not None:
         hf = trf.model.transformer
         config = hf.config
-        n_trf = count_transformer_parameters(hf)
+        in_onnx = isinstance(hf, OnnxTransformer)
+        n_trf = hf.num_parameters() if in_onnx else count_transformer_parameters(hf)
         info["transformer"] = {
             "model_type": config.model_type,
             "layers": int(config.num_hidden_layers),
             "hidden": int(config.hidden_size),
             "heads": int(config.num_attention_heads),
             "vocab": int(config.vocab_size),
-            "quantized": is_quantized(hf),
+            "quantized": hf.is_int8 if in_onnx else is_quantized(hf),
+            "runtime": "onnxruntime" if in_onnx else "pytorch",
             "max_batch_items": int(trf.cfg.get("max_batch_items", 0)),
         }
     info["parameters"] = {"transformer": n_trf if trf is not None else None, "total": n_trf + n_other}
@@ -299,6 +309,8 @@ def benchmark_pipelines(
             "processor": platform.processor(),
             "cpus": os.cpu_count(),
             "quantized_engine": torch.backends.quantized.engine,
+            "cpu": cpu_info(),
+            "onnxruntime": _version("onnxruntime"),
         },
         "methods": {
             "words_per_sec": "spaCy tokens of the gold docs / seconds of nlp.pipe on a batch of "
@@ -315,3 +327,45 @@ def benchmark_pipelines(
         },
         "models": results,
     }
+
+
+def benchmark_threads(
+    models: Sequence[Tuple[str, str]],
+    data_path: Path,
+    settings: BenchmarkSettings,
+    threads: Sequence[int],
+    *,
+    log: Log = print,
+) -> Dict[str, Any]:
+    """`benchmark_pipelines` once per thread count, merged into one table:
+    each row is named "<model> (<n>t)" when there are several counts, speed-ups
+    are against the reference at the same thread count, and memory is measured
+    in the first run only (peak RSS barely depends on the threads).
+
+    threads (Sequence[int]): The thread counts, e.g. [1, 2].
+    RETURNS (Dict[str, Any]): The results, as `benchmark_pipelines`'s, with
+        "threads" in each model entry and the list in settings and environment.
+    """
+    threads = list(dict.fromkeys(threads))
+    if not threads or any(n < 1 for n in threads):
+        raise ValueError(f"thread counts must be positive, got {threads}")
+    merged: Optional[Dict[str, Any]] = None
+    for i, n in enumerate(threads):
+        log(f"Benchmarking with {n} thread{'s' if n != 1 else ''}")
+        run = benchmark_pipelines(
+            models, data_path, replace(settings, threads=n, memory=settings.memory and i == 0), log=log
+        )
+        for entry in run["models"]:
+            entry["threads"] = n
+            if len(threads) > 1:
+                entry["name"] = f"{entry['name']} ({n}t)"
+        if merged is None:
+            merged = run
+        else:
+            merged["models"].extend(run["models"])
+    assert merged is not None
+    merged["settings"]["threads"] = threads
+    merged["environment"]["torch_threads"] = threads
+    if len(threads) > 1:
+        merged["settings"]["reference"] = f"{merged['settings']['reference']}, same threads"
+    return merged
