@@ -256,3 +256,51 @@ def test_cpu_info(tmp_path):
     fallback = cpu_info(tmp_path / "missing")
     assert fallback["source"] == "platform" and fallback["int8"] is None
     assert "int8: unknown" in describe_cpu(fallback)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_fast_alignment_equals_spacy_transformers(tiny_bert, seed):
+    """The vectorised alignment of the ONNX forward pass is spacy-transformers'
+    own, on text with odd spacing, unknown characters and overlapping spans."""
+    import random
+
+    from spacy_transformers.align import get_alignment_via_offset_mapping
+    from spacy_transformers.layers.transformer_model import huggingface_tokenize
+    from spacy_transformers.span_getters import configure_strided_spans
+    from transformers import AutoTokenizer
+
+    from spacy_fastbioner.runtime.fast_forward import get_alignment_fast
+
+    rng = random.Random(seed)
+    pieces = ["cancer", "of", "the", "colon", "Aspirin", "5-FU", "(", ")", "naloxone,", "ΔF508", "β-catenin", "  ",
+              "\n", "x", "lithium", "carbonate.", "\u00a0", "tumour", "😀", "[UNK]"]
+    nlp = spacy.blank("en")
+    docs = []
+    for _ in range(6):
+        words = [rng.choice(pieces) for _ in range(rng.randint(0, 40))]
+        spaces = [rng.random() < 0.7 for _ in words]
+        docs.append(spacy.tokens.Doc(nlp.vocab, words=words, spaces=spaces) if words else nlp.make_doc(""))
+    docs.append(docs[1])  # the same doc twice in a batch
+    tokenizer = AutoTokenizer.from_pretrained(str(tiny_bert), use_fast=True)
+    get_spans = configure_strided_spans(window=rng.choice([4, 7, 16]), stride=rng.choice([2, 3, 4]))
+    spans = [span for doc_spans in get_spans(docs) for span in doc_spans]
+    assert spans
+    encoding = huggingface_tokenize(tokenizer, [span.text for span in spans])
+    expected = get_alignment_via_offset_mapping(spans, encoding["offset_mapping"])
+    found = get_alignment_fast(spans, encoding["offset_mapping"])
+    numpy.testing.assert_array_equal(found.lengths, expected.lengths)
+    numpy.testing.assert_array_equal(found.dataXd, expected.dataXd)
+    assert found.dataXd.dtype == expected.dataXd.dtype
+    # Random wordpiece offsets, as other tokenizers give (starting on a space,
+    # overlapping, empty, past the end of the span's text).
+    n_wp = 12
+    offsets = numpy.zeros((len(spans), n_wp, 2), dtype="int64")
+    for i, span in enumerate(spans):
+        for j in range(n_wp):
+            start = rng.randint(0, len(span.text) + 2)
+            offsets[i, j] = (start, start + rng.randint(0, 4))
+    expected = get_alignment_via_offset_mapping(spans, offsets)
+    found = get_alignment_fast(spans, offsets)
+    numpy.testing.assert_array_equal(found.lengths, expected.lengths)
+    numpy.testing.assert_array_equal(found.dataXd, expected.dataXd)
+    assert [span.doc.text[span.start_char:span.end_char] for span in spans] == [span.text for span in spans]
