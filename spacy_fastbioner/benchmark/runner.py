@@ -7,6 +7,7 @@ batch is annotated by every model in turn (the order rotating from batch to
 batch), and each figure is a median over batches with a bootstrap interval.
 Speed-ups are medians of per-batch ratios, paired on the same batch.
 """
+import gc
 import os
 import platform
 import random
@@ -208,6 +209,11 @@ def benchmark_pipelines(
         if trf is not None and settings.max_batch_items:
             trf.cfg["max_batch_items"] = settings.max_batch_items
         candidates.append(_Candidate(name, str(path), nlp, load_gold_docs(data_path, nlp.vocab), trf))
+    # Every pipeline is loaded here at once: without this, each full garbage
+    # collection traverses all of them and its pauses land on whichever model
+    # allocates (a process that serves one pipeline can freeze it the same way).
+    gc.collect()
+    gc.freeze()
     n_docs = len(candidates[0].gold)
     n_words = sum(len(doc) for doc in candidates[0].gold)
     log(f"{n_docs} docs, {n_words} words in {data_path}")
@@ -297,6 +303,7 @@ def benchmark_pipelines(
     for entry in results:
         if entry["accuracy"] is not None and ref_f is not None:
             entry["accuracy"]["f_vs_reference"] = entry["accuracy"]["f"] - ref_f["f"]
+    gc.unfreeze()
     return {
         "settings": {**asdict(settings), "reference": reference},
         "data": {"path": str(data_path), "docs": n_docs, "words": n_words},
@@ -322,6 +329,7 @@ def benchmark_pipelines(
             "pipeline_vs_raw": "per-batch raw forward seconds / pipeline seconds",
             "speedup_vs_reference": "per-batch words/sec ratio against the reference model on the same batch",
             "ms_per_doc": "one doc per nlp() call, percentiles over sampled docs",
+            "gc": "gc.collect() and gc.freeze() after loading every pipeline, before timing",
             "accuracy": "spacy.scorer.get_ner_prf on all docs, gold tokens (as spacy evaluate --gold-preproc)",
             "memory": MEMORY_METHOD,
         },

@@ -105,7 +105,9 @@ def inference_forward(
     transformer = model.layers[0]
     nested_spans = get_spans(docs)
     flat_spans = [span for doc_spans in nested_spans for span in doc_spans]
-    texts = [span.doc.text[span.start_char : span.end_char] for span in flat_spans]
+    # Doc.text joins the tokens on every call: once per doc, then slices.
+    doc_texts = {id(doc): doc.text for doc in docs}
+    texts = [doc_texts[id(span.doc)][span.start_char : span.end_char] for span in flat_spans]
     batch_encoding = huggingface_tokenize(tokenizer, texts)
     wordpieces = WordpieceBatch.from_batch_encoding(batch_encoding)
     if "offset_mapping" in batch_encoding:
