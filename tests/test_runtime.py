@@ -202,6 +202,13 @@ def test_export_cli(trained, tmp_path):
     nlp = spacy.load(tmp_path / "out")
     assert find_transformer(nlp).model.transformer.is_int8
     assert nlp.get_pipe("transformer").cfg["max_batch_items"] == 256
+    from spacy_fastbioner.testing import write_iob
+
+    data = write_iob(tmp_path / "test.tsv", synthetic_sentences(30, seed=5))
+    args = ["export", str(tmp_path / "fp32"), str(tmp_path / "out32"), "--fp32", "--verify", str(data)]
+    result = CliRunner().invoke(fastbioner_cli, args)
+    assert result.exit_code == 0, result.output
+    assert "0 of 30 docs with other entities" in " ".join(result.output.split())
     bad = CliRunner().invoke(fastbioner_cli, ["export", str(tmp_path / "fp32"), str(tmp_path / "x"), "--runtime", "tvm"])
     assert bad.exit_code == 1 and "runtime" in bad.output
 

@@ -18,6 +18,7 @@ def export_cli(
     int8: bool = Opt(True, "--int8/--fp32", help="Quantise the Linear layers to int8 (dynamic quantisation), or keep fp32"),
     per_channel: bool = Opt(True, "--per-channel/--per-tensor", help="int8 scales per output channel (more accurate) or one per matrix"),
     max_batch_items: Optional[int] = Opt(None, "--max-batch-items", min=1, help="Set the transformer's max_batch_items, the padded size of its length-sorted sub-batches (e.g. 512 on CPU); kept when unset"),
+    verify: Optional[Path] = Opt(None, "--verify", help="Gold docs (.spacy or IOB .tsv) to annotate with both pipelines: count the docs whose entities differ and the largest logit difference", exists=True, dir_okay=False),
     # fmt: on
 ) -> None:
     """Export the transformer of a trained pipeline to ONNX and save the
@@ -49,3 +50,15 @@ def export_cli(
     sizes = f" ({before:.1f} MB -> {after:.1f} MB on disk)" if before and after else ""
     kind = "int8" if int8 else "fp32"
     msg.good(f"Saved the {runtime} {kind} pipeline to {output_path}{sizes}")
+    if verify is not None:
+        from ..benchmark.data import load_gold_docs
+        from ..runtime.verify import compare_pipelines
+
+        found = compare_pipelines(nlp, spacy.load(output_path), load_gold_docs(verify, nlp.vocab))
+        line = (f"{found['docs_with_other_entities']} of {found['docs']} docs with other entities than "
+                f"the PyTorch pipeline ({found['entities']} entities); largest logit difference "
+                f"{found['max_logit_diff']:.2g}")
+        if found["docs_with_other_entities"] and not int8:
+            msg.warn(line)
+        else:
+            msg.info(line)
