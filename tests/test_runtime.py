@@ -220,13 +220,14 @@ def test_benchmark_rows_per_runtime_and_threads(trained, exported, tmp_path):
     trained.to_disk(tmp_path / "pytorch")
     data = write_iob(tmp_path / "test.tsv", synthetic_sentences(24, seed=11))
     models = [("pytorch", str(tmp_path / "pytorch")), ("onnx", str(exported["fp32"])),
-              ("onnx-int8", str(exported["int8"]))]
+              ("onnx-int8", str(exported["int8"])), ("pytorch-eager", f"{tmp_path / 'pytorch'}#eager")]
     settings = BenchmarkSettings(batch_size=8, n_batches=2, warmup=1, n_latency=2, memory=False)
     results = benchmark_threads(models, data, settings, [1, 2], log=lambda _: None)
     rows = {m["name"]: m for m in results["models"]}
     assert set(rows) == {f"{name} ({n}t)" for name, _ in models for n in (1, 2)}
     for name, row in rows.items():
         assert row["transformer"]["runtime"] == ("pytorch" if name.startswith("pytorch") else "onnxruntime")
+        assert row["path"] == (str(tmp_path / "pytorch") if name.startswith("pytorch") else row["path"])
         assert row["speed"]["raw_forward_words_per_sec"]["median"] > 0
         assert row["speed"]["pipeline_vs_raw"]["median"] > 0
         assert row["parameters"]["transformer"] > 0
@@ -241,6 +242,10 @@ def test_benchmark_rows_per_runtime_and_threads(trained, exported, tmp_path):
     table = markdown_table(results)
     assert "| onnx-int8 (2t) | ONNX Runtime | 2 |" in table and "| pytorch (1t) | PyTorch | 1 |" in table
     assert f"CPU: {cpu['model']}" in table and "int8:" in table
+    assert rows["pytorch-eager (1t)"]["transformer"]["attention"] == "eager"
+    assert rows["pytorch (1t)"]["transformer"]["attention"] == "sdpa"
+    assert rows["pytorch-eager (1t)"]["accuracy"]["f"] == pytest.approx(rows["pytorch (1t)"]["accuracy"]["f"])
+    assert "| pytorch-eager (1t) | PyTorch (eager) | 1 |" in table
     files = write_report(results, tmp_path / "report")
     assert files["plot"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -311,3 +316,15 @@ def test_fast_alignment_equals_spacy_transformers(tiny_bert, seed):
     numpy.testing.assert_array_equal(found.lengths, expected.lengths)
     numpy.testing.assert_array_equal(found.dataXd, expected.dataXd)
     assert [span.doc.text[span.start_char:span.end_char] for span in spans] == [span.text for span in spans]
+
+
+def test_torch_variants_reject_bad_input(exported):
+    from spacy_fastbioner.benchmark.variants import apply_torch_variant, split_variant
+
+    assert split_variant("a/b#compile") == ("a/b", "compile")
+    assert split_variant("a/b") == ("a/b", "")
+    with pytest.raises(ValueError, match="unknown PyTorch variant"):
+        split_variant("a/b#tensorrt")
+    nlp = spacy.load(exported["int8"])
+    with pytest.raises(ValueError, match="fp32 PyTorch"):
+        apply_torch_variant(nlp, find_transformer(nlp), "compile")

@@ -44,7 +44,7 @@ def markdown_table(results: Dict[str, Any]) -> str:
         vs_raw = speed.get("pipeline_vs_raw") or {}
         rows.append([
             m["name"],
-            {"onnxruntime": "ONNX Runtime", "pytorch": "PyTorch"}.get(trf.get("runtime"), "–"),
+            _runtime(m),
             str(m.get("threads") or results["environment"]["torch_threads"]),
             str(trf.get("layers", "–")),
             "yes" if trf.get("quantized") else "no",
@@ -83,6 +83,12 @@ def markdown_table(results: Dict[str, Any]) -> str:
         f"Peak RSS Δ: {results['methods']['memory']}.",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _runtime(model: Dict[str, Any]) -> str:
+    trf = model.get("transformer") or {}
+    name = {"onnxruntime": "ONNX Runtime", "pytorch": "PyTorch"}.get(trf.get("runtime"), "–")
+    return f"{name} ({model['variant']})" if model.get("variant") else name
 
 
 def _threads(env: Dict[str, Any]) -> str:

@@ -31,6 +31,7 @@ from .cpu import cpu_info
 from .data import load_gold_docs
 from .memory import METHOD as MEMORY_METHOD
 from .memory import measure_memory
+from .variants import apply_torch_variant, split_variant
 from .speed import (
     count_wordpieces,
     fresh_docs,
@@ -90,6 +91,7 @@ class _Candidate:
     raw_seconds: List[float] = field(default_factory=list)
     doc_seconds: List[float] = field(default_factory=list)
     wordpieces: List[int] = field(default_factory=lambda: [0, 0])
+    variant: str = ""
 
     @property
     def transformer(self) -> Optional[torch.nn.Module]:
@@ -145,6 +147,7 @@ def describe(nlp: Language, trf: Optional[Any]) -> Dict[str, Any]:
             "vocab": int(config.vocab_size),
             "quantized": hf.is_int8 if in_onnx else is_quantized(hf),
             "runtime": "onnxruntime" if in_onnx else "pytorch",
+            "attention": None if in_onnx else getattr(config, "_attn_implementation", None),
             "max_batch_items": int(trf.cfg.get("max_batch_items", 0)),
         }
     info["parameters"] = {"transformer": n_trf if trf is not None else None, "total": n_trf + n_other}
@@ -183,7 +186,9 @@ def benchmark_pipelines(
 ) -> Dict[str, Any]:
     """Benchmark pipelines on the same docs in this process.
 
-    models (Sequence[Tuple[str, str]]): (name, path or package) per pipeline.
+    models (Sequence[Tuple[str, str]]): (name, path or package) per pipeline;
+        a path may end in "#compile", "#eager" or "#sdpa" for a PyTorch option
+        applied after loading (variants.py; memory is measured without it).
     data_path (Path): Gold docs: a .spacy DocBin or an IOB2 .tsv file.
     settings (BenchmarkSettings): How to benchmark.
     log (Callable[[str], None]): Where progress goes.
@@ -199,16 +204,23 @@ def benchmark_pipelines(
     if settings.threads:
         torch.set_num_threads(settings.threads)
     candidates = []
-    for name, path in models:
-        log(f"Loading {name} from {path}")
+    for name, spec in models:
+        path, variant = split_variant(spec)
+        log(f"Loading {name} from {path}" + (f" ({variant})" if variant else ""))
         nlp = spacy.load(path)
         try:
             trf = find_transformer(nlp)
         except ValueError:
             trf = None
+        if variant:
+            if trf is None:
+                raise ValueError(f"{name}: the {variant!r} variant needs a transformer pipeline")
+            apply_torch_variant(nlp, trf, variant)
         if trf is not None and settings.max_batch_items:
             trf.cfg["max_batch_items"] = settings.max_batch_items
-        candidates.append(_Candidate(name, str(path), nlp, load_gold_docs(data_path, nlp.vocab), trf))
+        candidates.append(
+            _Candidate(name, str(path), nlp, load_gold_docs(data_path, nlp.vocab), trf, variant=variant)
+        )
     # Every pipeline is loaded here at once: without this, each full garbage
     # collection traverses all of them and its pauses land on whichever model
     # allocates (a process that serves one pipeline can freeze it the same way).
@@ -258,7 +270,7 @@ def benchmark_pipelines(
     ref_wps = timed_words / numpy.asarray(ref.pipe_seconds)
     results = []
     for cand in candidates:
-        entry: Dict[str, Any] = {"name": cand.name, "path": cand.path}
+        entry: Dict[str, Any] = {"name": cand.name, "path": cand.path, "variant": cand.variant or None}
         entry.update(describe(cand.nlp, cand.trf))
         entry["size_mb"] = size_on_disk_mb(cand.path)
         wps = timed_words / numpy.asarray(cand.pipe_seconds)
