@@ -328,3 +328,21 @@ def test_torch_variants_reject_bad_input(exported):
     nlp = spacy.load(exported["int8"])
     with pytest.raises(ValueError, match="fp32 PyTorch"):
         apply_torch_variant(nlp, find_transformer(nlp), "compile")
+
+
+def test_static_int8_for_the_study(exported, tiny_bert):
+    """The static int8 of the int8 study (project/scripts/int8_study.py) runs
+    and stays close to fp32 on its calibration data."""
+    from spacy_fastbioner.runtime.architecture import example_inputs
+    from spacy_fastbioner.runtime.onnx_model import quantize_onnx_static
+
+    fp32 = find_transformer(spacy.load(exported["fp32"])).model.transformer
+    tokenizer = find_transformer(spacy.load(exported["fp32"])).model.tokenizer
+    batch = {k: v.numpy() for k, v in example_inputs(tokenizer, TEXTS[:3]).items()}
+    static = OnnxTransformer(quantize_onnx_static(fp32.model_bytes, [batch]), fp32.config)
+    assert static.is_int8 and not fp32.is_int8
+    expected = fp32(**batch).last_hidden_state.numpy()
+    found = static(**batch).last_hidden_state.numpy()
+    mask = batch["attention_mask"].astype(bool)
+    assert found.shape == expected.shape
+    assert numpy.abs(found - expected)[mask].max() < 0.5 * numpy.abs(expected[mask]).max()
