@@ -10,7 +10,7 @@ loaded fp32 pipeline so that they are timed beside the other rows:
 Static int8 through PT2E (`torch.ao.quantization.quantize_pt2e`) is not
 offered: torch 2.13 no longer has it (it moved to the torchao package).
 """
-from typing import Any, Tuple
+from typing import Any, Tuple, cast
 
 import torch
 from spacy.language import Language
@@ -49,7 +49,7 @@ def apply_torch_variant(nlp: Language, trf: Any, variant: str) -> None:
     ):
         raise ValueError(f"the {variant!r} variant needs an fp32 PyTorch transformer")
     if variant == "compile":
-        _set_model(trf, torch.compile(hf.eval(), dynamic=True))
+        _set_model(trf, cast(torch.nn.Module, torch.compile(hf.eval(), dynamic=True)))
     elif variant in ("eager", "sdpa"):
         rebuilt = AutoModel.from_config(hf.config, attn_implementation=variant)
         rebuilt.load_state_dict(hf.state_dict())

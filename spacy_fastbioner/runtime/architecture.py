@@ -15,7 +15,7 @@ is trained from nothing but a model name. Its forward pass is
 `fast_forward.inference_forward`: the same output with less Python per token.
 """
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple, cast
 
 import srsly
 import torch
@@ -194,7 +194,7 @@ def build_onnx_transformer_model(
     model = TransformerModel(
         name, get_spans, dict(tokenizer_config or {}), dict(transformer_config or {})
     )
-    hf_objects = model.layers[0].shims[0]._hfmodel
+    hf_objects = cast(Any, model.layers[0].shims[0])._hfmodel
     model.layers[0] = Model(
         "onnx-transformer",
         _wrapper_forward,
@@ -212,7 +212,7 @@ def build_onnx_transformer_model(
             raise ValueError("Cannot set second transformer.")
         if not isinstance(hf_model.transformer, OnnxTransformer):
             hf_model = to_onnx_objects(hf_model, int8=int8, per_channel=per_channel)
-        shim = model.layers[0].shims[0]
+        shim = cast(OnnxShim, model.layers[0].shims[0])
         shim._hfmodel = hf_model
         shim._model = hf_model.transformer
         model.attrs["has_transformer"] = True

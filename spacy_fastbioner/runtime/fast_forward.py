@@ -11,7 +11,7 @@ tokenizer's offset mapping. The output is the same `FullTransformerBatch`:
 `get_alignment_fast` returns what `get_alignment_via_offset_mapping` returns,
 which the tests check on varied text.
 """
-from typing import Callable, List, Tuple
+from typing import Any, Callable, List, Tuple, cast
 
 import numpy
 from spacy.attrs import IDX, LENGTH
@@ -20,7 +20,6 @@ from spacy_transformers.align import get_alignment
 from spacy_transformers.data_classes import FullTransformerBatch, WordpieceBatch
 from spacy_transformers.layers.transformer_model import huggingface_tokenize
 from spacy_transformers.truncate import truncate_oversize_splits
-from thinc.api import Model
 from thinc.types import Ragged
 
 
@@ -92,11 +91,11 @@ def get_alignment_fast(spans: List[Span], offset_mapping: numpy.ndarray) -> Ragg
     else:
         token_pos = wp_index = numpy.zeros((0,), dtype="int64")
     lengths_out = numpy.bincount(token_pos, minlength=n_tokens).astype("i")
-    return Ragged(wp_index.astype("i"), lengths_out)
+    return Ragged(cast(Any, wp_index.astype("i")), cast(Any, lengths_out))
 
 
 def inference_forward(
-    model: Model, docs: List[Doc], is_train: bool
+    model: Any, docs: List[Doc], is_train: bool
 ) -> Tuple[FullTransformerBatch, Callable]:
     """`TransformerModel`'s forward pass with the vectorised span texts and
     alignment; the same spans, tokenisation, truncation and output."""

@@ -17,7 +17,7 @@ Spinning threads are off: on shared cores a spinning pool is catastrophic.
 import os
 import warnings
 from io import BytesIO
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, cast
 
 import numpy
 import torch
@@ -107,7 +107,7 @@ class OnnxTransformer:
         if missing:
             raise ValueError(f"the ONNX transformer needs the inputs {missing}, got {sorted(inputs)}")
         (hidden,) = session.run([OUTPUT_NAME], feed)
-        return BaseModelOutput(last_hidden_state=torch.from_numpy(hidden))
+        return BaseModelOutput(last_hidden_state=cast(torch.FloatTensor, torch.from_numpy(hidden)))
 
     def __deepcopy__(self, memo: Dict[int, Any]) -> "OnnxTransformer":
         return OnnxTransformer(self.model_bytes, self.config)
@@ -186,7 +186,7 @@ def export_onnx(model: torch.nn.Module, example_inputs: Dict[str, torch.Tensor])
         torch.onnx.export(
             _LastHiddenState(model, names),
             args,
-            buffer,
+            cast(Any, buffer),  # a file object works as well as a path
             dynamo=False,
             input_names=names,
             output_names=[OUTPUT_NAME],

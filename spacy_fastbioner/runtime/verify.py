@@ -1,6 +1,6 @@
 """Check an exported pipeline against the pipeline it was exported from: the
 entities of every doc and the NER head's logits."""
-from typing import Any, Dict, List
+from typing import Any, Dict, List, cast
 
 import numpy
 from spacy.language import Language
@@ -16,11 +16,11 @@ def _head_logits(nlp: Language, docs: List[Doc], batch_size: int) -> List[numpy.
         raise ValueError(f"the pipeline {names} has no fastbioner_ner component")
     before = names[: names.index("fastbioner_ner")]
     out: List[numpy.ndarray] = []
-    head = nlp.get_pipe("fastbioner_ner")
+    head = cast(Any, nlp.get_pipe("fastbioner_ner"))
     for i in range(0, len(docs), batch_size):
         batch = docs[i : i + batch_size]
         for name in before:
-            batch = list(nlp.get_pipe(name).pipe(batch))
+            batch = list(cast(Any, nlp.get_pipe(name)).pipe(batch))
         out.extend(numpy.asarray(x) for x in head.model.predict(batch))
     return out
 
