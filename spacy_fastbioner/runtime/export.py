@@ -72,7 +72,7 @@ def export_pipeline(
     exported = load_model_from_config(config, auto_fill=False, validate=False)
     exported.from_bytes(nlp.to_bytes(exclude=[trf.name]), exclude=[trf.name])
     new_trf = find_transformer(exported)
-    new_trf.cfg.update({k: v for k, v in trf.cfg.items()})
+    new_trf.cfg.update(trf.cfg)
     if max_batch_items is not None:
         new_trf.cfg["max_batch_items"] = max_batch_items
     hf_objects = to_onnx_objects(trf.model.layers[0].shims[0]._hfmodel, int8=int8, per_channel=per_channel)
