@@ -103,6 +103,7 @@ def test_viterbi_batch_equals_viterbi_per_doc(seed):
         if n and rng.random() < 0.3:
             table[int(rng.integers(0, n)), int(rng.integers(0, len(TAGS)))] = rng.choice([numpy.nan, numpy.inf, -numpy.inf])
         tables.append(table)
-    expected = [viterbi(log_softmax(t), start, trans) if len(t) else [] for t in tables]
-    assert viterbi_batch(tables, start, trans) == expected
+    with numpy.errstate(invalid="ignore"):  # inf - inf in the log softmax of a table with inf
+        expected = [viterbi(log_softmax(t), start, trans) if len(t) else [] for t in tables]
+        assert viterbi_batch(tables, start, trans) == expected
     assert viterbi_batch([], start, trans) == []
