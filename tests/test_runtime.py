@@ -346,3 +346,15 @@ def test_static_int8_for_the_study(exported, tiny_bert):
     mask = batch["attention_mask"].astype(bool)
     assert found.shape == expected.shape
     assert numpy.abs(found - expected)[mask].max() < 0.5 * numpy.abs(expected[mask]).max()
+
+
+def test_paper_shape_onnx_rows(tiny_bert, tmp_path):
+    from spacy_fastbioner.benchmark import build_paper_shape_pipelines
+
+    shape = {"num_hidden_layers": 2, "hidden_size": 32, "num_attention_heads": 2, "intermediate_size": 64}
+    paths = build_paper_shape_pipelines(tmp_path, vocab_dir=tiny_bert, student_layers=1, with_onnx=True, **shape)
+    assert set(paths) == {"teacher", "student", "student-int8", "student-onnx", "student-onnx-int8"}
+    for name in ("student-onnx", "student-onnx-int8"):
+        transformer = find_transformer(spacy.load(paths[name])).model.transformer
+        assert isinstance(transformer, OnnxTransformer) and transformer.config.num_hidden_layers == 1
+        assert transformer.is_int8 == (name == "student-onnx-int8")
