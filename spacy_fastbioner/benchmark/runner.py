@@ -133,12 +133,15 @@ def describe(nlp: Language, trf: Optional[Any]) -> Dict[str, Any]:
     """What a pipeline is: components, transformer shape, quantisation, parameters."""
     info: Dict[str, Any] = {"pipeline": list(nlp.pipe_names), "transformer": None}
     n_other = count_thinc_parameters(nlp, skip=trf)
-    n_trf = 0
+    n_trf: Optional[int] = 0
     if trf is not None:
         hf = trf.model.transformer
         config = hf.config
         in_onnx = isinstance(hf, OnnxTransformer)
-        n_trf = hf.num_parameters() if in_onnx else count_transformer_parameters(hf)
+        try:
+            n_trf = hf.num_parameters() if in_onnx else count_transformer_parameters(hf)
+        except ImportError:  # counting ONNX weights needs the onnx package, running them does not
+            n_trf = None
         info["transformer"] = {
             "model_type": config.model_type,
             "layers": int(config.num_hidden_layers),
@@ -150,7 +153,10 @@ def describe(nlp: Language, trf: Optional[Any]) -> Dict[str, Any]:
             "attention": None if in_onnx else getattr(config, "_attn_implementation", None),
             "max_batch_items": int(trf.cfg.get("max_batch_items", 0)),
         }
-    info["parameters"] = {"transformer": n_trf if trf is not None else None, "total": n_trf + n_other}
+    info["parameters"] = {
+        "transformer": n_trf if trf is not None else None,
+        "total": None if n_trf is None else n_trf + n_other,
+    }
     return info
 
 

@@ -89,7 +89,8 @@ class OnnxTransformer:
 
     def num_parameters(self) -> int:
         """The number of weights (the ONNX initializers of float or int8 type,
-        quantisation scales and zero points left out)."""
+        quantisation scales and zero points left out). Needs the onnx package
+        (the [onnx] extra); running the model needs only onnxruntime."""
         import onnx
 
         graph = onnx.load_from_string(self.model_bytes).graph
