@@ -20,6 +20,7 @@ ENTRY_POINTS = {
     "spacy_architectures": [
         "spacy_fastbioner.TransformerTagger.v1 = spacy_fastbioner.ml.tagger:build_transformer_tagger",
         "spacy_fastbioner.QuantizedTransformerModel.v1 = spacy_fastbioner.quantize:build_quantized_transformer_model",
+        "spacy_fastbioner.OnnxTransformerModel.v1 = spacy_fastbioner.runtime.architecture:build_onnx_transformer_model",
     ],
     "thinc_layers": [
         "spacy_fastbioner.first_wordpiece.v1 = spacy_fastbioner.ml.pooling:first_wordpiece",
@@ -74,6 +75,9 @@ setup(
         "benchmark": ["matplotlib>=3.5"],
         # The Ray backend of `spacy fastbioner annotate` (Ray Data's actor pools).
         "ray": ["ray[data]>=2.9"],
+        # The ONNX Runtime inference path: onnxruntime to run an exported
+        # pipeline, onnx to export and quantise one.
+        "onnx": ["onnxruntime>=1.17", "onnx>=1.15"],
     },
     entry_points=ENTRY_POINTS,
     zip_safe=False,

@@ -26,6 +26,8 @@ from .model_card import CORPORA, NOT_MEASURED, base_transformer, card_context, r
 from .threads import limit_torch_threads_in_children
 
 ROLES = ("student", "teacher")
+# Runtimes a package can be exported to (`--runtime`); None packages the PyTorch pipeline.
+PACKAGE_RUNTIMES = ("onnx",)
 # The package's __init__.py: spaCy's template, with `load()` limiting the
 # torch threads of forked `nlp.pipe(n_process=...)` workers.
 PACKAGE_INIT = """from pathlib import Path
@@ -64,26 +66,36 @@ def corpus_slug(corpus: str) -> str:
     return slug
 
 
-def model_name(corpus: str, role: str = "student") -> str:
+def model_name(corpus: str, role: str = "student", runtime: Optional[str] = None) -> str:
     """The meta.json name, to which spaCy adds the language: for NCBI-disease,
-    "fastbioner_ncbi_disease" or "fastbioner_ncbi_disease_teacher"."""
+    "fastbioner_ncbi_disease", "fastbioner_ncbi_disease_teacher", or with
+    runtime="onnx" "fastbioner_ncbi_disease_onnx"."""
     if role not in ROLES:
         raise ValueError(f"unknown role {role!r}: expected one of {ROLES}")
-    return f"fastbioner_{corpus_slug(corpus)}" + ("_teacher" if role == "teacher" else "")
+    if runtime not in (None,) + PACKAGE_RUNTIMES:
+        raise ValueError(f"unknown runtime {runtime!r}: expected one of {PACKAGE_RUNTIMES}")
+    name = f"fastbioner_{corpus_slug(corpus)}" + ("_teacher" if role == "teacher" else "")
+    return f"{name}_{runtime}" if runtime else name
 
 
-def requirements() -> List[str]:
+def requirements(runtime: Optional[str] = None) -> List[str]:
     """The package's requirements: the plugin, whose registered functions the
     config names, and spacy-transformers, each within the minor version that
     packaged it (`spacy package`'s convention; the plugin itself requires
-    spacy-transformers>=1.4,<1.5)."""
+    spacy-transformers>=1.4,<1.5); and the inference runtime, if any (ONNX
+    Runtime for runtime="onnx")."""
     trf_version = get_package_version("spacy-transformers")
     if trf_version is None:
         raise ValueError("spacy-transformers is not installed: cannot package a transformer pipeline")
-    return [
+    reqs = [
         f"{__title__}{get_minor_version_range(__version__)}",
         f"spacy-transformers{get_minor_version_range(trf_version)}",
     ]
+    if runtime is not None:
+        from .runtime import runtime_requirements
+
+        reqs.extend(runtime_requirements(runtime).values())
+    return reqs
 
 
 def make_meta(
@@ -94,6 +106,7 @@ def make_meta(
     role: str,
     version: str,
     scores: Optional[Dict[str, Any]],
+    runtime: Optional[str] = None,
 ) -> Dict[str, Any]:
     """The meta.json for `spacy package`.
 
@@ -105,6 +118,8 @@ def make_meta(
     role (str): "student" or "teacher".
     version (str): The package version.
     scores (Optional[Dict[str, Any]]): Test-set scores, for "performance".
+    runtime (Optional[str]): The inference runtime the package's transformer
+        is exported to ("onnx"), which names it and adds its requirement.
     RETURNS (Dict[str, Any]): The meta: the pipeline's own, the template's
         fields, name, version, requirements, sources and performance.
     """
@@ -119,9 +134,9 @@ def make_meta(
         else {"name": info.name, "url": info.url, "license": info.license, "author": info.reference}
     )
     meta.update(
-        name=model_name(corpus, role),
+        name=model_name(corpus, role, runtime),
         version=version,
-        requirements=requirements(),
+        requirements=requirements(runtime),
         sources=[corpus_source, {"name": f"Base transformer: {base_transformer(nlp)}"}],
         performance=dict(scores or {}),
     )
@@ -132,6 +147,9 @@ def make_meta(
         "performance_on": f"{corpus} test set" if scores else NOT_MEASURED,
         "plugin_version": __version__,
     }
+    if runtime is not None:
+        meta["fastbioner"]["runtime"] = runtime
+        meta["fastbioner"]["quantized"] = "qint8"
     return meta
 
 
@@ -185,8 +203,11 @@ def package_model(
     teacher_metrics_path: Optional[Path] = None,
     teacher_model_dir: Optional[Path] = None,
     benchmark_path: Optional[Path] = None,
+    runtime: Optional[str] = None,
 ) -> PackageResult:
     """Package a trained pipeline as an installable wheel with a model card.
+    With a runtime, the packaged pipeline is the int8 export of the trained
+    one (`spacy fastbioner export`): the card describes the trained pipeline.
 
     model_dir (Path): The pipeline, e.g. training/NCBI-disease/student/model-best.
     output_dir (Path): Where `spacy package` makes the package folder.
@@ -199,6 +220,9 @@ def package_model(
     teacher_metrics_path (Optional[Path]): The teacher's, for a student's card.
     teacher_model_dir (Optional[Path]): The teacher pipeline, for its size.
     benchmark_path (Optional[Path]): The benchmark JSON, for words/sec.
+    runtime (Optional[str]): Export the transformer to this runtime ("onnx",
+        int8) and package that; the package is named with a `_<runtime>`
+        suffix and requires the runtime.
     RETURNS (PackageResult): The package folder, wheel and meta.
     """
     from spacy.cli.package import package as spacy_package
@@ -206,10 +230,12 @@ def package_model(
     model_dir, output_dir = Path(model_dir), Path(output_dir)
     if not (model_dir / "config.cfg").is_file():
         raise ValueError(f"{model_dir}: not a spaCy pipeline (no config.cfg)")
-    name = model_name(corpus, role)
+    name = model_name(corpus, role, runtime)
     nlp = load_pipeline(model_dir)
     scores = read_scores(metrics_path)
-    meta = make_meta(nlp, srsly.read_json(meta_template), corpus=corpus, role=role, version=version, scores=scores)
+    meta = make_meta(
+        nlp, srsly.read_json(meta_template), corpus=corpus, role=role, version=version, scores=scores, runtime=runtime
+    )
     context = card_context(
         nlp,
         meta,
@@ -227,8 +253,14 @@ def package_model(
     with tempfile.TemporaryDirectory() as tmp:
         meta_path = Path(tmp) / "meta.json"
         srsly.write_json(meta_path, meta)
+        source_dir = model_dir
+        if runtime is not None:
+            from .runtime import export_pipeline
+
+            source_dir = Path(tmp) / "exported"
+            export_pipeline(nlp, runtime=runtime, int8=True).to_disk(source_dir)
         spacy_package(
-            model_dir,
+            source_dir,
             output_dir,
             meta_path=meta_path,
             name=name,

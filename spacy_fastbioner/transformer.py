@@ -1,8 +1,9 @@
 """A pipeline's spacy-transformers `transformer` component: finding it, and
-counting its parameters (and the pipeline's), int8 weights included.
+counting its parameters (and the pipeline's), int8 weights included, whether
+the encoder runs in PyTorch or in ONNX Runtime (`runtime/`).
 
-spacy-transformers is imported inside the functions: importing it imports
-`transformers`, which `import spacy_fastbioner` must not (see `__init__.py`).
+spacy-transformers and the runtime are imported inside the functions: they
+import `transformers`, which `import spacy_fastbioner` must not (see `__init__.py`).
 """
 
 from typing import TYPE_CHECKING, List, Optional, TypedDict, cast
@@ -84,12 +85,15 @@ def count_torch_parameters(module: torch.nn.Module) -> int:
 
 
 def count_parameters(nlp: Language) -> ParameterCounts:
-    """The parameters of a pipeline: its transformer's (fp32 or int8) and all
-    of them (the transformer's and the thinc models' of the other components).
+    """The parameters of a pipeline: its transformer's (fp32 or int8, in
+    PyTorch or ONNX Runtime) and all of them (the transformer's and the thinc
+    models' of the other components).
 
     nlp (Language): The pipeline.
     RETURNS (ParameterCounts): "transformer" (None for a pipeline without a
         transformer) and "total".
+    RAISES (ImportError): For an ONNX transformer without the onnx package:
+        counting its weights reads the ONNX graph, running it does not.
     """
     from spacy_transformers import Transformer
 
@@ -97,8 +101,18 @@ def count_parameters(nlp: Language) -> ParameterCounts:
     n_trf: Optional[int] = None
     for _, proc in nlp.pipeline:
         if isinstance(proc, Transformer):
-            n_trf = (n_trf or 0) + count_torch_parameters(hf_model(proc))
+            n_trf = (n_trf or 0) + _count_transformer(hf_model(proc))
         elif hasattr(proc, "model"):
             for node in proc.model.walk():
                 n_thinc += sum(int(node.get_param(p).size) for p in node.param_names if node.has_param(p))
     return {"transformer": n_trf, "total": (n_trf or 0) + n_thinc}
+
+
+def _count_transformer(model: object) -> int:
+    if isinstance(model, torch.nn.Module):
+        return count_torch_parameters(model)
+    from .runtime.onnx_model import OnnxTransformer
+
+    if isinstance(model, OnnxTransformer):
+        return model.num_parameters()
+    raise TypeError(f"cannot count the parameters of a {type(model).__name__} transformer")

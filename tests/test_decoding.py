@@ -112,3 +112,27 @@ def test_adversarial_tables_decode_to_valid_sequences(table):
 def test_bio_to_spans():
     tags = ["B-X", "I-X", "O", "B-Y", "B-Y", "I-Y", "I-X"]
     assert bio_to_spans(tags) == [(0, 2, "X"), (3, 4, "Y"), (4, 6, "Y"), (6, 7, "X")]
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_viterbi_batch_equals_viterbi_per_doc(seed):
+    """The batched decoding of set_annotations gives each doc what viterbi
+    gives it alone: empty docs, non-finite scores, greedy tags that break a
+    constraint (I-X after O) and docs whose greedy tags are valid."""
+    from spacy_fastbioner.pipeline.decoding import viterbi_batch
+
+    rng = numpy.random.default_rng(seed)
+    start, trans = transition_constraints(TAGS)
+    tables = []
+    for _ in range(12):
+        n = int(rng.integers(0, 9))
+        table = rng.normal(size=(n, len(TAGS))).astype("f") * 3
+        if n and rng.random() < 0.3:
+            table[int(rng.integers(0, n)), int(rng.integers(0, len(TAGS)))] = rng.choice(
+                [numpy.nan, numpy.inf, -numpy.inf]
+            )
+        tables.append(table)
+    with numpy.errstate(invalid="ignore"):  # inf - inf in the log softmax of a table with inf
+        expected = [viterbi(log_softmax(t), start, trans) if len(t) else [] for t in tables]
+        assert viterbi_batch(tables, start, trans) == expected
+    assert viterbi_batch([], start, trans) == []

@@ -340,3 +340,69 @@ def test_package_installs_and_loads_offline(trained, tmp_path, monkeypatch):
     assert is_compatible_version(spacy.about.__version__, validated["spacy"])
     assert not is_compatible_version(f"{minor.split('.')[0]}.{int(minor.split('.')[1]) + 1}.0", validated["spacy"])
     assert validated["compat"] is True
+
+
+def test_onnx_package_installs_and_loads_offline(trained, tmp_path, monkeypatch):
+    """`package-student --runtime onnx`: the int8 ONNX Runtime export of the
+    student, named `..._onnx`, requiring onnxruntime, loads offline in a fresh
+    environment and annotates as the export does here (also with n_process=2)."""
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    from spacy_fastbioner.runtime import export_pipeline
+
+    root = trained["root"]
+    for var in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
+        monkeypatch.setenv(var, "http://127.0.0.1:9")
+    result = package_model(
+        root / "student",
+        tmp_path / "packages",
+        corpus="NCBI-disease",
+        version="0.0.1",
+        meta_template=TEMPLATES / "meta.json",
+        card_template=TEMPLATES / "model-card.md.jinja",
+        metrics_path=root / "student.json",
+        runtime="onnx",
+    )
+    package = f"{PACKAGE}_onnx"
+    assert result.name == package
+    assert result.meta["requirements"] == requirements("onnx")
+    assert any(r.startswith("onnxruntime") for r in result.meta["requirements"])
+    assert result.meta["fastbioner"]["runtime"] == "onnx"
+    python = fresh_venv(tmp_path)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            str(python),
+            "install",
+            "--no-index",
+            "--no-deps",
+            str(build_plugin(tmp_path)),
+            str(result.wheel),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", HF_HOME=str(tmp_path / "hf"))
+    (tmp_path / "check.py").write_text(CHECK_SCRIPT.format(package=package), encoding="utf8")
+    minor = get_minor_version(spacy.about.__version__)
+    table = {"spacy": {spacy.about.__version__: {"en_core_web_sm": [f"{minor}.0"]}, "4.0.0": {}}}
+    proc = subprocess.run(
+        [str(python), str(tmp_path / "check.py"), json.dumps(TEXTS), json.dumps(table)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["meta"]["name"] == "fastbioner_ncbi_disease_onnx"
+    expected = entities(export_pipeline(trained["student"], int8=True), TEXTS)
+    assert any(expected)
+    assert out["single"] == expected
+    assert out["multi"] == expected * 3
+    assert out["validate"]["compat"] is True

@@ -142,7 +142,7 @@ def _timeout(signum, frame):
 
 def test_two_processes_give_the_same_entities(nlp: Language, texts: List[str]) -> None:
     """Regression: after the pipeline had run in the parent, forked workers
-    waited forever for PyTorch's OpenMP threads (see pipeline/fork_safety.py)."""
+    waited forever for PyTorch's OpenMP threads (see threads.py)."""
     serial = entities(nlp.pipe(texts, batch_size=4))  # runs PyTorch in this process first
     previous = signal.signal(signal.SIGALRM, _timeout)
     signal.alarm(120)

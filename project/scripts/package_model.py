@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 from wasabi import msg
 
-from spacy_fastbioner.packaging import ROLES, package_model
+from spacy_fastbioner.packaging import PACKAGE_RUNTIMES, ROLES, package_model
 
 TEMPLATES = Path(__file__).parent.parent / "templates"
 
@@ -40,10 +40,17 @@ def main(
     card_template: Path = typer.Option(
         TEMPLATES / "model-card.md.jinja", "--card-template", help="Jinja2 model card", exists=True, dir_okay=False
     ),
+    runtime: str = typer.Option(
+        "pytorch",
+        "--runtime",
+        help="pytorch (the trained pipeline as it is) or onnx (its int8 ONNX Runtime export, named <name>_onnx, requiring onnxruntime)",
+    ),
     # fmt: on
 ) -> None:
     if role not in ROLES:
         msg.fail(f"Invalid --role {role!r}: expected one of {ROLES}", exits=1)
+    if runtime not in ("pytorch",) + PACKAGE_RUNTIMES:
+        msg.fail(f"Invalid --runtime {runtime!r}: expected pytorch or one of {PACKAGE_RUNTIMES}", exits=1)
     for label, path in (("metrics", metrics), ("teacher metrics", teacher_metrics), ("benchmark", benchmark)):
         if path is not None and not path.is_file():
             msg.warn(f"No {label} at {path}: the model card says 'not measured'")
@@ -60,6 +67,7 @@ def main(
             teacher_metrics_path=teacher_metrics,
             teacher_model_dir=teacher_model,
             benchmark_path=benchmark,
+            runtime=None if runtime == "pytorch" else runtime,
         )
     except (ValueError, RuntimeError) as err:
         msg.fail(str(err), exits=1)

@@ -4,11 +4,12 @@ of the paper's shape."""
 
 from .paper_shape import build_paper_shape_pipelines
 from .report import markdown_table, write_report
-from .runner import BenchmarkSettings, benchmark_pipelines, parse_model_arg
+from .runner import BenchmarkSettings, benchmark_pipelines, benchmark_threads, parse_model_arg
 
 __all__ = [
     "BenchmarkSettings",
     "benchmark_pipelines",
+    "benchmark_threads",
     "build_paper_shape_pipelines",
     "markdown_table",
     "parse_model_arg",

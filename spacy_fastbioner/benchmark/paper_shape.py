@@ -5,8 +5,9 @@ the student's int8 form. Speed does not depend on the weights, so these
 measure FastBioNER's inference-time claim shape for shape."""
 
 import importlib
+import importlib.util
 from pathlib import Path
-from typing import Dict, Optional, Sequence
+from typing import Dict, Optional, Sequence, Tuple
 
 import spacy
 import srsly
@@ -29,6 +30,19 @@ PAPER_SHAPE = {
 # The transformer settings of project/configs/teacher.cfg.
 WINDOW, STRIDE, MAX_BATCH_ITEMS = 128, 96, 4096
 PIPELINE_NAMES = ("teacher", "student", "student-int8")
+# Built when onnx and onnxruntime are installed (the [onnx] extra).
+ONNX_PIPELINE_NAMES = ("student-onnx", "student-onnx-int8")
+
+
+def onnx_available() -> bool:
+    """Whether the ONNX export can run here (onnx and onnxruntime installed)."""
+    return all(importlib.util.find_spec(name) is not None for name in ("onnx", "onnxruntime"))
+
+
+def pipeline_names(with_onnx: Optional[bool] = None) -> Tuple[str, ...]:
+    """The paper-shape pipelines: the ONNX Runtime rows too where onnx is installed."""
+    with_onnx = onnx_available() if with_onnx is None else with_onnx
+    return PIPELINE_NAMES + (ONNX_PIPELINE_NAMES if with_onnx else ())
 
 
 def default_vocab_dir() -> Optional[Path]:
@@ -100,17 +114,19 @@ def build_paper_shape_pipelines(
     student_layers: int = 6,
     labels: Sequence[str] = ("Disease",),
     seed: int = 0,
+    with_onnx: Optional[bool] = None,
     **shape: int,
 ) -> Dict[str, Path]:
-    """Build and save the paper-shape teacher, its student (every other layer)
-    and the student's int8 form, with their parameter counts in
-    `output_dir/parameters.json`.
+    """Build and save the paper-shape teacher, its student (every other layer),
+    the student's int8 form and, with onnx installed, its ONNX Runtime forms
+    (fp32 and int8), with their parameter counts in `output_dir/parameters.json`.
 
     output_dir (Path): Where the pipelines go (teacher/, student/, student-int8/).
     vocab_dir (Optional[Path]): The tokenizer folder; MiniLM-L6's when None.
     student_layers (int): The student's layers.
     labels (Sequence[str]): The entity labels of the tagger.
     seed (int): The seed of the random weights.
+    with_onnx (Optional[bool]): Build the ONNX Runtime pipelines; when onnx is installed if None.
     shape (int): BertConfig settings that override PAPER_SHAPE (tests use tiny ones).
     RETURNS (Dict[str, Path]): The pipeline folders by name.
     """
@@ -121,13 +137,20 @@ def build_paper_shape_pipelines(
     bert_dir = build_random_bert(output_dir / "bert-random", vocab_dir, seed=seed, **shape)
     teacher = build_tagger_pipeline(bert_dir, labels)
     student = make_student(teacher, n_layers=student_layers, layer_map="skip")
-    student_int8 = quantize_pipeline(student)
+    pipelines = {"teacher": teacher, "student": student, "student-int8": quantize_pipeline(student)}
+    if with_onnx is None:
+        with_onnx = onnx_available()
+    if with_onnx:
+        from ..runtime import export_pipeline
+
+        pipelines["student-onnx"] = export_pipeline(student, int8=False)
+        pipelines["student-onnx-int8"] = export_pipeline(student, int8=True)
     paths = {}
     counts = {}
-    for name, nlp in zip(PIPELINE_NAMES, (teacher, student, student_int8)):
+    for name, nlp in pipelines.items():
         paths[name] = output_dir / name
         nlp.to_disk(paths[name])
-        if name != "student-int8":
+        if name in ("teacher", "student"):
             counts[name] = count_parameters(nlp)
     reduction = 1.0 - counts["student"]["total"] / counts["teacher"]["total"]
     srsly.write_json(output_dir / "parameters.json", {**counts, "reduction": reduction})

@@ -5,6 +5,8 @@ from typing import Any, Dict, List, Optional
 
 import srsly
 
+from .cpu import describe_cpu
+
 JSON_NAME = "benchmark.json"
 MARKDOWN_NAME = "benchmark.md"
 PLOT_NAME = "benchmark.png"
@@ -31,6 +33,8 @@ def markdown_table(results: Dict[str, Any]) -> str:
     reference = results["settings"]["reference"]
     header = [
         "model",
+        "runtime",
+        "threads",
         "layers",
         "int8",
         "transformer params",
@@ -57,6 +61,8 @@ def markdown_table(results: Dict[str, Any]) -> str:
         rows.append(
             [
                 m["name"],
+                _runtime(m),
+                str(m.get("threads") or results["environment"]["torch_threads"]),
                 str(trf.get("layers", "–")),
                 "yes" if trf.get("quantized") else "no",
                 _num(m["parameters"]["transformer"]) if m["parameters"]["transformer"] is not None else "–",
@@ -84,14 +90,31 @@ def markdown_table(results: Dict[str, Any]) -> str:
         "",
         f"{data['docs']} docs, {data['words']:,} words from `{data['path']}`; batches of "
         f"{s['batch_size']} docs, {s['n_batches']} timed batches per model after {s['warmup']} "
-        f"warm-up batches, models alternating round-robin; {env['torch_threads']} torch threads "
-        f"on {env['cpus']} CPUs ({env['machine']}), torch {env['torch']}, spaCy {env['spacy']}.",
+        f"warm-up batches, models alternating round-robin; {_threads(env)} "
+        f"on {env['cpus']} CPUs ({env['machine']}), torch {env['torch']}, spaCy {env['spacy']}"
+        + (f", ONNX Runtime {env['onnxruntime']}" if env.get("onnxruntime") else "")
+        + ".",
+        f"CPU: {describe_cpu(env['cpu'])}." if env.get("cpu") else "CPU: not recorded.",
         "Words/s: median over batches (95% bootstrap interval of the median); × "
         f"{reference}: median of the per-batch ratios. Raw forward: the Hugging Face model alone "
-        "on the same wordpiece batches (torch.inference_mode). ms/doc: one doc per call.",
+        "on the same wordpiece batches (torch.inference_mode), in the model's own runtime. ms/doc: "
+        "one doc per call.",
         f"Peak RSS Δ: {results['methods']['memory']}.",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _runtime(model: Dict[str, Any]) -> str:
+    trf = model.get("transformer") or {}
+    name = {"onnxruntime": "ONNX Runtime", "pytorch": "PyTorch"}.get(trf.get("runtime") or "", "–")
+    return f"{name} ({model['variant']})" if model.get("variant") else name
+
+
+def _threads(env: Dict[str, Any]) -> str:
+    threads = env["torch_threads"]
+    if isinstance(threads, list):
+        return f"{' and '.join(str(n) for n in threads)} threads, one run each"
+    return f"{threads} thread{'s' if threads != 1 else ''}"
 
 
 def plot(results: Dict[str, Any], path: Path) -> Path:
@@ -147,11 +170,8 @@ def plot(results: Dict[str, Any], path: Path) -> Path:
     else:
         ax.set_xticks(range(len(models)), [m["name"] for m in models])
         ax.set_ylabel("words / second (dashed: raw transformer forward pass)")
-    threads = results["environment"]["torch_threads"]
     ax.set_title(
-        f"Speed and accuracy on {Path(results['data']['path']).name} "
-        f"({threads} torch thread{'s' if threads != 1 else ''})",
-        fontsize=10,
+        f"Speed and accuracy on {Path(results['data']['path']).name} ({_threads(results['environment'])})", fontsize=10
     )
     ax.grid(True, which="both", alpha=0.3)
     fig.tight_layout()

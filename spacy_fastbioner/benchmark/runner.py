@@ -8,11 +8,12 @@ batch), and each figure is a median over batches with a bootstrap interval.
 Speed-ups are medians of per-batch ratios, paired on the same batch.
 """
 
+import gc
 import os
 import platform
 import random
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -27,7 +28,9 @@ from spacy.training import Example
 from ..disk_size import size_on_disk
 from ..loading import load_pipeline
 from ..quantize import is_quantized
-from ..transformer import count_parameters, find_transformer
+from ..runtime.onnx_model import OnnxTransformer
+from ..transformer import count_parameters, find_transformer, hf_model
+from .cpu import cpu_info
 from .data import load_gold_docs
 from .memory import METHOD as MEMORY_METHOD
 from .memory import measure_memory
@@ -42,6 +45,7 @@ from .speed import (
     time_pipeline,
     time_raw_forward,
 )
+from .variants import apply_torch_variant, split_variant
 
 Log = Callable[[str], None]
 MODEL_DIRS = ("model-best", "model-last")
@@ -90,10 +94,17 @@ class _Candidate:
     raw_seconds: List[float] = field(default_factory=list)
     doc_seconds: List[float] = field(default_factory=list)
     wordpieces: List[int] = field(default_factory=lambda: [0, 0])
+    variant: str = ""
 
     @property
     def transformer(self) -> Optional[torch.nn.Module]:
         return None if self.trf is None else self.trf.model.transformer
+
+
+def _version(package: str) -> Optional[str]:
+    from spacy.util import get_package_version
+
+    return get_package_version(package)
 
 
 def parse_model_arg(arg: str) -> Tuple[str, str]:
@@ -114,18 +125,24 @@ def describe(nlp: Language, trf: Optional[Any]) -> Dict[str, Any]:
     """What a pipeline is: components, transformer shape, quantisation, parameters."""
     info: Dict[str, Any] = {"pipeline": list(nlp.pipe_names), "transformer": None}
     if trf is not None:
-        hf = trf.model.transformer
+        hf: Any = hf_model(trf)
         config = hf.config
+        in_onnx = isinstance(hf, OnnxTransformer)
         info["transformer"] = {
             "model_type": config.model_type,
             "layers": int(config.num_hidden_layers),
             "hidden": int(config.hidden_size),
             "heads": int(config.num_attention_heads),
             "vocab": int(config.vocab_size),
-            "quantized": is_quantized(hf),
+            "quantized": hf.is_int8 if in_onnx else is_quantized(hf),
+            "runtime": "onnxruntime" if in_onnx else "pytorch",
+            "attention": None if in_onnx else getattr(config, "_attn_implementation", None),
             "max_batch_items": int(trf.cfg.get("max_batch_items", 0)),
         }
-    info["parameters"] = count_parameters(nlp)
+    try:
+        info["parameters"] = count_parameters(nlp)
+    except ImportError:  # counting ONNX weights needs the onnx package, running them does not
+        info["parameters"] = {"transformer": None, "total": None}
     return info
 
 
@@ -160,7 +177,9 @@ def benchmark_pipelines(
 ) -> Dict[str, Any]:
     """Benchmark pipelines on the same docs in this process.
 
-    models (Sequence[Tuple[str, str]]): (name, path or package) per pipeline.
+    models (Sequence[Tuple[str, str]]): (name, path or package) per pipeline;
+        a path may end in "#compile", "#eager" or "#sdpa" for a PyTorch option
+        applied after loading (variants.py; memory is measured without it).
     data_path (Path): Gold docs: a .spacy DocBin or an IOB2 .tsv file.
     settings (BenchmarkSettings): How to benchmark.
     log (Callable[[str], None]): Where progress goes.
@@ -176,16 +195,26 @@ def benchmark_pipelines(
     if settings.threads:
         torch.set_num_threads(settings.threads)
     candidates = []
-    for name, path in models:
-        log(f"Loading {name} from {path}")
+    for name, spec in models:
+        path, variant = split_variant(spec)
+        log(f"Loading {name} from {path}" + (f" ({variant})" if variant else ""))
         nlp = load_pipeline(path)
         try:
             trf = find_transformer(nlp)
         except ValueError:
             trf = None
+        if variant:
+            if trf is None:
+                raise ValueError(f"{name}: the {variant!r} variant needs a transformer pipeline")
+            apply_torch_variant(nlp, trf, variant)
         if trf is not None and settings.max_batch_items:
             trf.cfg["max_batch_items"] = settings.max_batch_items
-        candidates.append(_Candidate(name, str(path), nlp, load_gold_docs(data_path, nlp.vocab), trf))
+        candidates.append(_Candidate(name, str(path), nlp, load_gold_docs(data_path, nlp.vocab), trf, variant=variant))
+    # Every pipeline is loaded here at once: without this, each full garbage
+    # collection traverses all of them and its pauses land on whichever model
+    # allocates (a process that serves one pipeline can freeze it the same way).
+    gc.collect()
+    gc.freeze()
     n_docs = len(candidates[0].gold)
     n_words = sum(len(doc) for doc in candidates[0].gold)
     log(f"{n_docs} docs, {n_words} words in {data_path}")
@@ -228,7 +257,7 @@ def benchmark_pipelines(
     ref_wps = timed_words / numpy.asarray(ref.pipe_seconds)
     results = []
     for cand in candidates:
-        entry: Dict[str, Any] = {"name": cand.name, "path": cand.path}
+        entry: Dict[str, Any] = {"name": cand.name, "path": cand.path, "variant": cand.variant or None}
         entry.update(describe(cand.nlp, cand.trf))
         size = size_on_disk(cand.path)
         entry["size_mb"] = size / 2**20 if size is not None else None
@@ -277,6 +306,7 @@ def benchmark_pipelines(
     for entry in results:
         if entry["accuracy"] is not None and ref_f is not None:
             entry["accuracy"]["f_vs_reference"] = entry["accuracy"]["f"] - ref_f["f"]
+    gc.unfreeze()
     return {
         "settings": {**asdict(settings), "reference": reference},
         "data": {"path": str(data_path), "docs": n_docs, "words": n_words},
@@ -289,6 +319,8 @@ def benchmark_pipelines(
             "processor": platform.processor(),
             "cpus": os.cpu_count(),
             "quantized_engine": torch.backends.quantized.engine,
+            "cpu": cpu_info(),
+            "onnxruntime": _version("onnxruntime"),
         },
         "methods": {
             "words_per_sec": "spaCy tokens of the gold docs / seconds of nlp.pipe on a batch of "
@@ -300,8 +332,51 @@ def benchmark_pipelines(
             "pipeline_vs_raw": "per-batch raw forward seconds / pipeline seconds",
             "speedup_vs_reference": "per-batch words/sec ratio against the reference model on the same batch",
             "ms_per_doc": "one doc per nlp() call, percentiles over sampled docs",
+            "gc": "gc.collect() and gc.freeze() after loading every pipeline, before timing",
             "accuracy": "spacy.scorer.get_ner_prf on all docs, gold tokens (as spacy evaluate --gold-preproc)",
             "memory": MEMORY_METHOD,
         },
         "models": results,
     }
+
+
+def benchmark_threads(
+    models: Sequence[Tuple[str, str]],
+    data_path: Path,
+    settings: BenchmarkSettings,
+    threads: Sequence[int],
+    *,
+    log: Log = print,
+) -> Dict[str, Any]:
+    """`benchmark_pipelines` once per thread count, merged into one table:
+    each row is named "<model> (<n>t)" when there are several counts, speed-ups
+    are against the reference at the same thread count, and memory is measured
+    in the first run only (peak RSS barely depends on the threads).
+
+    threads (Sequence[int]): The thread counts, e.g. [1, 2].
+    RETURNS (Dict[str, Any]): The results, as `benchmark_pipelines`'s, with
+        "threads" in each model entry and the list in settings and environment.
+    """
+    threads = list(dict.fromkeys(threads))
+    if not threads or any(n < 1 for n in threads):
+        raise ValueError(f"thread counts must be positive, got {threads}")
+    merged: Optional[Dict[str, Any]] = None
+    for i, n in enumerate(threads):
+        log(f"Benchmarking with {n} thread{'s' if n != 1 else ''}")
+        run = benchmark_pipelines(
+            models, data_path, replace(settings, threads=n, memory=settings.memory and i == 0), log=log
+        )
+        for entry in run["models"]:
+            entry["threads"] = n
+            if len(threads) > 1:
+                entry["name"] = f"{entry['name']} ({n}t)"
+        if merged is None:
+            merged = run
+        else:
+            merged["models"].extend(run["models"])
+    assert merged is not None
+    merged["settings"]["threads"] = threads
+    merged["environment"]["torch_threads"] = threads
+    if len(threads) > 1:
+        merged["settings"]["reference"] = f"{merged['settings']['reference']}, same threads"
+    return merged

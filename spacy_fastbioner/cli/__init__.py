@@ -10,6 +10,7 @@ from . import (  # noqa: F401  (register the commands)
     benchmark,
     distill,
     evaluate_raw,
+    export,
     make_student,
     paper_table,
     quantize,

@@ -25,8 +25,11 @@ def benchmark_cli(
     batch_size: int = Opt(64, "--batch-size", "-b", min=1, help="Docs per timed batch"),
     n_batches: int = Opt(20, "--n-batches", "-n", min=1, help="Timed batches per model"),
     warmup: int = Opt(3, "--warmup", "-w", min=0, help="Warm-up batches per model, not counted"),
-    threads: Optional[int] = Opt(
-        None, "--threads", "-t", min=1, help="torch threads (torch.set_num_threads); torch's default when unset"
+    threads: Optional[str] = Opt(
+        None,
+        "--threads",
+        "-t",
+        help="torch (and ONNX Runtime) threads, or a comma-separated list (1,2) for one run per count merged into one table; torch's default when unset",
     ),
     max_batch_items: Optional[int] = Opt(
         None,
@@ -51,7 +54,6 @@ def benchmark_cli(
         batch_size=batch_size,
         n_batches=n_batches,
         warmup=warmup,
-        threads=threads,
         max_batch_items=max_batch_items,
         n_latency=n_latency,
         accuracy=accuracy,
@@ -59,7 +61,7 @@ def benchmark_cli(
         reference=reference,
         seed=seed,
     )
-    _run([parse_model_arg(m) for m in models], data_path, output_dir, settings)
+    _run([parse_model_arg(m) for m in models], data_path, output_dir, settings, _parse_threads(threads))
 
 
 @fastbioner_cli.command("benchmark-paper-shape")
@@ -81,7 +83,12 @@ def benchmark_paper_shape_cli(
     batch_size: int = Opt(32, "--batch-size", "-b", min=1, help="Docs per timed batch"),
     n_batches: int = Opt(10, "--n-batches", "-n", min=1, help="Timed batches per model"),
     warmup: int = Opt(2, "--warmup", "-w", min=0, help="Warm-up batches per model, not counted"),
-    threads: Optional[int] = Opt(None, "--threads", "-t", min=1, help="torch threads; torch's default when unset"),
+    threads: Optional[str] = Opt(
+        None,
+        "--threads",
+        "-t",
+        help="torch (and ONNX Runtime) threads, or a list such as 1,2 (one run each, one table); torch's default when unset",
+    ),
     max_batch_items: Optional[int] = Opt(
         None, "--max-batch-items", min=1, help="Set every transformer's max_batch_items; as saved (4096) when unset"
     ),
@@ -90,14 +97,15 @@ def benchmark_paper_shape_cli(
     # fmt: on
 ) -> None:
     """Benchmark a BioBERT-shaped teacher (BERT-base, 12 layers, random
-    weights), its 6-layer student and the student's int8 form on the same
-    docs: FastBioNER's inference-time claim, shape for shape. Accuracy is not
+    weights), its 6-layer student, the student's int8 form and (with the
+    [onnx] extra) its ONNX Runtime fp32 and int8 forms on the same docs:
+    FastBioNER's inference-time claim, shape for shape. Accuracy is not
     scored (the weights are random)."""
     from ..benchmark import BenchmarkSettings, build_paper_shape_pipelines
-    from ..benchmark.paper_shape import PIPELINE_NAMES
+    from ..benchmark.paper_shape import pipeline_names
 
     pipelines = output_dir / "pipelines"
-    paths = {name: pipelines / name for name in PIPELINE_NAMES}
+    paths = {name: pipelines / name for name in pipeline_names()}
     if rebuild or not all((p / "config.cfg").exists() for p in paths.values()):
         msg.info(f"Building the paper-shape pipelines in {pipelines}")
         try:
@@ -108,21 +116,43 @@ def benchmark_paper_shape_cli(
         batch_size=batch_size,
         n_batches=n_batches,
         warmup=warmup,
-        threads=threads,
         max_batch_items=max_batch_items,
         n_latency=n_latency,
         accuracy=False,
         memory=memory,
         memory_docs=2 * batch_size,
     )
-    _run([(name, str(path)) for name, path in paths.items()], data_path, output_dir, settings)
+    _run([(name, str(path)) for name, path in paths.items()], data_path, output_dir, settings, _parse_threads(threads))
 
 
-def _run(models: Sequence[Tuple[str, str]], data_path: Path, output_dir: Path, settings: "BenchmarkSettings") -> None:
-    from ..benchmark import benchmark_pipelines, markdown_table, write_report
+def _parse_threads(threads: Optional[str]) -> List[int]:
+    """ "1,2" -> [1, 2]; None -> [] (torch's default)."""
+    if threads is None:
+        return []
+    try:
+        counts = [int(n) for n in threads.split(",") if n.strip()]
+    except ValueError:
+        counts = []
+    if not counts or any(n < 1 for n in counts):
+        msg.fail(f"Invalid --threads {threads!r}: expected a positive number or a list such as 1,2", exits=1)
+    return counts
+
+
+def _run(
+    models: Sequence[Tuple[str, str]],
+    data_path: Path,
+    output_dir: Path,
+    settings: "BenchmarkSettings",
+    threads: List[int],
+) -> None:
+    from ..benchmark import benchmark_pipelines, benchmark_threads, markdown_table, write_report
 
     try:
-        results = benchmark_pipelines(models, data_path, settings, log=msg.info)
+        if len(threads) > 1:
+            results = benchmark_threads(models, data_path, settings, threads, log=msg.info)
+        else:
+            settings.threads = threads[0] if threads else None
+            results = benchmark_pipelines(models, data_path, settings, log=msg.info)
     except (ValueError, OSError) as err:
         msg.fail(str(err), exits=1)
     files = write_report(results, output_dir)

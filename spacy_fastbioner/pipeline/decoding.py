@@ -118,6 +118,51 @@ def viterbi(log_probs: Floats2d, start: Floats1d, trans: Floats2d) -> List[int]:
     return best
 
 
+def viterbi_batch(scores: Sequence[Floats2d], start: Floats1d, trans: Floats2d) -> List[List[int]]:
+    """`viterbi(log_softmax(s), start, trans)` for each score table of a
+    batch, with the per-token work done once over the concatenated tables:
+    the log softmax, the flooring of the emissions, the greedy tags and the
+    check of their transitions. Only a doc whose greedy tags break a
+    constraint runs the dynamic programme (as `viterbi` does).
+
+    scores (Sequence[Floats2d]): Per doc, (n_tokens, n_tags) raw scores.
+    start (Floats1d): (n_tags,) start scores, from `transition_constraints`.
+    trans (Floats2d): (n_tags, n_tags) transition scores, from
+        `transition_constraints`.
+    RETURNS (List[List[int]]): Per doc, one tag index per token.
+    """
+    lengths = [int(table.shape[0]) for table in scores]
+    if not sum(lengths):
+        return [[] for _ in lengths]
+    start_scores, trans_scores = numpy.asarray(start), numpy.asarray(trans)
+    log_probs = _log_softmax(
+        cast(Floats2d, numpy.concatenate([numpy.asarray(t, dtype="f") for t in scores if len(t)])), 1.0
+    )
+    emissions = numpy.clip(
+        numpy.nan_to_num(log_probs, nan=MIN_LOG_PROB, posinf=0.0, neginf=MIN_LOG_PROB),
+        MIN_LOG_PROB,
+        0.0,
+    )
+    greedy = emissions.argmax(axis=1)
+    costless = (
+        not start_scores[numpy.isfinite(start_scores)].any() and not trans_scores[numpy.isfinite(trans_scores)].any()
+    )
+    allowed_next = numpy.isfinite(trans_scores[greedy[:-1], greedy[1:]])
+    ends = numpy.cumsum(lengths)
+    starts = ends - numpy.asarray(lengths)
+    # allowed_next[i] is the pair (i, i + 1): a doc checks begin .. end - 2,
+    # never the pair across its end.
+    out: List[List[int]] = []
+    for begin, end in zip(starts.tolist(), ends.tolist()):
+        if begin == end:
+            out.append([])
+        elif costless and numpy.isfinite(start_scores[greedy[begin]]) and allowed_next[begin : end - 1].all():
+            out.append(greedy[begin:end].tolist())
+        else:
+            out.append(viterbi(cast(Floats2d, log_probs[begin:end]), start, trans))
+    return out
+
+
 def bio_to_spans(tags: Sequence[str]) -> List[Tuple[int, int, str]]:
     """Token spans (start, end, label) of a valid BIO tag sequence."""
     spans: List[Tuple[int, int, str]] = []

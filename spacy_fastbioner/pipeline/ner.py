@@ -22,7 +22,7 @@ from .decoding import (
     log_softmax,
     softmax,
     transition_constraints,
-    viterbi,
+    viterbi_batch,
 )
 
 default_model_config = """
@@ -204,9 +204,10 @@ class FastBioNER(TrainablePipe):
         """
         tags = self.tags
         start, trans = self._get_constraints()
-        for doc, doc_scores in zip(docs, scores):
-            doc_scores = self.model.ops.to_numpy(doc_scores)
-            best = viterbi(log_softmax(doc_scores), start, trans)
+        docs = list(docs)
+        # One pass over the batch's tokens (viterbi_batch), not one per doc.
+        decoded = viterbi_batch([self.model.ops.to_numpy(s) for s in scores], start, trans)
+        for doc, best in zip(docs, decoded):
             spans = [Span(doc, s, e, label=label) for s, e, label in bio_to_spans([tags[i] for i in best])]
             doc.set_ents(spans, default="outside")
 

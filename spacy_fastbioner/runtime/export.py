@@ -1,0 +1,95 @@
+"""Export a trained pipeline's transformer to a faster inference runtime.
+
+The exported pipeline is the same spaCy pipeline (tokenizer, sentences,
+`transformer` component with its span getter and `max_batch_items`,
+`fastbioner_ner` and its decoding) whose transformer model block names
+`spacy_fastbioner.OnnxTransformerModel.v1`: `spacy.load` returns it with the
+encoder in ONNX Runtime, and the ONNX model is stored inside the pipeline.
+"""
+
+from typing import Any, Dict, Optional, cast
+
+from spacy.language import Language
+from spacy.util import load_model_from_config
+
+from ..transformer import find_transformer
+from .architecture import ONNX_ARCHITECTURE, to_onnx_objects
+from .onnx_model import RUNTIMES
+
+SOURCE_ARCHITECTURE = "spacy-transformers.TransformerModel.v3"
+
+
+def runtime_requirements(runtime: str) -> Dict[str, str]:
+    """The pip requirement of a runtime, by distribution name, for meta.json.
+
+    RETURNS (Dict[str, str]): e.g. {"onnxruntime": "onnxruntime>=1.17"}.
+    """
+    if runtime not in RUNTIMES:
+        raise ValueError(f"unknown runtime {runtime!r}: expected one of {RUNTIMES}")
+    return {"onnxruntime": "onnxruntime>=1.17"}
+
+
+def export_pipeline(
+    nlp: Language,
+    *,
+    runtime: str = "onnx",
+    int8: bool = True,
+    per_channel: bool = True,
+    max_batch_items: Optional[int] = None,
+) -> Language:
+    """A copy of a trained pipeline whose transformer runs in an inference
+    runtime. The given pipeline is not changed.
+
+    nlp (Language): A trained pipeline with a spacy-transformers transformer
+        (`TransformerModel.v3`, fp32).
+    runtime (str): "onnx" (ONNX Runtime).
+    int8 (bool): Quantise the Linear layers to int8 (dynamic quantisation).
+    per_channel (bool): One int8 scale per output channel.
+    max_batch_items (Optional[int]): A new `max_batch_items` for the
+        transformer component (see `quantize_pipeline`); kept when None.
+    RETURNS (Language): The exported pipeline.
+    """
+    if runtime not in RUNTIMES:
+        raise ValueError(f"unknown runtime {runtime!r}: expected one of {RUNTIMES}")
+    trf = find_transformer(nlp)
+    config = nlp.config.copy()
+    model_cfg = config["components"][trf.name]["model"]
+    architecture = model_cfg.get("@architectures")
+    if architecture != SOURCE_ARCHITECTURE:
+        raise ValueError(
+            f"cannot export the {trf.name!r} component: its model is {architecture!r}, "
+            f"expected the fp32 PyTorch model {SOURCE_ARCHITECTURE!r} (export the pipeline "
+            "that `quantize` started from, not its int8 copy)"
+        )
+    if max_batch_items is not None and max_batch_items < 1:
+        raise ValueError(f"max_batch_items must be positive, got {max_batch_items}")
+    model_cfg["@architectures"] = ONNX_ARCHITECTURE
+    model_cfg["int8"] = int8
+    model_cfg["per_channel"] = per_channel
+    if max_batch_items is not None:
+        config["components"][trf.name]["max_batch_items"] = max_batch_items
+    # Keep a [distillation] block out: its references need not resolve at load.
+    config.pop("distillation", None)
+    exported = load_model_from_config(config, auto_fill=False, validate=False)
+    exported.from_bytes(nlp.to_bytes(exclude=[trf.name]), exclude=[trf.name])
+    new_trf = find_transformer(exported)
+    new_trf.cfg.update(trf.cfg)
+    if max_batch_items is not None:
+        new_trf.cfg["max_batch_items"] = max_batch_items
+    hf_objects = to_onnx_objects(cast(Any, trf.model.layers[0].shims[0])._hfmodel, int8=int8, per_channel=per_channel)
+    new_trf.model.attrs["set_transformer"](new_trf.model, hf_objects)
+    meta: Dict[str, Any] = dict(nlp.meta)
+    suffix = f"{runtime}_int8" if int8 else runtime
+    meta["name"] = f"{nlp.meta.get('name', 'pipeline')}_{suffix}"
+    meta["fastbioner"] = {
+        **dict(nlp.meta.get("fastbioner") or {}),
+        "runtime": runtime,
+        "quantized": "qint8" if int8 else None,
+    }
+    requirements = list(meta.get("requirements") or [])
+    for dist, requirement in runtime_requirements(runtime).items():
+        if not any(r.split(">")[0].split("=")[0].split("<")[0].strip() == dist for r in requirements):
+            requirements.append(requirement)
+    meta["requirements"] = requirements
+    exported.meta.update(meta)
+    return exported

@@ -1,0 +1,295 @@
+"""A Hugging Face encoder exported to ONNX and run by ONNX Runtime.
+
+`OnnxTransformer` stands where spacy-transformers keeps the PyTorch model
+(`trf.model.transformer`): it has the model's `config`, is called with the
+same keyword arguments (`input_ids`, `attention_mask`, `token_type_ids`, as
+torch tensors or NumPy arrays) and returns a `BaseModelOutput` whose
+`last_hidden_state` is a torch tensor that shares the runtime's output buffer.
+Its state is the ONNX model's bytes (a protobuf, no pickle) and the config.
+
+Threads: the session uses as many intra-op threads as torch
+(`torch.get_num_threads()`, i.e. `torch.set_num_threads` or OMP_NUM_THREADS),
+and is rebuilt when that number changes or the process was forked (ONNX
+Runtime's thread pool does not survive `fork`), so `--threads`,
+`limit_torch_threads_in_children` (threads.py) and `nlp.pipe(n_process=...)`
+behave as with the PyTorch transformer. Nothing is registered at fork: the
+session checks the process id when it is used.
+Spinning threads are off: on shared cores a spinning pool is catastrophic.
+"""
+
+import os
+import warnings
+from io import BytesIO
+from typing import Any, Dict, List, Optional, Sequence, cast
+
+import numpy
+import torch
+from transformers import PretrainedConfig
+from transformers.modeling_outputs import BaseModelOutput
+
+RUNTIMES = ("onnx",)
+# ONNX opset of the export: 17 has LayerNormalization, which ORT fuses.
+OPSET = 17
+OUTPUT_NAME = "last_hidden_state"
+DYNAMIC_AXES = {0: "batch", 1: "sequence"}
+# Only Linear layers (MatMul with a constant weight), as PyTorch's dynamic
+# quantisation: the embedding tables and attention products stay fp32.
+INT8_OP_TYPES = ["MatMul"]
+
+
+def import_onnxruntime() -> Any:
+    """RETURNS (module): onnxruntime, or an ImportError that says which extra to install."""
+    try:
+        import onnxruntime
+    except ImportError as err:
+        raise ImportError(
+            "this pipeline's transformer runs in ONNX Runtime, which is not installed: "
+            "pip install 'spacy-fastbioner[onnx]' (or: pip install onnxruntime)"
+        ) from err
+    return onnxruntime
+
+
+class OnnxTransformer:
+    """An encoder in ONNX Runtime, with the calling convention of a Hugging
+    Face model (inference only).
+
+    model_bytes (bytes): The serialised ONNX model.
+    config (PretrainedConfig): The Hugging Face config of the exported model.
+    """
+
+    def __init__(self, model_bytes: bytes, config: PretrainedConfig) -> None:
+        self.model_bytes = model_bytes
+        self.config = config
+        self._session: Any = None
+        self._session_key: Optional[tuple] = None
+        self.input_names: List[str] = []
+        # Parse now, so that bad bytes fail at load time with a clear error.
+        _ = self.session
+
+    @property
+    def session(self) -> Any:
+        """The ONNX Runtime `InferenceSession`, (re)built for torch's current
+        number of threads and for this process."""
+        key = (torch.get_num_threads(), os.getpid())
+        if self._session is None or key != self._session_key:
+            self._session = make_session(self.model_bytes, threads=key[0])
+            self._session_key = key
+            self.input_names = [i.name for i in self._session.get_inputs()]
+        return self._session
+
+    @property
+    def is_int8(self) -> bool:
+        """Whether the model is quantised (dynamic or static QuantizeLinear nodes)."""
+        return b"QuantizeLinear" in self.model_bytes
+
+    @property
+    def device(self) -> torch.device:
+        return torch.device("cpu")
+
+    def eval(self) -> "OnnxTransformer":
+        """For the Hugging Face calling convention: the model is inference-only."""
+        return self
+
+    def num_parameters(self) -> int:
+        """The number of weights (the ONNX initializers of float or int8 type,
+        quantisation scales and zero points left out). Needs the onnx package
+        (the [onnx] extra); running the model needs only onnxruntime."""
+        import onnx
+
+        graph = onnx.load_from_string(self.model_bytes).graph
+        weights = (onnx.TensorProto.FLOAT, onnx.TensorProto.INT8, onnx.TensorProto.UINT8)
+        n = 0
+        for init in graph.initializer:
+            if init.data_type in weights and len(init.dims) >= 1 and not _is_quant_param(init.name):
+                n += int(numpy.prod(init.dims))
+        return n
+
+    def __call__(self, **inputs: Any) -> BaseModelOutput:
+        session = self.session
+        feed = {name: _as_int64(inputs[name]) for name in self.input_names if name in inputs}
+        missing = [name for name in self.input_names if name not in feed]
+        if missing:
+            raise ValueError(f"the ONNX transformer needs the inputs {missing}, got {sorted(inputs)}")
+        (hidden,) = session.run([OUTPUT_NAME], feed)
+        return BaseModelOutput(last_hidden_state=cast(torch.FloatTensor, torch.from_numpy(hidden)))
+
+    def __deepcopy__(self, memo: Dict[int, Any]) -> "OnnxTransformer":
+        return OnnxTransformer(self.model_bytes, self.config)
+
+    def __getstate__(self) -> Dict[str, Any]:
+        # For spaCy's multiprocessing with spawn: the session is rebuilt.
+        return {"model_bytes": self.model_bytes, "config": self.config.to_dict()}
+
+    def __setstate__(self, state: Dict[str, Any]) -> None:
+        from transformers import AutoConfig
+
+        config = AutoConfig.for_model(**state["config"])
+        self.__init__(state["model_bytes"], config)  # type: ignore[misc]
+
+
+def _is_quant_param(name: str) -> bool:
+    return name.endswith(("_scale", "_zero_point"))
+
+
+def _as_int64(array: Any) -> numpy.ndarray:
+    if isinstance(array, torch.Tensor):
+        array = array.numpy()
+    return numpy.ascontiguousarray(array, dtype="int64")
+
+
+def make_session(model_bytes: bytes, *, threads: int = 1) -> Any:
+    """An ONNX Runtime CPU session with all graph optimisations.
+
+    model_bytes (bytes): The ONNX model.
+    threads (int): Intra-op threads.
+    RETURNS (onnxruntime.InferenceSession): The session.
+    """
+    ort = import_onnxruntime()
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = max(1, threads)
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.log_severity_level = 3
+    try:
+        return ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
+    except Exception as err:  # onnxruntime raises its own exception types
+        raise ValueError(f"the transformer's saved bytes are not a valid ONNX model: {err}") from None
+
+
+class _LastHiddenState(torch.nn.Module):
+    """The encoder with positional inputs and one output, for the export."""
+
+    def __init__(self, model: torch.nn.Module, input_names: Sequence[str]) -> None:
+        super().__init__()
+        self.model = model
+        self.input_names = list(input_names)
+
+    def forward(self, *args: torch.Tensor) -> torch.Tensor:
+        return self.model(**dict(zip(self.input_names, args))).last_hidden_state
+
+
+def export_onnx(model: torch.nn.Module, example_inputs: Dict[str, torch.Tensor]) -> bytes:
+    """Export a Hugging Face encoder (fp32) to ONNX with dynamic batch and
+    sequence axes, through torch's TorchScript exporter.
+
+    model (torch.nn.Module): The encoder, e.g. a `BertModel`.
+    example_inputs (Dict[str, torch.Tensor]): Its keyword inputs for one batch
+        (input_ids, attention_mask and, where the model takes them, token_type_ids).
+    RETURNS (bytes): The ONNX model.
+    """
+    model.eval()
+    names = list(example_inputs)
+    args = tuple(example_inputs[name].to(torch.int64) for name in names)
+    buffer = BytesIO()
+    with warnings.catch_warnings(), torch.no_grad():
+        # The TorchScript exporter and its tracer warn about deprecation and
+        # about Python control flow that is fixed for an encoder.
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            _LastHiddenState(model, names),
+            args,
+            cast(Any, buffer),  # a file object works as well as a path
+            dynamo=False,
+            input_names=names,
+            output_names=[OUTPUT_NAME],
+            dynamic_axes={name: DYNAMIC_AXES for name in names + [OUTPUT_NAME]},
+            opset_version=OPSET,
+            do_constant_folding=True,
+        )
+    return buffer.getvalue()
+
+
+def quantize_onnx(model_bytes: bytes, *, per_channel: bool = True) -> bytes:
+    """Dynamic int8 quantisation of an ONNX model's MatMuls with constant
+    weights (the Linear layers): int8 weights, activations quantised per
+    batch, as PyTorch's dynamic quantisation. Needs the `onnx` package.
+
+    model_bytes (bytes): The fp32 ONNX model.
+    per_channel (bool): One scale per output channel instead of one per matrix.
+    RETURNS (bytes): The int8 ONNX model.
+    """
+    import logging
+    import tempfile
+    from pathlib import Path
+
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    model = onnx.load_from_string(model_bytes)
+    with tempfile.TemporaryDirectory() as tmp:
+        output = Path(tmp) / "model-int8.onnx"
+        # quantize_dynamic logs a pre-processing hint at WARNING for every model.
+        logger = logging.getLogger()
+        level = logger.level
+        logger.setLevel(logging.ERROR)
+        try:
+            quantize_dynamic(
+                model,
+                output,
+                op_types_to_quantize=INT8_OP_TYPES,
+                per_channel=per_channel,
+                weight_type=QuantType.QInt8,
+                extra_options={"MatMulConstBOnly": True},
+            )
+        finally:
+            logger.setLevel(level)
+        return output.read_bytes()
+
+
+def quantize_onnx_static(
+    model_bytes: bytes, calibration: Sequence[Dict[str, numpy.ndarray]], *, per_channel: bool = True
+) -> bytes:
+    """Static int8 quantisation of an ONNX model's MatMuls with constant
+    weights, activation ranges calibrated (min/max) on example batches
+    (QOperator format, uint8 activations, int8 weights). Kept for the int8
+    study (`project/scripts/int8_study.py`): on NCBI-disease it lost far more
+    F than dynamic int8, so `export` does not offer it.
+
+    model_bytes (bytes): The fp32 ONNX model.
+    calibration (Sequence[Dict[str, numpy.ndarray]]): The model's inputs for
+        some batches of training sentences.
+    per_channel (bool): One weight scale per output channel.
+    RETURNS (bytes): The int8 ONNX model.
+    """
+    import logging
+    import tempfile
+    from pathlib import Path
+
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+
+    class _Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.batches = iter([{k: _as_int64(v) for k, v in b.items()} for b in calibration])
+
+        def get_next(self) -> Optional[Dict[str, numpy.ndarray]]:
+            return next(self.batches, None)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        source, output = Path(tmp) / "model.onnx", Path(tmp) / "model-int8.onnx"
+        source.write_bytes(model_bytes)
+        logger = logging.getLogger()
+        level = logger.level
+        logger.setLevel(logging.ERROR)
+        try:
+            quantize_static(
+                source,
+                output,
+                _Reader(),
+                quant_format=QuantFormat.QOperator,
+                op_types_to_quantize=INT8_OP_TYPES,
+                per_channel=per_channel,
+                activation_type=QuantType.QUInt8,
+                weight_type=QuantType.QInt8,
+                calibrate_method=CalibrationMethod.MinMax,
+            )
+        finally:
+            logger.setLevel(level)
+        return output.read_bytes()

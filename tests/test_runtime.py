@@ -1,0 +1,387 @@
+"""The ONNX Runtime transformer (`spacy fastbioner export`) on tiny BERTs,
+uncased and cased: equivalence with PyTorch, int8, serialisation, loading
+without pickle, and the CLI."""
+
+import pickle
+from pathlib import Path
+
+import numpy
+import pytest
+import spacy
+import srsly
+import torch
+from typer.testing import CliRunner
+
+pytest.importorskip("onnxruntime")
+pytest.importorskip("onnx")
+
+from spacy_fastbioner.cli import fastbioner_cli  # noqa: E402
+from spacy_fastbioner.quantize import quantize_pipeline  # noqa: E402
+from spacy_fastbioner.runtime import ONNX_ARCHITECTURE, OnnxTransformer, export_pipeline  # noqa: E402
+from spacy_fastbioner.testing import (  # noqa: E402
+    make_examples,
+    make_pipeline,
+    make_tiny_bert,
+    synthetic_sentences,
+    train_pipeline,
+)
+from spacy_fastbioner.transformer import find_transformer  # noqa: E402
+
+TEXTS = [
+    "the patients with breast cancer were treated with aspirin",
+    "Mice showed no signs of Diabetes after lithium carbonate .",
+    "we report that hereditary colitis and tumour levels were high",
+    "",
+    " ".join(["cancer of the colon"] * 30),  # longer than one window: several spans
+]
+
+
+def entities(nlp, texts=TEXTS):
+    return [[(e.start_char, e.end_char, e.label_) for e in doc.ents] for doc in nlp.pipe(texts)]
+
+
+def logits(nlp, texts=TEXTS):
+    """The NER head's per-token logits, for docs the pipeline annotated up to the head."""
+    docs = [nlp.make_doc(text) for text in texts]
+    for name, proc in nlp.pipeline:
+        if name == "fastbioner_ner":
+            return [x for x in proc.model.predict(docs) if x.size]
+        docs = list(proc.pipe(docs))
+    raise AssertionError("no fastbioner_ner")
+
+
+def make_cased_bert(path: Path) -> Path:
+    from transformers import BertTokenizerFast
+
+    make_tiny_bert(path, n_layers=2, seed=3)
+    BertTokenizerFast(vocab_file=str(path / "vocab.txt"), do_lower_case=False).save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="module", params=["uncased", "cased"])
+def trained(request, tiny_bert, tmp_path_factory):
+    """A tiny trained PyTorch pipeline (uncased or cased tokenizer)."""
+    bert = tiny_bert if request.param == "uncased" else make_cased_bert(tmp_path_factory.mktemp("cased"))
+    nlp = make_pipeline(bert)
+    train_pipeline(nlp, make_examples(nlp, synthetic_sentences(120, seed=1)), epochs=4)
+    assert any(entities(nlp)), "the tiny pipeline predicts no entities: the checks would be vacuous"
+    return nlp
+
+
+@pytest.fixture(scope="module")
+def exported(trained, tmp_path_factory):
+    root = tmp_path_factory.mktemp("onnx")
+    paths = {}
+    for name, int8 in (("fp32", False), ("int8", True)):
+        paths[name] = root / name
+        export_pipeline(trained, int8=int8).to_disk(paths[name])
+    return paths
+
+
+def test_fp32_export_matches_pytorch(trained, exported):
+    nlp = spacy.load(exported["fp32"])
+    trf = find_transformer(nlp)
+    assert nlp.config["components"]["transformer"]["model"]["@architectures"] == ONNX_ARCHITECTURE
+    assert isinstance(trf.model.transformer, OnnxTransformer) and not trf.model.transformer.is_int8
+    assert nlp.pipe_names == trained.pipe_names
+    expected, found = logits(trained), logits(nlp)
+    assert len(expected) == len(found) == 4
+    for x, y in zip(expected, found):
+        assert x.shape == y.shape
+        numpy.testing.assert_allclose(y, x, atol=1e-3)
+    assert entities(nlp) == entities(trained)
+
+
+def test_int8_export(trained, exported):
+    nlp = spacy.load(exported["int8"])
+    transformer = find_transformer(nlp).model.transformer
+    assert transformer.is_int8
+    assert nlp.meta["fastbioner"]["runtime"] == "onnx"
+    assert "onnxruntime>=1.17" in nlp.meta["requirements"]
+    fp32_model = (exported["fp32"] / "transformer" / "model").stat().st_size
+    assert (exported["int8"] / "transformer" / "model").stat().st_size < fp32_model
+    n_fp32 = find_transformer(spacy.load(exported["fp32"])).model.transformer.num_parameters()
+    assert transformer.num_parameters() == n_fp32
+    for x, y in zip(logits(trained), logits(nlp)):
+        assert numpy.abs(x - y).max() < 0.5 * max(1.0, numpy.abs(x).max())
+
+
+def test_roundtrips(exported):
+    nlp = spacy.load(exported["fp32"])
+    expected = entities(nlp)
+    from_bytes = spacy.blank("en").from_config(nlp.config).from_bytes(nlp.to_bytes())
+    assert entities(from_bytes) == expected
+    trf, other = find_transformer(nlp), find_transformer(from_bytes)
+    assert other.model.transformer.model_bytes == trf.model.transformer.model_bytes
+    assert other.model.tokenizer.get_vocab() == trf.model.tokenizer.get_vocab()
+    reloaded = find_transformer(spacy.load(exported["fp32"])).from_bytes(trf.to_bytes())
+    assert reloaded.model.transformer.model_bytes == trf.model.transformer.model_bytes
+    for x, y in zip(logits(nlp), logits(from_bytes)):
+        numpy.testing.assert_array_equal(x, y)
+
+
+def test_config_initialize_exports_from_a_name(tiny_bert):
+    """The architecture in a config initialised from a model name (as TransformerModel.v3)."""
+    nlp = make_pipeline(tiny_bert)
+    config = nlp.config.copy()
+    config["components"]["transformer"]["model"]["@architectures"] = ONNX_ARCHITECTURE
+    config["components"]["transformer"]["model"]["int8"] = False
+    onnx_nlp = spacy.blank("en").from_config(config)
+    examples = make_examples(onnx_nlp, synthetic_sentences(8, seed=2))
+    onnx_nlp.get_pipe("transformer").initialize(lambda: examples, nlp=onnx_nlp)
+    assert isinstance(find_transformer(onnx_nlp).model.transformer, OnnxTransformer)
+    with pytest.raises(ValueError, match="cannot be trained"):
+        onnx_nlp.update(examples)
+
+
+def test_loading_runs_no_pickle(exported, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("pickle code ran while loading")
+
+    for module, name in ((pickle, "load"), (pickle, "loads"), (pickle, "Unpickler"), (torch, "load")):
+        monkeypatch.setattr(module, name, refuse)
+    nlp = spacy.load(exported["int8"])
+    assert any(entities(nlp))
+
+
+class _Payload:
+    """Unpickling this runs code: it must never happen on load."""
+
+    def __reduce__(self):
+        return (Path.touch, (Path(__file__).parent / "PWNED",))
+
+
+def test_refuses_pickled_and_pytorch_data(trained, exported, tmp_path):
+    path = tmp_path / "p"
+    spacy.load(exported["fp32"]).to_disk(path)
+    model_file = path / "transformer" / "model"
+    msg = srsly.msgpack_loads(model_file.read_bytes())
+    # thinc's model bytes: one list of shim bytes per node of model.walk().
+    shims = next(node_shims for node_shims in msg["shims"] if node_shims)
+    shim = srsly.msgpack_loads(shims[0])
+    shim["onnx"] = pickle.dumps(_Payload())
+    shims[0] = srsly.msgpack_dumps(shim)
+    model_file.write_bytes(srsly.msgpack_dumps(msg))
+    with pytest.raises(ValueError, match="not a valid ONNX model"):
+        spacy.load(path)
+    assert not (Path(__file__).parent / "PWNED").exists()
+    # A PyTorch transformer's data (a torch.save pickle) under the ONNX architecture.
+    shims[0] = find_transformer(trained).model.layers[0].shims[0].to_bytes()
+    model_file.write_bytes(srsly.msgpack_dumps(msg))
+    with pytest.raises(ValueError, match="fastbioner export"):
+        spacy.load(path)
+
+
+def test_export_rejects_bad_input(trained):
+    with pytest.raises(ValueError, match="runtime"):
+        export_pipeline(trained, runtime="tensorrt")
+    with pytest.raises(ValueError, match="fp32 PyTorch model"):
+        export_pipeline(quantize_pipeline(trained))
+    with pytest.raises(ValueError, match="positive"):
+        export_pipeline(trained, max_batch_items=0)
+
+
+def test_session_follows_torch_threads(exported):
+    transformer = find_transformer(spacy.load(exported["fp32"])).model.transformer
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = transformer.session
+        assert transformer.session is one
+        torch.set_num_threads(2)
+        assert transformer.session is not one
+        assert transformer.session.get_session_options().intra_op_num_threads == 2
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_export_cli(trained, tmp_path):
+    trained.to_disk(tmp_path / "fp32")
+    args = ["export", str(tmp_path / "fp32"), str(tmp_path / "out"), "--runtime", "onnx", "--max-batch-items", "256"]
+    result = CliRunner().invoke(fastbioner_cli, args)
+    assert result.exit_code == 0, result.output
+    nlp = spacy.load(tmp_path / "out")
+    assert find_transformer(nlp).model.transformer.is_int8
+    assert nlp.get_pipe("transformer").cfg["max_batch_items"] == 256
+    from spacy_fastbioner.testing import write_iob
+
+    data = write_iob(tmp_path / "test.tsv", synthetic_sentences(30, seed=5))
+    args = ["export", str(tmp_path / "fp32"), str(tmp_path / "out32"), "--fp32", "--verify", str(data)]
+    result = CliRunner().invoke(fastbioner_cli, args)
+    assert result.exit_code == 0, result.output
+    assert "0 of 30 docs with other entities" in " ".join(result.output.split())
+    bad = CliRunner().invoke(
+        fastbioner_cli, ["export", str(tmp_path / "fp32"), str(tmp_path / "x"), "--runtime", "tvm"]
+    )
+    assert bad.exit_code == 1 and "runtime" in bad.output
+
+
+def test_benchmark_rows_per_runtime_and_threads(trained, exported, tmp_path):
+    from spacy_fastbioner.benchmark import BenchmarkSettings, benchmark_threads, markdown_table, write_report
+    from spacy_fastbioner.testing import write_iob
+
+    trained.to_disk(tmp_path / "pytorch")
+    data = write_iob(tmp_path / "test.tsv", synthetic_sentences(24, seed=11))
+    models = [
+        ("pytorch", str(tmp_path / "pytorch")),
+        ("onnx", str(exported["fp32"])),
+        ("onnx-int8", str(exported["int8"])),
+        ("pytorch-eager", f"{tmp_path / 'pytorch'}#eager"),
+    ]
+    settings = BenchmarkSettings(batch_size=8, n_batches=2, warmup=1, n_latency=2, memory=False)
+    results = benchmark_threads(models, data, settings, [1, 2], log=lambda _: None)
+    rows = {m["name"]: m for m in results["models"]}
+    assert set(rows) == {f"{name} ({n}t)" for name, _ in models for n in (1, 2)}
+    for name, row in rows.items():
+        assert row["transformer"]["runtime"] == ("pytorch" if name.startswith("pytorch") else "onnxruntime")
+        assert row["path"] == (str(tmp_path / "pytorch") if name.startswith("pytorch") else row["path"])
+        assert row["speed"]["raw_forward_words_per_sec"]["median"] > 0
+        assert row["speed"]["pipeline_vs_raw"]["median"] > 0
+        assert row["parameters"]["transformer"] > 0
+    assert rows["onnx-int8 (1t)"]["transformer"]["quantized"] and not rows["onnx (2t)"]["transformer"]["quantized"]
+    assert rows["onnx (1t)"]["accuracy"]["f"] == rows["pytorch (1t)"]["accuracy"]["f"]
+    # The export keeps what last_hidden_state needs: BERT's pooler is left out.
+    pooler = sum(p.numel() for p in find_transformer(trained).model.transformer.pooler.parameters())
+    assert rows["onnx (1t)"]["parameters"]["transformer"] == rows["pytorch (1t)"]["parameters"]["transformer"] - pooler
+    assert rows["onnx (2t)"]["threads"] == 2 and results["environment"]["torch_threads"] == [1, 2]
+    cpu = results["environment"]["cpu"]
+    assert cpu["model"]
+    table = markdown_table(results)
+    assert "| onnx-int8 (2t) | ONNX Runtime | 2 |" in table and "| pytorch (1t) | PyTorch | 1 |" in table
+    assert f"CPU: {cpu['model']}" in table and "int8:" in table
+    assert rows["pytorch-eager (1t)"]["transformer"]["attention"] == "eager"
+    assert rows["pytorch (1t)"]["transformer"]["attention"] == "sdpa"
+    assert rows["pytorch-eager (1t)"]["accuracy"]["f"] == pytest.approx(rows["pytorch (1t)"]["accuracy"]["f"])
+    assert "| pytorch-eager (1t) | PyTorch (eager) | 1 |" in table
+    files = write_report(results, tmp_path / "report")
+    assert files["plot"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_cpu_info(tmp_path):
+    from spacy_fastbioner.benchmark.cpu import cpu_info, describe_cpu
+
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(
+        "processor\t: 0\nmodel name\t: AMD EPYC 9454\nflags\t\t: fpu avx2 avx512f avx512_vnni avx512_bf16\n\n"
+        "processor\t: 1\nmodel name\t: other\nflags\t\t: fpu\n",
+        encoding="utf8",
+    )
+    info = cpu_info(cpuinfo)
+    assert info["model"] == "AMD EPYC 9454"
+    assert info["int8"] == ["avx512_vnni"] and info["bf16"] == ["avx512_bf16"]
+    assert describe_cpu(info) == "AMD EPYC 9454; int8: avx512_vnni; bf16: avx512_bf16"
+    cpuinfo.write_text("processor\t: 0\nmodel name\t: Old Xeon\nflags\t\t: fpu avx2\n", encoding="utf8")
+    assert describe_cpu(cpu_info(cpuinfo)) == "Old Xeon; int8: none; bf16: none"
+    fallback = cpu_info(tmp_path / "missing")
+    assert fallback["source"] == "platform" and fallback["int8"] is None
+    assert "int8: unknown" in describe_cpu(fallback)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_fast_alignment_equals_spacy_transformers(tiny_bert, seed):
+    """The vectorised alignment of the ONNX forward pass is spacy-transformers'
+    own, on text with odd spacing, unknown characters and overlapping spans."""
+    import random
+
+    from spacy_transformers.align import get_alignment_via_offset_mapping
+    from spacy_transformers.layers.transformer_model import huggingface_tokenize
+    from spacy_transformers.span_getters import configure_strided_spans
+    from transformers import AutoTokenizer
+
+    from spacy_fastbioner.runtime.fast_forward import get_alignment_fast
+
+    rng = random.Random(seed)
+    pieces = [
+        "cancer",
+        "of",
+        "the",
+        "colon",
+        "Aspirin",
+        "5-FU",
+        "(",
+        ")",
+        "naloxone,",
+        "ΔF508",
+        "β-catenin",
+        "  ",
+        "\n",
+        "x",
+        "lithium",
+        "carbonate.",
+        "\u00a0",
+        "tumour",
+        "😀",
+        "[UNK]",
+    ]
+    nlp = spacy.blank("en")
+    docs = []
+    for _ in range(6):
+        words = [rng.choice(pieces) for _ in range(rng.randint(0, 40))]
+        spaces = [rng.random() < 0.7 for _ in words]
+        docs.append(spacy.tokens.Doc(nlp.vocab, words=words, spaces=spaces) if words else nlp.make_doc(""))
+    docs.append(docs[1])  # the same doc twice in a batch
+    tokenizer = AutoTokenizer.from_pretrained(str(tiny_bert), use_fast=True)
+    get_spans = configure_strided_spans(window=rng.choice([4, 7, 16]), stride=rng.choice([2, 3, 4]))
+    spans = [span for doc_spans in get_spans(docs) for span in doc_spans]
+    assert spans
+    encoding = huggingface_tokenize(tokenizer, [span.text for span in spans])
+    expected = get_alignment_via_offset_mapping(spans, encoding["offset_mapping"])
+    found = get_alignment_fast(spans, encoding["offset_mapping"])
+    numpy.testing.assert_array_equal(found.lengths, expected.lengths)
+    numpy.testing.assert_array_equal(found.dataXd, expected.dataXd)
+    assert found.dataXd.dtype == expected.dataXd.dtype
+    # Random wordpiece offsets, as other tokenizers give (starting on a space,
+    # overlapping, empty, past the end of the span's text).
+    n_wp = 12
+    offsets = numpy.zeros((len(spans), n_wp, 2), dtype="int64")
+    for i, span in enumerate(spans):
+        for j in range(n_wp):
+            start = rng.randint(0, len(span.text) + 2)
+            offsets[i, j] = (start, start + rng.randint(0, 4))
+    expected = get_alignment_via_offset_mapping(spans, offsets)
+    found = get_alignment_fast(spans, offsets)
+    numpy.testing.assert_array_equal(found.lengths, expected.lengths)
+    numpy.testing.assert_array_equal(found.dataXd, expected.dataXd)
+    assert [span.doc.text[span.start_char : span.end_char] for span in spans] == [span.text for span in spans]
+
+
+def test_torch_variants_reject_bad_input(exported):
+    from spacy_fastbioner.benchmark.variants import apply_torch_variant, split_variant
+
+    assert split_variant("a/b#compile") == ("a/b", "compile")
+    assert split_variant("a/b") == ("a/b", "")
+    with pytest.raises(ValueError, match="unknown PyTorch variant"):
+        split_variant("a/b#tensorrt")
+    nlp = spacy.load(exported["int8"])
+    with pytest.raises(ValueError, match="fp32 PyTorch"):
+        apply_torch_variant(nlp, find_transformer(nlp), "compile")
+
+
+def test_static_int8_for_the_study(exported, tiny_bert):
+    """The static int8 of the int8 study (project/scripts/int8_study.py) runs
+    and stays close to fp32 on its calibration data."""
+    from spacy_fastbioner.runtime.architecture import example_inputs
+    from spacy_fastbioner.runtime.onnx_model import quantize_onnx_static
+
+    fp32 = find_transformer(spacy.load(exported["fp32"])).model.transformer
+    tokenizer = find_transformer(spacy.load(exported["fp32"])).model.tokenizer
+    batch = {k: v.numpy() for k, v in example_inputs(tokenizer, TEXTS[:3]).items()}
+    static = OnnxTransformer(quantize_onnx_static(fp32.model_bytes, [batch]), fp32.config)
+    assert static.is_int8 and not fp32.is_int8
+    expected = fp32(**batch).last_hidden_state.numpy()
+    found = static(**batch).last_hidden_state.numpy()
+    mask = batch["attention_mask"].astype(bool)
+    assert found.shape == expected.shape
+    assert numpy.abs(found - expected)[mask].max() < 0.5 * numpy.abs(expected[mask]).max()
+
+
+def test_paper_shape_onnx_rows(tiny_bert, tmp_path):
+    from spacy_fastbioner.benchmark import build_paper_shape_pipelines
+
+    shape = {"num_hidden_layers": 2, "hidden_size": 32, "num_attention_heads": 2, "intermediate_size": 64}
+    paths = build_paper_shape_pipelines(tmp_path, vocab_dir=tiny_bert, student_layers=1, with_onnx=True, **shape)
+    assert set(paths) == {"teacher", "student", "student-int8", "student-onnx", "student-onnx-int8"}
+    for name in ("student-onnx", "student-onnx-int8"):
+        transformer = find_transformer(spacy.load(paths[name])).model.transformer
+        assert isinstance(transformer, OnnxTransformer) and transformer.config.num_hidden_layers == 1
+        assert transformer.is_int8 == (name == "student-onnx-int8")
