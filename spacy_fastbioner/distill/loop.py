@@ -23,11 +23,13 @@ from thinc.api import Optimizer, fix_random_seed
 from thinc.config import Promise
 from wasabi import Printer
 
-from ..process_memory import peak_rss_mb, rss_mb
+from ..process_memory import peak_rss_mb, release_free_memory, rss_mb
 
 DIR_MODEL_BEST = "model-best"
 DIR_MODEL_LAST = "model-last"
 LOG_FILE = "distill_log.jsonl"
+# Steps between returns of freed C heap memory to the OS (see release_free_memory).
+TRIM_EVERY = 10
 BatchT = TypeVar("BatchT")
 
 
@@ -128,6 +130,8 @@ def distill(
                 progress=progress,
             )
             optimizer.step_schedules()
+            if step % TRIM_EVERY == 0:
+                release_free_memory()
             step_seconds += timer() - step_start
             n_timed += 1
             words_seen += sum(len(eg) for eg in batch)
