@@ -98,6 +98,7 @@ def measure_distillation_memory(
     raw: Path,
     config: Path,
     eval_frequency: int = 300,
+    batch_size: int = 800,
     vocab_dir: Optional[Path] = None,
 ) -> Dict[str, Any]:
     """Distil for one epoch over train + all of raw, live and from a
@@ -109,6 +110,7 @@ def measure_distillation_memory(
     raw (Path): Unlabelled text, one text per line.
     config (Path): The student config (project/configs/student.cfg).
     eval_frequency (int): Steps between log records.
+    batch_size (int): Padded tokens per batch (the config's 800 by default).
     vocab_dir (Optional[Path]): The tokenizer folder; MiniLM-L6's when None.
     RETURNS (Dict[str, Any]): The report.
     """
@@ -126,12 +128,20 @@ def measure_distillation_memory(
             "--corpora.unlabelled.limit", "0",
             "--distillation.max_steps", "0", "--distillation.max_epochs", "1",
             "--training.eval_frequency", str(eval_frequency),
+            "--distillation.batcher.size", str(batch_size),
         ]  # fmt: skip
         if targets is not None:
             args += ["--paths.teacher_targets", str(targets)]
         _run(args)
         runs[name] = summarise_log(out / "distill_log.jsonl")
-    report = {"method": METHOD, "shape": SMALL_SHAPE, "raw": str(raw), "train": str(train), "runs": runs}
+    report = {
+        "method": METHOD,
+        "shape": SMALL_SHAPE,
+        "batch_size": batch_size,
+        "raw": str(raw),
+        "train": str(train),
+        "runs": runs,
+    }
     srsly.write_json(output_dir / "memory.json", report)
     (output_dir / "memory.md").write_text(markdown_report(report), encoding="utf8")
     return report

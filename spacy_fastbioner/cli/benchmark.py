@@ -177,6 +177,9 @@ def benchmark_distill_memory_cli(
         Path("project/configs/student.cfg"), "--config", "-c", help="Student config", exists=True, dir_okay=False
     ),
     eval_frequency: int = Opt(300, "--eval-frequency", help="Steps between log records"),
+    batch_size: int = Opt(
+        800, "--batch-size", "-b", help="Padded tokens per batch (the student config's 800 by default)"
+    ),
     # fmt: on
 ) -> None:
     """Distil small random-weight pipelines for one epoch over the training
@@ -185,6 +188,12 @@ def benchmark_distill_memory_cli(
     from ..benchmark.distill_memory import markdown_report, measure_distillation_memory
 
     report = measure_distillation_memory(
-        output_path, train=train, dev=dev, raw=raw, config=config, eval_frequency=eval_frequency
+        output_path,
+        train=train,
+        dev=dev,
+        raw=raw,
+        config=config,
+        eval_frequency=eval_frequency,
+        batch_size=batch_size,
     )
     print(markdown_report(report))
