@@ -3,7 +3,8 @@ distillation log. PyTorch's CPU tensors are not seen by `tracemalloc`, so
 resident set size (RSS) is the measure that counts them."""
 
 import sys
-from typing import Optional
+from functools import lru_cache
+from typing import Callable, Optional
 
 
 def _proc_status_mb(field: str) -> Optional[float]:
@@ -47,19 +48,15 @@ def release_free_memory() -> None:
         trim(0)
 
 
-def _malloc_trim():
-    global _TRIM
-    if _TRIM is False:
-        import ctypes
-        import ctypes.util
+@lru_cache(maxsize=1)
+def _malloc_trim() -> Optional[Callable[[int], int]]:
+    """glibc's `malloc_trim`, or None where the C library has none."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+    import ctypes.util
 
-        _TRIM = None
-        if sys.platform.startswith("linux"):
-            try:
-                _TRIM = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
-            except (OSError, AttributeError):
-                _TRIM = None
-    return _TRIM
-
-
-_TRIM = False
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return None
