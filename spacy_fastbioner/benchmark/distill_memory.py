@@ -120,7 +120,7 @@ def measure_distillation_memory(
     _run(["fastbioner", "teacher-targets", str(paths["teacher"]), str(store), "--data", str(train), "--raw", str(raw)])
     runs: Dict[str, Any] = {}
     for name, targets in (("live teacher", None), ("teacher targets", store)):
-        out = output_dir / name.replace(" ", "-")
+        out = output_dir / ("run-" + name.replace(" ", "-"))
         args = [
             "fastbioner", "distill", str(paths["teacher"]), str(config), "--output", str(out),
             "--paths.student", str(paths["student-init"]), "--paths.train", str(train),
