@@ -387,6 +387,9 @@ def test_onnx_package_installs_and_loads_offline(trained, tmp_path, monkeypatch)
     )
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", HF_HOME=str(tmp_path / "hf"))
+    # Known bug (README, Fast inference): the forked workers of `nlp.pipe(n_process=2)` hang when
+    # the parent ran ONNX Runtime with more than one thread; one thread is the documented workaround.
+    env["OMP_NUM_THREADS"] = "1"
     (tmp_path / "check.py").write_text(CHECK_SCRIPT.format(package=package), encoding="utf8")
     minor = get_minor_version(spacy.about.__version__)
     table = {"spacy": {spacy.about.__version__: {"en_core_web_sm": [f"{minor}.0"]}, "4.0.0": {}}}
