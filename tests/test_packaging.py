@@ -11,7 +11,7 @@ import sysconfig
 import tarfile
 import zipfile
 from pathlib import Path
-from typing import Dict
+from typing import Dict, Tuple
 
 import pytest
 import spacy
@@ -64,6 +64,35 @@ print(json.dumps({{
     "validate": pkgs.get("{package}"),
 }}))
 """
+
+
+def install_and_check(tmp_path: Path, wheel: Path, package: str, **env_extra: str) -> Tuple[Path, dict]:
+    """Install the plugin's and a package's wheels into a fresh venv, offline,
+    run CHECK_SCRIPT there, and return the venv's python and the script's output."""
+    python = fresh_venv(tmp_path)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "--python", str(python), "install", "--no-index", "--no-deps",
+         str(build_plugin(tmp_path)), str(wheel)],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", HF_HOME=str(tmp_path / "hf"), **env_extra)
+    (tmp_path / "check.py").write_text(CHECK_SCRIPT.format(package=package), encoding="utf8")
+    # The shape of spaCy's published table (explosion/spacy-models compatibility.json): the installed
+    # spaCy's entry lists its own models, never ours; `spacy validate` then checks our meta's spacy_version.
+    minor = get_minor_version(spacy.about.__version__)
+    table = {"spacy": {spacy.about.__version__: {"en_core_web_sm": [f"{minor}.0"]}, "4.0.0": {}}}
+    proc = subprocess.run(
+        [str(python), str(tmp_path / "check.py"), json.dumps(TEXTS), json.dumps(table)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return python, json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def entities(nlp, texts):
@@ -293,40 +322,7 @@ def test_package_installs_and_loads_offline(trained, tmp_path, monkeypatch):
     with zipfile.ZipFile(result.wheel) as zf:
         assert f"{PACKAGE}/{PACKAGE}-0.0.1/README.md" in zf.namelist()
         assert "spacy_models" in zf.read(f"{PACKAGE}-0.0.1.dist-info/entry_points.txt").decode()
-    python = fresh_venv(tmp_path)
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "--python",
-            str(python),
-            "install",
-            "--no-index",
-            "--no-deps",
-            str(build_plugin(tmp_path)),
-            str(result.wheel),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
-    env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", HF_HOME=str(tmp_path / "hf"))
-    (tmp_path / "check.py").write_text(CHECK_SCRIPT.format(package=PACKAGE), encoding="utf8")
-    # The shape of spaCy's published table (explosion/spacy-models compatibility.json): the installed
-    # spaCy's entry lists its own models, never ours; `spacy validate` then checks our meta's spacy_version.
-    minor = get_minor_version(spacy.about.__version__)
-    table = {"spacy": {spacy.about.__version__: {"en_core_web_sm": [f"{minor}.0"]}, "4.0.0": {}}}
-    proc = subprocess.run(
-        [str(python), str(tmp_path / "check.py"), json.dumps(TEXTS), json.dumps(table)],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    python, out = install_and_check(tmp_path, result.wheel, PACKAGE)
     venv = python.parent.parent
     assert Path(out["plugin"]).is_relative_to(venv) and Path(out["model"]).is_relative_to(venv)
     assert out["meta"]["name"] == "fastbioner_ncbi_disease" and out["meta"]["version"] == "0.0.1"
@@ -338,6 +334,7 @@ def test_package_installs_and_loads_offline(trained, tmp_path, monkeypatch):
     assert validated["version"] == "0.0.1" and validated["spacy"] == out["meta"]["spacy_version"]
     # The package admits the installed spaCy and no later minor version.
     assert is_compatible_version(spacy.about.__version__, validated["spacy"])
+    minor = get_minor_version(spacy.about.__version__)
     assert not is_compatible_version(f"{minor.split('.')[0]}.{int(minor.split('.')[1]) + 1}.0", validated["spacy"])
     assert validated["compat"] is True
 
@@ -368,41 +365,9 @@ def test_onnx_package_installs_and_loads_offline(trained, tmp_path, monkeypatch)
     assert result.meta["requirements"] == requirements("onnx")
     assert any(r.startswith("onnxruntime") for r in result.meta["requirements"])
     assert result.meta["fastbioner"]["runtime"] == "onnx"
-    python = fresh_venv(tmp_path)
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "--python",
-            str(python),
-            "install",
-            "--no-index",
-            "--no-deps",
-            str(build_plugin(tmp_path)),
-            str(result.wheel),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
-    env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", HF_HOME=str(tmp_path / "hf"))
     # Known bug (README, Fast inference): the forked workers of `nlp.pipe(n_process=2)` hang when
     # the parent ran ONNX Runtime with more than one thread; one thread is the documented workaround.
-    env["OMP_NUM_THREADS"] = "1"
-    (tmp_path / "check.py").write_text(CHECK_SCRIPT.format(package=package), encoding="utf8")
-    minor = get_minor_version(spacy.about.__version__)
-    table = {"spacy": {spacy.about.__version__: {"en_core_web_sm": [f"{minor}.0"]}, "4.0.0": {}}}
-    proc = subprocess.run(
-        [str(python), str(tmp_path / "check.py"), json.dumps(TEXTS), json.dumps(table)],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    python, out = install_and_check(tmp_path, result.wheel, package, OMP_NUM_THREADS="1")
     assert out["meta"]["name"] == "fastbioner_ncbi_disease_onnx"
     expected = entities(export_pipeline(trained["student"], int8=True), TEXTS)
     assert any(expected)
