@@ -346,6 +346,16 @@ def test_api_refuses_bad_settings(tmp_path: Path, raw_text_model: Path) -> None:
         annotate(str(raw_text_model), [tmp_path / "in.txt"], tmp_path / "out", backend="spark")
     with pytest.raises(AnnotateError, match="expected a number in"):
         annotate(str(raw_text_model), [tmp_path / "in.txt"], tmp_path / "out", min_confidence=2.0)
+    with pytest.raises(AnnotateError, match="Invalid max batch items: 0"):
+        annotate(str(raw_text_model), [tmp_path / "in.txt"], tmp_path / "out", max_batch_items=0)
+
+
+def test_max_batch_items_reaches_the_transformer(raw_text_model: Path) -> None:
+    from spacy_fastbioner.annotate.local import load_pipeline
+    from spacy_fastbioner.transformer import find_transformer
+
+    default = find_transformer(load_pipeline(str(raw_text_model))).cfg["max_batch_items"]
+    assert find_transformer(load_pipeline(str(raw_text_model), default + 7)).cfg["max_batch_items"] == default + 7
 
 
 def test_a_document_the_pipeline_fails_on_goes_to_errors(tmp_path: Path, raw_text_model: Path) -> None:

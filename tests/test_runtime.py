@@ -284,11 +284,13 @@ def test_fast_alignment_equals_spacy_transformers(tiny_bert, seed):
     import random
 
     from spacy_transformers.align import get_alignment_via_offset_mapping
+    from spacy_transformers.data_classes import FullTransformerBatch, WordpieceBatch
     from spacy_transformers.layers.transformer_model import huggingface_tokenize
     from spacy_transformers.span_getters import configure_strided_spans
     from transformers import AutoTokenizer
+    from transformers.modeling_outputs import BaseModelOutput
 
-    from spacy_fastbioner.runtime.fast_forward import get_alignment_fast
+    from spacy_fastbioner.runtime.fast_forward import get_alignment_fast, split_by_doc
 
     rng = random.Random(seed)
     pieces = [
@@ -343,6 +345,19 @@ def test_fast_alignment_equals_spacy_transformers(tiny_bert, seed):
     numpy.testing.assert_array_equal(found.lengths, expected.lengths)
     numpy.testing.assert_array_equal(found.dataXd, expected.dataXd)
     assert [span.doc.text[span.start_char : span.end_char] for span in spans] == [span.text for span in spans]
+    # The per-doc split of a batch of these spans is spacy-transformers' own.
+    nested = get_spans(docs)
+    wordpieces = WordpieceBatch.from_batch_encoding(encoding)
+    hidden = torch.from_numpy(numpy.random.default_rng(seed).random((len(spans), wordpieces.input_ids.shape[1], 3)))
+    batch = FullTransformerBatch(nested, wordpieces, BaseModelOutput(last_hidden_state=hidden), expected)
+    for found_doc, expected_doc in zip(split_by_doc(batch), batch.split_by_doc(), strict=True):
+        numpy.testing.assert_array_equal(found_doc.align.dataXd, expected_doc.align.dataXd)
+        numpy.testing.assert_array_equal(found_doc.align.lengths, expected_doc.align.lengths)
+        numpy.testing.assert_array_equal(found_doc.wordpieces.input_ids, expected_doc.wordpieces.input_ids)
+        assert list(found_doc.model_output) == list(expected_doc.model_output)
+        for key, value in expected_doc.model_output.items():
+            numpy.testing.assert_array_equal(found_doc.model_output[key], value)
+    assert any(doc_data.model_output for doc_data in split_by_doc(batch))
 
 
 def test_torch_variants_reject_bad_input(exported):

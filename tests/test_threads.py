@@ -75,6 +75,16 @@ def int8_dir(trained_teacher, tmp_path_factory) -> Path:
     return path
 
 
+@pytest.fixture(scope="module")
+def onnx_int8_dir(trained_teacher, tmp_path_factory) -> Path:
+    pytest.importorskip("onnxruntime")
+    from spacy_fastbioner.runtime import export_pipeline
+
+    path = tmp_path_factory.mktemp("threads") / "onnx-int8"
+    export_pipeline(trained_teacher, int8=True).to_disk(path)
+    return path
+
+
 def _env():
     env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
     env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
@@ -91,22 +101,26 @@ def test_making_a_pipeline_registers_no_fork_hook(int8_dir):
     assert limited == "'spacy_fastbioner.threads']"  # once, however often it is called
 
 
+@pytest.mark.parametrize("runtime", ["pytorch", "onnx"])
 @pytest.mark.parametrize("method", ["fork", "spawn"])
-def test_n_process_with_the_int8_pipeline(int8_dir, tmp_path, method):
+def test_n_process_with_an_int8_pipeline(request, tmp_path, method, runtime):
+    """The parent runs the pipeline at 2 threads first: ONNX Runtime's workers
+    must not wait for the parent's thread pool (README: Fast inference)."""
+    model = request.getfixturevalue("int8_dir" if runtime == "pytorch" else "onnx_int8_dir")
     script = tmp_path / "n_process.py"
     script.write_text(N_PROCESS_SCRIPT, encoding="utf8")
     try:
         result = subprocess.run(
-            [sys.executable, str(script), str(int8_dir), method, json.dumps(TEXTS)],
+            [sys.executable, str(script), str(model), method, json.dumps(TEXTS)],
             capture_output=True,
             text=True,
             env=_env(),
-            timeout=300,
+            timeout=120,
         )
     except subprocess.TimeoutExpired:
         pytest.fail(
-            f"nlp.pipe(n_process=2) with {method} hung: forked workers that inherit the parent's "
-            "torch threads wait forever for its OpenMP pool"
+            f"nlp.pipe(n_process=2) with {method} and {runtime} hung: forked workers that inherit the "
+            "parent's threads wait forever for its thread pool"
         )
     assert result.returncode == 0, result.stderr[-3000:]
     out = json.loads(result.stdout.strip().splitlines()[-1])

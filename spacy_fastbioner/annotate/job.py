@@ -100,6 +100,7 @@ def annotate(
     shard_size: int = 1000,
     min_confidence: float = 0.0,
     batch_size: int = 64,
+    max_batch_items: Optional[int] = None,
     n_process: int = 1,
     n_threads: Optional[int] = None,
     html: int = 0,
@@ -124,6 +125,8 @@ def annotate(
     shard_size (int): Documents per shard.
     min_confidence (float): Drop entities of a lower confidence.
     batch_size (int): Passages per batch of `nlp.pipe`.
+    max_batch_items (Optional[int]): The transformer's padded wordpieces per
+        forward pass; None keeps the pipeline's own setting.
     n_process (int): Local: processes of `nlp.pipe`. Ray: actors.
     n_threads (Optional[int]): torch threads per annotating process (default:
         torch's default for one local process, 1 for children and actors).
@@ -139,6 +142,8 @@ def annotate(
     """
     output = Path(output)
     _check_settings(input_format, formats, shard_size, batch_size, n_process, n_threads, backend, min_confidence)
+    if max_batch_items is not None and max_batch_items < 1:
+        raise AnnotateError(f"Invalid max batch items: {max_batch_items} (expected a positive integer)")
     if resume and Manifest.read_header(output) is None:
         raise AnnotateError(f"--resume: {output} holds no earlier run (no manifest.jsonl)")
     if backend == "ray":
@@ -170,7 +175,7 @@ def annotate(
         manifest = Manifest.open(output, header, lambda: plan_shards(sources, shard_size))
     except RunMismatch as err:
         raise AnnotateError(str(err)) from None
-    settings = ShardSettings(tuple(formats), float(min_confidence), batch_size)
+    settings = ShardSettings(tuple(formats), float(min_confidence), batch_size, max_batch_items)
     pending = manifest.pending()
     starts = _global_starts(manifest.header)
 
@@ -213,7 +218,7 @@ def annotate(
         from .threads import limit_threads
 
         try:
-            nlp = load_pipeline(model)
+            nlp = load_pipeline(model, max_batch_items)
         except (OSError, ValueError) as err:
             raise AnnotateError(f"Cannot load the pipeline {model!r}: {err}") from None
         limit_threads(n_process, n_threads)

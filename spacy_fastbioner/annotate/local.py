@@ -16,6 +16,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Set,
 from spacy.language import Language
 from spacy.tokens import Doc
 
+from ..process_memory import release_free_memory
 from .confidence import Entity, add_entity_confidence, doc_entities
 from .formats import (
     InputDocument,
@@ -43,6 +44,9 @@ class ShardSettings:
     formats: Tuple[str, ...] = ("jsonl",)
     min_confidence: float = 0.0
     batch_size: int = 64
+    # The transformer's max_batch_items (padded wordpieces per forward pass);
+    # None keeps the pipeline's own.
+    max_batch_items: Optional[int] = None
 
 
 @dataclass
@@ -55,18 +59,23 @@ class ShardResult:
     pages: List[Tuple[str, str]] = field(default_factory=list)  # (document id, HTML)
 
 
-def load_pipeline(model: str) -> Language:
+def load_pipeline(model: str, max_batch_items: Optional[int] = None) -> Language:
     """Load a pipeline for annotation: entity confidence on, no length limit,
     and the transformer's output dropped from each doc once the NER has used
     it (it is large, and `n_process` would send it back to the parent).
 
     model (str): A pipeline folder or an installed package name.
+    max_batch_items (Optional[int]): Set the transformer's `max_batch_items`
+        (padded wordpieces per forward pass); None keeps the pipeline's.
     RETURNS (Language): The pipeline.
     """
     from ..loading import load_pipeline as load_safely
+    from ..transformer import find_transformer
 
     nlp = load_safely(model)
     nlp.max_length = max(nlp.max_length, MAX_LENGTH)
+    if max_batch_items is not None:
+        find_transformer(nlp).cfg["max_batch_items"] = max_batch_items
     add_entity_confidence(nlp)
     attrs: Dict[str, Any] = {"tensor": None}
     if Doc.has_extension("trf_data"):
@@ -224,6 +233,9 @@ def process_shard(
         "n_words": n_words,
     }
     pages = [(doc.id, render_html(doc, ents)) for doc, ents in annotated[:n_pages]]
+    # Batches of ever new shapes leave freed memory mapped in glibc's heap: without
+    # this, one process's RSS creeps up over a long run although nothing is kept.
+    release_free_memory()
     return ShardResult(outputs, errors, counts, pages)
 
 

@@ -32,10 +32,10 @@ class ShardAnnotator:
     """
 
     def __init__(self, model: str, sources: List[Dict[str, Any]], settings: Dict[str, Any], n_threads: int = 1) -> None:
-        self.nlp = load_pipeline(model)
+        self.settings = ShardSettings(**{**settings, "formats": tuple(settings["formats"])})
+        self.nlp = load_pipeline(model, self.settings.max_batch_items)
         limit_threads(1, n_threads)
         self.sources = [InputSource(**{**s, "text_fields": tuple(s["text_fields"])}) for s in sources]
-        self.settings = ShardSettings(**{**settings, "formats": tuple(settings["formats"])})
         self.collections: Dict[int, Any] = {}
 
     def __call__(self, row: Dict[str, Any]) -> Dict[str, Any]:

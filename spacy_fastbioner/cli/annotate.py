@@ -48,6 +48,11 @@ def annotate_cli(
         1000, "--shard-size", help="Documents per shard: the unit that is written atomically and resumed"
     ),
     batch_size: int = Opt(64, "--batch-size", "-b", help="Texts per batch of nlp.pipe (batches are sorted by length)"),
+    max_batch_items: Optional[int] = Opt(
+        None,
+        "--max-batch-items",
+        help="The transformer's padded wordpieces per forward pass (default: the pipeline's; 4096 suits fp32, 512 int8)",
+    ),
     n_process: int = Opt(1, "--n-process", "-n", help="Local: processes of nlp.pipe. Ray: actors"),
     n_threads: Optional[int] = Opt(
         None,
@@ -88,6 +93,7 @@ def annotate_cli(
             shard_size=shard_size,
             min_confidence=min_confidence,
             batch_size=batch_size,
+            max_batch_items=max_batch_items,
             n_process=n_process,
             n_threads=n_threads,
             html=html,

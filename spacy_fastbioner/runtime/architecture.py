@@ -15,6 +15,7 @@ is trained from nothing but a model name. Its forward pass is
 `fast_forward.inference_forward`: the same output with less Python per token.
 """
 
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, cast
 
@@ -205,16 +206,21 @@ def build_onnx_transformer_model(
     # the alignment vectorised (fast_forward.py).
     model._func = inference_forward
 
-    def set_onnx_transformer(model: TransformerModel, hf_model: HFObjects) -> None:
-        if model.attrs["has_transformer"]:
-            raise ValueError("Cannot set second transformer.")
-        if not isinstance(hf_model.transformer, OnnxTransformer):
-            hf_model = to_onnx_objects(hf_model, int8=int8, per_channel=per_channel)
-        shim = cast(OnnxShim, model.layers[0].shims[0])
-        shim._hfmodel = hf_model
-        shim._model = hf_model.transformer
-        model.attrs["has_transformer"] = True
-        model.set_dim("nO", hf_model.transformer.config.hidden_size)
-
-    model.attrs["set_transformer"] = set_onnx_transformer
+    # A module-level function, not a closure: spaCy's multiprocessing with
+    # spawn pickles the pipeline, attrs included.
+    model.attrs["set_transformer"] = partial(set_onnx_transformer, int8=int8, per_channel=per_channel)
     return model
+
+
+def set_onnx_transformer(model: Model, hf_model: HFObjects, *, int8: bool = True, per_channel: bool = True) -> None:
+    """The model's `set_transformer` (called by `initialize`): the Hugging
+    Face objects, exported to ONNX if they hold a PyTorch transformer."""
+    if model.attrs["has_transformer"]:
+        raise ValueError("Cannot set second transformer.")
+    if not isinstance(hf_model.transformer, OnnxTransformer):
+        hf_model = to_onnx_objects(hf_model, int8=int8, per_channel=per_channel)
+    shim = cast(OnnxShim, model.layers[0].shims[0])
+    shim._hfmodel = hf_model
+    shim._model = hf_model.transformer
+    model.attrs["has_transformer"] = True
+    model.set_dim("nO", hf_model.transformer.config.hidden_size)

@@ -9,19 +9,26 @@ the ONNX int8 student). Here the span texts are slices of `doc.text` and the
 alignment is computed with NumPy from the tokens' character offsets and the
 tokenizer's offset mapping. The output is the same `FullTransformerBatch`:
 `get_alignment_fast` returns what `get_alignment_via_offset_mapping` returns,
-which the tests check on varied text.
+and `split_by_doc` what `FullTransformerBatch.split_by_doc` returns, which the
+tests check on varied text. Both find a token's place in the batch as its
+doc's offset plus `token.i`, where spacy-transformers builds a dict keyed by
+every `Token` of the batch.
 """
 
-from typing import Any, Callable, List, Tuple, cast
+from typing import Any, Callable, Dict, List, Tuple, cast
 
 import numpy
+import torch
 from spacy.attrs import IDX, LENGTH
 from spacy.tokens import Doc, Span
 from spacy_transformers.align import get_alignment
-from spacy_transformers.data_classes import FullTransformerBatch, WordpieceBatch
+from spacy_transformers.data_classes import FullTransformerBatch, TransformerData, WordpieceBatch
 from spacy_transformers.layers.transformer_model import huggingface_tokenize
 from spacy_transformers.truncate import truncate_oversize_splits
+from thinc.api import torch2xp
 from thinc.types import Ragged
+from transformers.file_utils import ModelOutput
+from transformers.modeling_outputs import BaseModelOutput
 
 
 def get_alignment_fast(spans: List[Span], offset_mapping: numpy.ndarray) -> Ragged:
@@ -95,6 +102,56 @@ def get_alignment_fast(spans: List[Span], offset_mapping: numpy.ndarray) -> Ragg
     return Ragged(cast(Any, wp_index.astype("i")), cast(Any, lengths_out))
 
 
+def doc_offsets(spans: List[Span]) -> Dict[int, int]:
+    """The place of each doc's first token among the batch's tokens: docs
+    in the order of their first span, each with all its tokens (the order of
+    spacy-transformers' `get_token_positions`). Keyed by `id(doc)`."""
+    offsets: Dict[int, int] = {}
+    n_tokens = 0
+    for span in spans:
+        if id(span.doc) not in offsets:
+            offsets[id(span.doc)] = n_tokens
+            n_tokens += len(span.doc)
+    return offsets
+
+
+def split_by_doc(batch: FullTransformerBatch) -> List[TransformerData]:
+    """The batch's outputs split per doc: `FullTransformerBatch.split_by_doc`
+    with the token positions found by `doc_offsets`."""
+    offsets = doc_offsets([span for doc_spans in batch.spans for span in doc_spans])
+    n_spans = len(cast(torch.Tensor, cast(BaseModelOutput, batch.model_output).last_hidden_state))
+    xp_output: Dict[str, Any] = {}
+    for key, output in batch.model_output.items():
+        if isinstance(output, torch.Tensor):
+            xp_output[key] = torch2xp(output)
+        elif (
+            isinstance(output, tuple)
+            and all(isinstance(t, torch.Tensor) for t in output)
+            and all(t.shape[0] == n_spans for t in output)
+        ):
+            xp_output[key] = [torch2xp(t) for t in output]
+    outputs = []
+    start = prev_tokens = 0
+    for doc_spans in batch.spans:
+        if len(doc_spans) == 0 or len(doc_spans[0]) == 0:
+            outputs.append(TransformerData.empty())
+            continue
+        first, last = doc_spans[0], doc_spans[-1]
+        start_i = offsets[id(first.doc)] + first.start
+        end_i = offsets[id(last.doc)] + last.end
+        end = start + len(doc_spans)
+        doc_tokens = batch.wordpieces[start:end]
+        doc_align = batch.align[start_i:end_i]
+        doc_align.data = doc_align.data - prev_tokens
+        model_output = ModelOutput()
+        for key, output in xp_output.items():
+            model_output[key] = [t[start:end] for t in output] if isinstance(output, list) else output[start:end]
+        outputs.append(TransformerData(wordpieces=doc_tokens, model_output=model_output, align=doc_align))
+        prev_tokens += doc_tokens.input_ids.size
+        start += len(doc_spans)
+    return outputs
+
+
 def inference_forward(model: Any, docs: List[Doc], is_train: bool) -> Tuple[FullTransformerBatch, Callable]:
     """`TransformerModel`'s forward pass with the vectorised span texts and
     alignment; the same spans, tokenisation, truncation and output."""
@@ -115,6 +172,7 @@ def inference_forward(model: Any, docs: List[Doc], is_train: bool) -> Tuple[Full
     wordpieces, align = truncate_oversize_splits(wordpieces, align, tokenizer.model_max_length)
     model_output, bp_tensors = transformer(wordpieces, is_train)
     output = FullTransformerBatch(spans=nested_spans, wordpieces=wordpieces, model_output=model_output, align=align)
+    output.cached_doc_data = split_by_doc(output)
 
     def backprop(d_output: FullTransformerBatch) -> List[Doc]:
         bp_tensors(d_output.model_output)

@@ -13,7 +13,9 @@ and is rebuilt when that number changes or the process was forked (ONNX
 Runtime's thread pool does not survive `fork`), so `--threads`,
 `limit_torch_threads_in_children` (threads.py) and `nlp.pipe(n_process=...)`
 behave as with the PyTorch transformer. Nothing is registered at fork: the
-session checks the process id when it is used.
+session checks the process id when it is used. A forked child never destroys
+the session it inherited: its destructor would join pool threads that stayed
+in the parent, and wait for them forever.
 Spinning threads are off: on shared cores a spinning pool is catastrophic.
 """
 
@@ -35,6 +37,8 @@ DYNAMIC_AXES = {0: "batch", 1: "sequence"}
 # Only Linear layers (MatMul with a constant weight), as PyTorch's dynamic
 # quantisation: the embedding tables and attention products stay fp32.
 INT8_OP_TYPES = ["MatMul"]
+# Sessions inherited through fork, kept alive (see the module docstring).
+_INHERITED_SESSIONS: List[Any] = []
 
 
 def import_onnxruntime() -> Any:
@@ -72,6 +76,8 @@ class OnnxTransformer:
         number of threads and for this process."""
         key = (torch.get_num_threads(), os.getpid())
         if self._session is None or key != self._session_key:
+            if self._session is not None and self._session_key is not None and self._session_key[1] != key[1]:
+                _INHERITED_SESSIONS.append(self._session)
             self._session = make_session(self.model_bytes, threads=key[0])
             self._session_key = key
             self.input_names = [i.name for i in self._session.get_inputs()]
