@@ -359,7 +359,7 @@ def test_paper_runs_plan(tmp_path):
             "--seeds",
             "3,5",
             "--variants",
-            "dynamic,nokd",
+            "dynamic,nokd,int8",
             "--dev-limit",
             "1000",
             "--dry",
@@ -384,8 +384,10 @@ def test_paper_runs_plan(tmp_path):
         ("teacher-targets", None),
         ("distill-seed", "3"),
         ("train-student-nokd-seed", "3"),
+        ("int8-seed", "3"),
         ("distill-seed", "5"),
         ("train-student-nokd-seed", "5"),
+        ("int8-seed", "5"),
         ("package-paper-student", "3"),
     ]
     assert all("--vars.corpus BC5CDR-chem --vars.dev_limit 1000 --vars.gpu_id 0" in m.group(0) for m in steps if m)

@@ -181,6 +181,64 @@ def test_export_rejects_bad_input(trained):
         export_pipeline(trained, max_batch_items=0)
 
 
+def test_smoothing_keeps_the_fp32_function(trained):
+    """SmoothQuant's rescaling moves range from the Linear inputs into the
+    weights: the same hidden states in fp32, smoother inputs for int8."""
+    import copy
+
+    from spacy_fastbioner.runtime.export import calibration_batches
+    from spacy_fastbioner.runtime.smoothing import SmoothedLinear, input_ranges, smooth_linear_inputs, target_layers
+    from spacy_fastbioner.transformer import hf_model
+
+    model = hf_model(find_transformer(trained))
+    n_layers = model.config.num_hidden_layers
+    names = target_layers(model)
+    assert len(names) == 6 * n_layers and not any(name.startswith("pooler") for name in names)
+    calibration = make_examples(trained, synthetic_sentences(24, seed=4))
+    batches = calibration_batches(trained, [eg.reference for eg in calibration])
+    assert batches and all("input_ids" in b for b in batches)
+    before = input_ranges(model, batches, names)
+    smoothed = copy.deepcopy(model)
+    assert smooth_linear_inputs(smoothed, batches, alpha=0.9) == names
+    assert all(isinstance(smoothed.get_submodule(name), SmoothedLinear) for name in names)
+    model.eval(), smoothed.eval()
+    with torch.no_grad():
+        for kwargs in batches:
+            expected = model(**kwargs).last_hidden_state
+            numpy.testing.assert_allclose(smoothed(**kwargs).last_hidden_state, expected, rtol=1e-4, atol=1e-4)
+    # What the MatMuls see: each layer's channel ranges are closer to each other.
+    inner = {name + ".linear": name for name in names}
+    after = input_ranges(smoothed, batches, list(inner))
+    spread = {name: float(r.max() / r.clamp(min=1e-6).median()) for name, r in before.items()}
+    smoothed_spread = {inner[name]: float(r.max() / r.clamp(min=1e-6).median()) for name, r in after.items()}
+    assert all(smoothed_spread[name] < spread[name] for name in names), (spread, smoothed_spread)
+    with pytest.raises(ValueError, match="alpha"):
+        smooth_linear_inputs(copy.deepcopy(model), batches, alpha=1.5)
+    with pytest.raises(ValueError, match="no calibration input"):
+        smooth_linear_inputs(copy.deepcopy(model), [], alpha=0.5)
+
+
+def test_smoothed_int8_export(trained, tmp_path):
+    calibration = [eg.reference for eg in make_examples(trained, synthetic_sentences(24, seed=4))]
+    nlp = export_pipeline(trained, int8=True, calibration=calibration, smooth_alpha=0.9)
+    assert nlp.meta["fastbioner"]["smoothing"] == {"alpha": 0.9, "calibration_docs": 24}
+    assert export_pipeline(trained, int8=True).meta["fastbioner"]["smoothing"] is None
+    nlp.to_disk(tmp_path / "smoothed")
+    loaded = spacy.load(tmp_path / "smoothed")
+    transformer = find_transformer(loaded).model.transformer
+    assert transformer.is_int8
+    import onnx
+
+    ops = [node.op_type for node in onnx.load_from_string(transformer.model_bytes).graph.node]
+    assert ops.count("Mul") >= 6 * trained.get_pipe("transformer").model.transformer.config.num_hidden_layers
+    for found, expected in zip(logits(loaded), logits(trained)):
+        assert numpy.corrcoef(found.ravel(), expected.ravel())[0, 1] > 0.99
+    with pytest.raises(ValueError, match="fp32 export needs none"):
+        export_pipeline(trained, int8=False, calibration=calibration)
+    with pytest.raises(ValueError, match="no calibration docs"):
+        export_pipeline(trained, int8=True, calibration=[])
+
+
 def test_session_follows_torch_threads(exported):
     transformer = find_transformer(spacy.load(exported["fp32"])).model.transformer
     before = torch.get_num_threads()
@@ -210,6 +268,22 @@ def test_export_cli(trained, tmp_path):
     result = CliRunner().invoke(fastbioner_cli, args)
     assert result.exit_code == 0, result.output
     assert "0 of 30 docs with other entities" in " ".join(result.output.split())
+    args = [
+        "export",
+        str(tmp_path / "fp32"),
+        str(tmp_path / "smooth"),
+        "--calibration",
+        str(data),
+        "--n-calibration",
+        "8",
+    ]
+    result = CliRunner().invoke(fastbioner_cli, args)
+    assert result.exit_code == 0, result.output
+    assert "smoothed on 8 docs" in " ".join(result.output.split())
+    assert spacy.load(tmp_path / "smooth").meta["fastbioner"]["smoothing"]["calibration_docs"] == 8
+    args = ["export", str(tmp_path / "fp32"), str(tmp_path / "x"), "--fp32", "--calibration", str(data)]
+    result = CliRunner().invoke(fastbioner_cli, args)
+    assert result.exit_code == 1 and "--calibration" in result.output
     bad = CliRunner().invoke(
         fastbioner_cli, ["export", str(tmp_path / "fp32"), str(tmp_path / "x"), "--runtime", "tvm"]
     )

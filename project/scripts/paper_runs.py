@@ -27,6 +27,8 @@ VARIANT_COMMANDS = {
     "nokd": "train-student-nokd-seed",
     "cosine": "distill-cosine-seed",
     "live": "distill-live-seed",
+    # Not a training run: the dynamic-KD student of the seed in PyTorch and ONNX Runtime int8.
+    "int8": "int8-seed",
 }
 TEACHER_STEPS = (
     "assets-local",

@@ -28,6 +28,17 @@ def export_cli(
         min=1,
         help="Set the transformer's max_batch_items, the padded size of its length-sorted sub-batches (e.g. 512 on CPU); kept when unset",
     ),
+    calibration: Optional[Path] = Opt(
+        None,
+        "--calibration",
+        help="int8: training docs (.spacy or IOB .tsv) on which to smooth the Linear layers' inputs before quantisation (SmoothQuant); plain dynamic int8 when unset",
+        exists=True,
+        dir_okay=False,
+    ),
+    n_calibration: int = Opt(512, "--n-calibration", min=1, help="Docs of --calibration to use (its first ones)"),
+    smooth_alpha: float = Opt(
+        0.9, "--smooth-alpha", min=0.0, max=1.0, help="How much of the input range moves into the weights (0-1)"
+    ),
     verify: Optional[Path] = Opt(
         None,
         "--verify",
@@ -52,10 +63,23 @@ def export_cli(
         import onnxruntime  # noqa: F401
     except ImportError:
         msg.fail("Exporting needs onnx and onnxruntime: pip install 'spacy-fastbioner[onnx]'", exits=1)
+    if calibration is not None and not int8:
+        msg.fail("--calibration smooths the int8 export: leave it out with --fp32", exits=1)
     try:
         nlp = load_pipeline(model)
+        calibration_docs = None
+        if calibration is not None:
+            from ..benchmark.data import load_gold_docs
+
+            calibration_docs = load_gold_docs(calibration, nlp.vocab)[:n_calibration]
         exported = export_pipeline(
-            nlp, runtime=runtime, int8=int8, per_channel=per_channel, max_batch_items=max_batch_items
+            nlp,
+            runtime=runtime,
+            int8=int8,
+            per_channel=per_channel,
+            max_batch_items=max_batch_items,
+            calibration=calibration_docs,
+            smooth_alpha=smooth_alpha,
         )
     except (OSError, ValueError) as err:
         msg.fail(f"Cannot export the pipeline {model!r}", str(err), exits=1)
@@ -63,7 +87,7 @@ def export_cli(
     exported.to_disk(output_path)
     before, after = size_on_disk(model), size_on_disk(output_path)
     sizes = f" ({before / 2**20:.1f} MB -> {after / 2**20:.1f} MB on disk)" if before and after else ""
-    kind = "int8" if int8 else "fp32"
+    kind = f"int8, smoothed on {len(calibration_docs)} docs" if calibration_docs else ("int8" if int8 else "fp32")
     msg.good(f"Saved the {runtime} {kind} pipeline to {output_path}{sizes}")
     if verify is not None:
         from ..benchmark.data import load_gold_docs

@@ -15,6 +15,7 @@ is trained from nothing but a model name. Its forward pass is
 `fast_forward.inference_forward`: the same output with less Python per token.
 """
 
+import copy
 from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, cast
@@ -33,6 +34,7 @@ from transformers.modeling_outputs import BaseModelOutput
 
 from .fast_forward import inference_forward
 from .onnx_model import OnnxTransformer, export_onnx, quantize_onnx
+from .smoothing import DEFAULT_ALPHA, smooth_linear_inputs
 
 ONNX_ARCHITECTURE = "spacy_fastbioner.OnnxTransformerModel.v1"
 _FORMAT = "spacy_fastbioner.onnx.v1"
@@ -155,10 +157,25 @@ def example_inputs(tokenizer: Any, texts: Sequence[str] = EXAMPLE_TEXTS) -> Dict
     return inputs
 
 
-def to_onnx_objects(hf_model: HFObjects, *, int8: bool, per_channel: bool = True) -> HFObjects:
+def to_onnx_objects(
+    hf_model: HFObjects,
+    *,
+    int8: bool,
+    per_channel: bool = True,
+    calibration: Optional[Sequence[Dict[str, torch.Tensor]]] = None,
+    smooth_alpha: float = DEFAULT_ALPHA,
+) -> HFObjects:
     """The Hugging Face objects with the PyTorch transformer exported to ONNX
-    (and quantised to int8 if asked); the tokenizer is kept."""
-    model_bytes = export_onnx(hf_model.transformer, example_inputs(hf_model.tokenizer))
+    (and quantised to int8 if asked); the tokenizer is kept. With calibration
+    batches (the encoder's keyword inputs), a copy of the encoder has its
+    Linear inputs smoothed (`smoothing.py`) before the int8 export."""
+    transformer = hf_model.transformer
+    if calibration is not None:
+        if not int8:
+            raise ValueError("smoothing with calibration batches is for the int8 export only")
+        transformer = copy.deepcopy(transformer)
+        smooth_linear_inputs(transformer, calibration, alpha=smooth_alpha)
+    model_bytes = export_onnx(transformer, example_inputs(hf_model.tokenizer))
     if int8:
         model_bytes = quantize_onnx(model_bytes, per_channel=per_channel)
     transformer = OnnxTransformer(model_bytes, hf_model.transformer.config)

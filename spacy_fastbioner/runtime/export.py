@@ -7,14 +7,17 @@ The exported pipeline is the same spaCy pipeline (tokenizer, sentences,
 encoder in ONNX Runtime, and the ONNX model is stored inside the pipeline.
 """
 
-from typing import Any, Dict, Optional, cast
+from typing import Any, Dict, List, Optional, Sequence, cast
 
+import torch
 from spacy.language import Language
+from spacy.tokens import Doc
 from spacy.util import load_model_from_config
 
 from ..transformer import find_transformer
 from .architecture import ONNX_ARCHITECTURE, to_onnx_objects
 from .onnx_model import RUNTIMES
+from .smoothing import DEFAULT_ALPHA
 
 SOURCE_ARCHITECTURE = "spacy-transformers.TransformerModel.v3"
 
@@ -36,6 +39,8 @@ def export_pipeline(
     int8: bool = True,
     per_channel: bool = True,
     max_batch_items: Optional[int] = None,
+    calibration: Optional[Sequence[Doc]] = None,
+    smooth_alpha: float = DEFAULT_ALPHA,
 ) -> Language:
     """A copy of a trained pipeline whose transformer runs in an inference
     runtime. The given pipeline is not changed.
@@ -47,6 +52,10 @@ def export_pipeline(
     per_channel (bool): One int8 scale per output channel.
     max_batch_items (Optional[int]): A new `max_batch_items` for the
         transformer component (see `quantize_pipeline`); kept when None.
+    calibration (Optional[Sequence[Doc]]): int8 only: training docs (their
+        words) on which to measure the Linear layers' input ranges, to smooth
+        them before quantisation (`smoothing.py`); no smoothing when None.
+    smooth_alpha (float): The smoothing's migration strength, in [0, 1].
     RETURNS (Language): The exported pipeline.
     """
     if runtime not in RUNTIMES:
@@ -63,6 +72,11 @@ def export_pipeline(
         )
     if max_batch_items is not None and max_batch_items < 1:
         raise ValueError(f"max_batch_items must be positive, got {max_batch_items}")
+    if calibration is not None and not int8:
+        raise ValueError("calibration docs smooth the int8 export: the fp32 export needs none")
+    if calibration is not None and not calibration:
+        raise ValueError("no calibration docs: give some training docs, or none for plain dynamic int8")
+    batches = calibration_batches(nlp, calibration) if calibration is not None else None
     model_cfg["@architectures"] = ONNX_ARCHITECTURE
     model_cfg["int8"] = int8
     model_cfg["per_channel"] = per_channel
@@ -76,7 +90,13 @@ def export_pipeline(
     new_trf.cfg.update(trf.cfg)
     if max_batch_items is not None:
         new_trf.cfg["max_batch_items"] = max_batch_items
-    hf_objects = to_onnx_objects(cast(Any, trf.model.layers[0].shims[0])._hfmodel, int8=int8, per_channel=per_channel)
+    hf_objects = to_onnx_objects(
+        cast(Any, trf.model.layers[0].shims[0])._hfmodel,
+        int8=int8,
+        per_channel=per_channel,
+        calibration=batches,
+        smooth_alpha=smooth_alpha,
+    )
     new_trf.model.attrs["set_transformer"](new_trf.model, hf_objects)
     meta: Dict[str, Any] = dict(nlp.meta)
     suffix = f"{runtime}_int8" if int8 else runtime
@@ -85,6 +105,7 @@ def export_pipeline(
         **dict(nlp.meta.get("fastbioner") or {}),
         "runtime": runtime,
         "quantized": "qint8" if int8 else None,
+        "smoothing": None if calibration is None else {"alpha": smooth_alpha, "calibration_docs": len(calibration)},
     }
     requirements = list(meta.get("requirements") or [])
     for dist, requirement in runtime_requirements(runtime).items():
@@ -93,3 +114,18 @@ def export_pipeline(
     meta["requirements"] = requirements
     exported.meta.update(meta)
     return exported
+
+
+def calibration_batches(nlp: Language, docs: Sequence[Doc]) -> List[Dict[str, torch.Tensor]]:
+    """The encoder's keyword inputs for the docs' words, batched as the
+    transformer component batches them, after the components before it (e.g.
+    the sentence splitter that sets its windows)."""
+    from ..benchmark.speed import fresh_docs, raw_batches
+
+    trf = find_transformer(nlp)
+    prepared = fresh_docs(nlp, docs)
+    for _, component in nlp.pipeline:
+        if component is trf:
+            break
+        prepared = [component(doc) for doc in prepared]
+    return raw_batches(trf, prepared)
