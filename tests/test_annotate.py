@@ -384,8 +384,10 @@ def test_annotate_benchmark_reports(tmp_path: Path, raw_text_model: Path) -> Non
         n_docs=20,
         shard_size=10,
         batch_size=4,
+        max_batch_items=256,
         settings=((1, 1), (2, 1)),
     )
+    assert results["max_batch_items"] == 256
     entry = results["models"]["tiny"]
     (one, two) = entry["runs"]
     assert one["n_docs"] == two["n_docs"] == 20 and one["n_words"] == two["n_words"] > 100
@@ -396,4 +398,5 @@ def test_annotate_benchmark_reports(tmp_path: Path, raw_text_model: Path) -> Non
     assert len(two["memory"]["10%"]["children"]) == 2  # each child process of nlp.pipe is measured
     markdown = (tmp_path / "bench" / "scaling.md").read_text(encoding="utf8")
     assert "| tiny | 2x1 |" in markdown and "cores to finish in 24 h" in markdown
+    assert "max batch items 256" in markdown
     assert json.loads((tmp_path / "bench" / "scaling.json").read_text()) == results

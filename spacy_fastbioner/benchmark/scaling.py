@@ -69,7 +69,15 @@ def memory_sample() -> Dict[str, Any]:
 
 
 def run_child(
-    model: str, data: Path, output: Path, *, n_process: int, n_threads: int, batch_size: int, shard_size: int
+    model: str,
+    data: Path,
+    output: Path,
+    *,
+    n_process: int,
+    n_threads: int,
+    batch_size: int,
+    shard_size: int,
+    max_batch_items: Optional[int] = None,
 ) -> Dict[str, Any]:
     """Annotate `data` with one setting, timing it and sampling memory (in
     this process: run it in a fresh one)."""
@@ -92,6 +100,7 @@ def run_child(
         n_process=n_process,
         n_threads=n_threads,
         batch_size=batch_size,
+        max_batch_items=max_batch_items,
         shard_size=shard_size,
         quiet=True,
         monitor=monitor,
@@ -117,6 +126,7 @@ def run_scaling_benchmark(
     n_docs: int = 8692,
     batch_size: int = 64,
     shard_size: int = 1000,
+    max_batch_items: Optional[int] = None,
     settings: Sequence[Tuple[int, int]] = SETTINGS,
     timeout: float = 4 * 3600,
 ) -> Dict[str, Any]:
@@ -129,6 +139,8 @@ def run_scaling_benchmark(
     n_docs (int): The first n_docs lines are annotated.
     batch_size (int): `--batch-size` of the runs.
     shard_size (int): `--shard-size` of the runs.
+    max_batch_items (Optional[int]): `--max-batch-items` of the runs (each
+        pipeline's own when None).
     settings (Sequence[Tuple[int, int]]): (processes, threads per process).
     timeout (float): Seconds before one run is stopped.
     RETURNS (Dict[str, Any]): The results, as in scaling.json.
@@ -139,6 +151,7 @@ def run_scaling_benchmark(
         "n_docs": n_docs,
         "batch_size": batch_size,
         "shard_size": shard_size,
+        "max_batch_items": max_batch_items,
         "cpu_count": os.cpu_count(),
         "models": {},
     }
@@ -169,6 +182,8 @@ def run_scaling_benchmark(
                     "--shard-size",
                     str(shard_size),
                 ]
+                if max_batch_items is not None:
+                    cmd += ["--max-batch-items", str(max_batch_items)]
                 env = {**os.environ, "OMP_NUM_THREADS": str(n_threads)}
                 proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
                 lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
@@ -217,7 +232,8 @@ def scaling_markdown(results: Dict[str, Any]) -> str:
         f"# Annotation scaling: {results['n_docs']:,} texts of `{Path(results['data']).name}`",
         "",
         f"`annotate()` in a fresh process per setting, batch size {results['batch_size']}, shards of "
-        f"{results['shard_size']}, {results['cpu_count']} CPUs. Words are the pipeline's tokens; the clock starts "
+        f"{results['shard_size']}, max batch items {results.get('max_batch_items') or 'as saved'}, "
+        f"{results['cpu_count']} CPUs. Words are the pipeline's tokens; the clock starts "
         "after loading. Memory: peak RSS (VmHWM, MiB) of the main process + each child, at 10%, 50%, 100% "
         "of the documents.",
         "",
@@ -262,6 +278,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     parser.add_argument("--n-threads", type=int, default=1)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--shard-size", type=int, default=1000)
+    parser.add_argument("--max-batch-items", type=int, default=None)
     args = parser.parse_args(argv)
     result = run_child(
         args.model,
@@ -271,6 +288,7 @@ def main(argv: Optional[List[str]] = None) -> None:
         n_threads=args.n_threads,
         batch_size=args.batch_size,
         shard_size=args.shard_size,
+        max_batch_items=args.max_batch_items,
     )
     print(json.dumps(result))
 

@@ -129,6 +129,9 @@ def annotate_benchmark_cli(
     n_docs: int = Opt(8692, "--n-docs", "-n", min=1, help="Annotate the first N texts"),
     batch_size: int = Opt(64, "--batch-size", "-b", min=1, help="--batch-size of the annotate runs"),
     shard_size: int = Opt(1000, "--shard-size", min=1, help="--shard-size of the annotate runs"),
+    max_batch_items: Optional[int] = Opt(
+        None, "--max-batch-items", min=1, help="--max-batch-items of the annotate runs (default: each pipeline's)"
+    ),
     # fmt: on
 ) -> None:
     """Measure `annotate` at 1 process x 1 thread, 2 processes x 1 thread and
@@ -142,7 +145,13 @@ def annotate_benchmark_cli(
         label, sep, model = item.partition("=")
         pairs.append((label, model) if sep else (Path(item).name or item, item))
     results = run_scaling_benchmark(
-        pairs, data, output_dir, n_docs=n_docs, batch_size=batch_size, shard_size=shard_size
+        pairs,
+        data,
+        output_dir,
+        n_docs=n_docs,
+        batch_size=batch_size,
+        shard_size=shard_size,
+        max_batch_items=max_batch_items,
     )
     for label, entry in results["models"].items():
         ratios = ", ".join(f"{k}: {v:.2f}x" for k, v in entry.get("scaling", {}).items())
