@@ -399,4 +399,10 @@ def test_annotate_benchmark_reports(tmp_path: Path, raw_text_model: Path) -> Non
     markdown = (tmp_path / "bench" / "scaling.md").read_text(encoding="utf8")
     assert "| tiny | 2x1 |" in markdown and "cores to finish in 24 h" in markdown
     assert "max batch items 256" in markdown
+    from spacy_fastbioner.benchmark.scaling import parse_settings
+
+    assert parse_settings("1x1, 2x1,1x2") == [(1, 1), (2, 1), (1, 2)]
+    for bad in ("2", "0x1", "1x", "ax1"):
+        with pytest.raises(ValueError, match="PROCESSESxTHREADS"):
+            parse_settings(bad)
     assert json.loads((tmp_path / "bench" / "scaling.json").read_text()) == results

@@ -68,6 +68,17 @@ def memory_sample() -> Dict[str, Any]:
     }
 
 
+def parse_settings(text: str) -> List[Tuple[int, int]]:
+    """'1x1,2x1,1x2' -> [(1, 1), (2, 1), (1, 2)]: (processes, threads per process)."""
+    settings = []
+    for item in (part.strip() for part in text.split(",")):
+        processes, sep, threads = item.partition("x")
+        if not (sep and processes.isdigit() and threads.isdigit() and int(processes) > 0 and int(threads) > 0):
+            raise ValueError(f"Invalid setting {item!r} in {text!r}: expected PROCESSESxTHREADS, e.g. 2x1")
+        settings.append((int(processes), int(threads)))
+    return settings
+
+
 def run_child(
     model: str,
     data: Path,

@@ -132,14 +132,21 @@ def annotate_benchmark_cli(
     max_batch_items: Optional[int] = Opt(
         None, "--max-batch-items", min=1, help="--max-batch-items of the annotate runs (default: each pipeline's)"
     ),
+    settings: str = Opt(
+        "1x1,2x1,1x2", "--settings", help="Comma-separated PROCESSESxTHREADS settings, each run in a fresh process"
+    ),
     # fmt: on
 ) -> None:
     """Measure `annotate` at 1 process x 1 thread, 2 processes x 1 thread and
     1 process x 2 threads: words/s, peak memory per process at 10%, 50% and
     100% of the documents, the scaling ratio, and the core-hours and cores
     that PubMed (36M abstracts, about 9B words) would take."""
-    from ..benchmark.scaling import run_scaling_benchmark
+    from ..benchmark.scaling import parse_settings, run_scaling_benchmark
 
+    try:
+        setting_list = parse_settings(settings)
+    except ValueError as err:
+        msg.fail(str(err), exits=1)
     pairs = []
     for item in models:
         label, sep, model = item.partition("=")
@@ -152,6 +159,7 @@ def annotate_benchmark_cli(
         batch_size=batch_size,
         shard_size=shard_size,
         max_batch_items=max_batch_items,
+        settings=setting_list,
     )
     for label, entry in results["models"].items():
         ratios = ", ".join(f"{k}: {v:.2f}x" for k, v in entry.get("scaling", {}).items())
