@@ -16,7 +16,6 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Set,
 from spacy.language import Language
 from spacy.tokens import Doc
 
-from ..process_memory import release_free_memory
 from .confidence import Entity, add_entity_confidence, doc_entities
 from .formats import (
     InputDocument,
@@ -233,9 +232,6 @@ def process_shard(
         "n_words": n_words,
     }
     pages = [(doc.id, render_html(doc, ents)) for doc, ents in annotated[:n_pages]]
-    # Batches of ever new shapes leave freed memory mapped in glibc's heap: without
-    # this, one process's RSS creeps up over a long run although nothing is kept.
-    release_free_memory()
     return ShardResult(outputs, errors, counts, pages)
 
 
