@@ -34,6 +34,8 @@ class SmoothedLinear(torch.nn.Module):
     multiplied by the scale: the same function, with a smoother input for
     the MatMul."""
 
+    inv_scale: torch.Tensor
+
     def __init__(self, linear: torch.nn.Linear, scale: torch.Tensor) -> None:
         super().__init__()
         self.linear = linear
