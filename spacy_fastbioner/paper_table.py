@@ -36,6 +36,13 @@ PAPER: Dict[str, Dict[str, float]] = {
     "BC4CHEMD": {"f": 92.60, "gap": -0.15},
 }
 PAPER_VARIANT = DYNAMIC
+# Inference forms of a trained student (the `int8-seed` command): `<variant>-<form>`,
+# scored against the same seed's fp32 student, not trained or compared as students.
+INT8_FORMS = {
+    "int8": "PyTorch dynamic int8 (`quantize`)",
+    "onnx-int8": "ONNX Runtime dynamic int8 (`export --int8`)",
+    "onnx-int8-smooth": "ONNX Runtime int8, smoothed (`export --int8 --calibration`)",
+}
 LOG_FILE = "distill_log.jsonl"
 MD_FILE = "paper-table.md"
 JSON_FILE = "paper-table.json"
@@ -206,6 +213,30 @@ def _cell(runs: List[Run], teacher_f: Optional[float], variant: str, corpus: str
     return cell
 
 
+def int8_base(variant: str, variants: Iterable[str]) -> Optional[Tuple[str, str]]:
+    """(fp32 variant, form) when `variant` is an int8 form of another of the
+    variants, e.g. "student-dynamic-onnx-int8" -> ("student-dynamic", "onnx-int8")."""
+    for form in sorted(INT8_FORMS, key=len, reverse=True):
+        base = variant[: -len(form) - 1]
+        if variant.endswith(f"-{form}") and base in variants and base != TEACHER:
+            return base, form
+    return None
+
+
+def _int8_change(runs: Dict[str, List[Run]], variant: str, base: str, form: str) -> Dict[str, Any]:
+    """The int8 form's F minus its fp32 student's, paired by seed."""
+    fp32 = {run.seed: run.prf["f"] for run in runs.get(base, [])}
+    changes = [run.prf["f"] - fp32[run.seed] for run in runs.get(variant, []) if run.seed in fp32]
+    return {
+        "variant": variant,
+        "base": base,
+        "form": form,
+        "description": INT8_FORMS[form],
+        "seeds": [run.seed for run in runs.get(variant, []) if run.seed in fp32],
+        "change": summarize(changes) if changes else None,
+    }
+
+
 def _comparison(runs: Dict[str, List[Run]], a: str, b: str) -> Dict[str, Any]:
     row: Dict[str, Any] = {"a": a, "b": b}
     if runs.get(a) and runs.get(b):
@@ -297,17 +328,19 @@ def gather_paper_table(
         extra = sorted(set(runs) - set(VARIANTS))
         variants = [*VARIANTS, *extra]
         teacher_f = statistics.fmean(r.prf["f"] for r in runs[TEACHER]) if runs.get(TEACHER) else None
-        kd_variants = [v for v in variants if v not in (TEACHER, NO_KD)]
+        forms = {v: base for v in variants if (base := int8_base(v, variants)) is not None}
+        kd_variants = [v for v in variants if v not in (TEACHER, NO_KD) and v not in forms]
         entry: Dict[str, Any] = {
             "status": "ok" if runs else NOT_RUN,
             "variants": {v: _cell(runs.get(v, []), teacher_f, v, corpus) for v in variants},
             "kd_vs_nokd": [_comparison(runs, v, NO_KD) for v in kd_variants],
             "schedules_vs_constant": [_comparison(runs, v, CONSTANT) for v in kd_variants if v != CONSTANT],
+            "int8": [_int8_change(runs, v, base, form) for v, (base, form) in forms.items()],
         }
         if corpus in PER_TYPE_CORPORA:
             entry["per_type"] = _per_type(runs, variants)
         if training_dir is not None:
-            entry["timing"] = _timing(corpus, runs, variants, Path(training_dir))
+            entry["timing"] = _timing(corpus, runs, [v for v in variants if v not in forms], Path(training_dir))
         table[corpus] = entry
     return {
         "metrics_dir": str(metrics_dir),

@@ -74,6 +74,31 @@ def _comparison_rows(corpora: Dict[str, Any], key: str) -> List[List[str]]:
     return rows
 
 
+def _int8_lines(corpora: Dict[str, Any]) -> List[str]:
+    rows = []
+    for corpus, entry in corpora.items():
+        for row in entry.get("int8", []):
+            cell = entry["variants"][row["variant"]]
+            rows.append(
+                [
+                    corpus,
+                    row["variant"],
+                    row["description"],
+                    str(len(row["seeds"])),
+                    format_summary(cell["f"]),
+                    format_summary(row["change"]) if row["change"] else NOT_RUN,
+                ]
+            )
+    if not rows:
+        return []
+    return [
+        "## int8 forms against their fp32 student",
+        "",
+        "Each int8 form's test F minus the F of the fp32 student of the same seed (mean ± sample SD over seeds).",
+        "",
+    ] + _table(("corpus", "model", "form", "seeds", "F", "change against fp32"), rows)
+
+
 def _per_type_lines(corpus: str, per_type: Dict[str, Dict[str, Any]]) -> List[str]:
     rows = []
     for variant, labels in per_type.items():
@@ -137,6 +162,7 @@ def render_markdown(table: Dict[str, Any]) -> str:
     lines += _table([h.format("no-KD") for h in header], _comparison_rows(corpora, "kd_vs_nokd"))
     lines += ["## Schedules against constant weights", ""]
     lines += _table([h.format("constant") for h in header], _comparison_rows(corpora, "schedules_vs_constant"))
+    lines += _int8_lines(corpora)
     for corpus, entry in corpora.items():
         if "per_type" in entry:
             lines += _per_type_lines(corpus, entry["per_type"])

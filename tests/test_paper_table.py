@@ -130,6 +130,37 @@ def test_kd_against_nokd_and_schedules_against_constant(metrics):
     assert row["pooled_sd"] == pytest.approx(pooled_sd(dynamic, constant))
 
 
+def test_int8_forms_are_paired_with_their_fp32_seed(metrics, tmp_path):
+    """`int8-seed` writes student-dynamic-<form>-seed<k>.json: each form gets a
+    row in the scores, its change against the same seed's fp32 student, and no
+    place among the trained students' comparisons or timings."""
+    root = metrics["root"] / "NCBI-disease"
+    fp32 = {
+        seed: 100 * json.loads((root / f"student-dynamic-seed{seed}.json").read_text())["ents_f"] for seed in (1, 2, 3)
+    }
+    offsets = {"int8": (-0.01, -0.02), "onnx-int8-smooth": (-0.002, 0.001)}
+    for form, (first, second) in offsets.items():
+        for seed, offset in ((1, first), (2, second), (5, 0.0)):  # seed 5 has no fp32 run
+            f = (fp32[seed] / 100 if seed in fp32 else 0.5) + offset
+            write_metrics(root / f"student-dynamic-{form}-seed{seed}.json", f, f, f)
+    table = gather_paper_table(metrics["root"], training_dir=tmp_path)
+    entry = table["corpora"]["NCBI-disease"]
+    forms = {row["variant"]: row for row in entry["int8"]}
+    assert set(forms) == {"student-dynamic-int8", "student-dynamic-onnx-int8-smooth"}
+    row = forms["student-dynamic-int8"]
+    assert (row["base"], row["form"], row["seeds"]) == ("student-dynamic", "int8", [1, 2])
+    assert row["change"]["mean"] == pytest.approx(-1.5) and row["change"]["sd"] == pytest.approx(math.sqrt(0.5))
+    assert forms["student-dynamic-onnx-int8-smooth"]["change"]["mean"] == pytest.approx(-0.05)
+    assert entry["variants"]["student-dynamic-int8"]["n"] == 3  # its own scores keep every seed
+    compared = {row["a"] for row in entry["kd_vs_nokd"] + entry["schedules_vs_constant"]}
+    assert not any("int8" in name for name in compared | set(entry["timing"]))
+    from spacy_fastbioner.paper_table_md import render_markdown
+
+    rows = parse_md_table(render_markdown(table), "int8 forms against their fp32 student")
+    assert ["NCBI-disease", "student-dynamic-int8", "PyTorch dynamic int8 (`quantize`)", "2"] == rows[0][:4]
+    assert rows[0][5] == "−1.50 ± 0.71"
+
+
 def test_one_seed_has_no_sd(metrics):
     table = gather_paper_table(metrics["root"])
     cell = table["corpora"]["NCBI-disease"]["variants"]["student-constant"]
