@@ -20,6 +20,22 @@ import sys
 _settings = {"n_threads": 0}  # 0: no hook registered yet
 
 
+def set_threads(n_threads: int) -> None:
+    """Run this process with `n_threads` PyTorch intra-op threads (ONNX
+    Runtime follows torch's number), and the tokenizers library's Rust thread
+    pool only where that number is above one: its parallel `encode_batch`
+    would otherwise take a second core in a run meant to use one.
+
+    n_threads (int): The threads.
+    """
+    import torch
+
+    if n_threads < 1:
+        raise ValueError(f"n_threads must be at least 1, got {n_threads}")
+    torch.set_num_threads(n_threads)
+    os.environ["TOKENIZERS_PARALLELISM"] = "false" if n_threads == 1 else "true"
+
+
 def limit_torch_threads_in_children(n_threads: int = 1) -> None:
     """Give every child process forked from now on `n_threads` PyTorch
     intra-op threads. Registers one `os.register_at_fork` hook per process

@@ -21,8 +21,9 @@ from spacy_fastbioner.benchmark import (
 )
 from spacy_fastbioner.benchmark.data import load_gold_docs
 from spacy_fastbioner.benchmark.memory import measure_memory
-from spacy_fastbioner.benchmark.speed import fresh_docs, make_batches, raw_batches, summarize, time_pipeline
+from spacy_fastbioner.benchmark.speed import make_batches, summarize, time_pipeline
 from spacy_fastbioner.cli import fastbioner_cli
+from spacy_fastbioner.encoder_inputs import fresh_docs, raw_batches
 from spacy_fastbioner.quantize import QUANTIZED_ARCHITECTURE, is_quantized, quantize_pipeline
 from spacy_fastbioner.testing import make_examples, synthetic_sentences, write_iob
 from spacy_fastbioner.transformer import count_parameters, find_transformer

@@ -186,7 +186,7 @@ def test_smoothing_keeps_the_fp32_function(trained):
     weights: the same hidden states in fp32, smoother inputs for int8."""
     import copy
 
-    from spacy_fastbioner.runtime.export import calibration_batches
+    from spacy_fastbioner.encoder_inputs import encoder_inputs
     from spacy_fastbioner.runtime.smoothing import SmoothedLinear, input_ranges, smooth_linear_inputs, target_layers
     from spacy_fastbioner.transformer import hf_model
 
@@ -195,7 +195,7 @@ def test_smoothing_keeps_the_fp32_function(trained):
     names = target_layers(model)
     assert len(names) == 6 * n_layers and not any(name.startswith("pooler") for name in names)
     calibration = make_examples(trained, synthetic_sentences(24, seed=4))
-    batches = calibration_batches(trained, [eg.reference for eg in calibration])
+    batches = encoder_inputs(trained, [eg.reference for eg in calibration])
     assert batches and all("input_ids" in b for b in batches)
     before = input_ranges(model, batches, names)
     smoothed = copy.deepcopy(model)
@@ -432,6 +432,43 @@ def test_fast_alignment_equals_spacy_transformers(tiny_bert, seed):
         for key, value in expected_doc.model_output.items():
             numpy.testing.assert_array_equal(found_doc.model_output[key], value)
     assert any(doc_data.model_output for doc_data in split_by_doc(batch))
+
+
+@pytest.mark.parametrize("cased", [False, True])
+def test_fast_tokenize_equals_spacy_transformers(tiny_bert, tmp_path, cased):
+    """`tokenize_texts` (the Rust tokenizer called directly) gives what
+    spacy-transformers' `huggingface_tokenize` and `from_batch_encoding` give:
+    ids, mask, type ids, strings, lengths and offsets, also after the
+    Hugging Face wrapper left padding and truncation set on the backend."""
+    import random
+
+    from spacy_transformers.data_classes import WordpieceBatch
+    from spacy_transformers.layers.transformer_model import huggingface_tokenize
+    from transformers import AutoTokenizer
+
+    from spacy_fastbioner.runtime.fast_forward import tokenize_texts
+
+    bert = make_cased_bert(tmp_path / "cased") if cased else tiny_bert
+    tokenizer = AutoTokenizer.from_pretrained(str(bert), use_fast=True)
+    rng = random.Random(int(cased))
+    pieces = ["Cancer", "of", "the", "colon", "5-FU", "(", ")", "ΔF508", "β-catenin", "  ", "\n", "😀", "[PAD]", "x"]
+    texts = ["", " "]
+    texts += ["".join(rng.choice(pieces) + rng.choice(["", " "]) for _ in range(rng.randint(0, 30))) for _ in range(20)]
+    tokenizer(["a b c", "a"], padding="max_length", max_length=7, truncation=True)  # leaves backend state behind
+    for batch in (texts, texts[:1], texts[2:3]):
+        encoding = huggingface_tokenize(tokenizer, batch)
+        expected = WordpieceBatch.from_batch_encoding(encoding)
+        found, offsets = tokenize_texts(tokenizer, batch)
+        numpy.testing.assert_array_equal(found.input_ids, expected.input_ids)
+        assert found.input_ids.dtype == expected.input_ids.dtype
+        numpy.testing.assert_array_equal(found.attention_mask, expected.attention_mask)
+        assert found.attention_mask.dtype == expected.attention_mask.dtype
+        numpy.testing.assert_array_equal(found.token_type_ids, expected.token_type_ids)
+        assert found.strings == expected.strings
+        assert found.lengths == expected.lengths
+        numpy.testing.assert_array_equal(offsets, encoding["offset_mapping"])
+    strings = tokenize_texts(tokenizer, texts)[0].strings
+    assert sum(len(set(s)) > 3 for s in strings) > 10, "the texts gave no wordpieces: the check would be vacuous"
 
 
 def test_torch_variants_reject_bad_input(exported):

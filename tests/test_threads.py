@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from spacy_fastbioner.quantize import quantize_pipeline
 
@@ -129,3 +130,31 @@ def test_n_process_with_an_int8_pipeline(request, tmp_path, method, runtime):
     if method == "fork":
         # The parent ran torch with 2 threads; each forked worker has 1.
         assert out["threads"] == [1]
+
+
+def test_one_thread_means_one_core_for_the_tokenizer(monkeypatch) -> None:
+    """At one thread the tokenizers library's Rust pool is off (its parallel
+    `encode_batch` would use a second core); the benchmark sets both, and an
+    annotation run with one thread keeps a user's own setting."""
+    from spacy_fastbioner.annotate.threads import limit_threads
+    from spacy_fastbioner.threads import set_threads
+
+    monkeypatch.setenv("TOKENIZERS_PARALLELISM", "unset by the test")  # restored afterwards
+    before = torch.get_num_threads()
+    try:
+        set_threads(1)
+        assert torch.get_num_threads() == 1 and os.environ["TOKENIZERS_PARALLELISM"] == "false"
+        set_threads(2)
+        assert torch.get_num_threads() == 2 and os.environ["TOKENIZERS_PARALLELISM"] == "true"
+        with pytest.raises(ValueError, match="at least 1"):
+            set_threads(0)
+        monkeypatch.delenv("TOKENIZERS_PARALLELISM")
+        limit_threads(n_process=1, n_threads=2)
+        assert "TOKENIZERS_PARALLELISM" not in os.environ
+        limit_threads(n_process=1, n_threads=1)
+        assert os.environ["TOKENIZERS_PARALLELISM"] == "false"
+        monkeypatch.setenv("TOKENIZERS_PARALLELISM", "true")
+        limit_threads(n_process=1, n_threads=1)
+        assert os.environ["TOKENIZERS_PARALLELISM"] == "true"
+    finally:
+        torch.set_num_threads(before)

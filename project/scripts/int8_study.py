@@ -32,7 +32,8 @@ def main(
 
     from spacy_fastbioner.benchmark.data import load_gold_docs
     from spacy_fastbioner.benchmark.runner import score
-    from spacy_fastbioner.benchmark.speed import fresh_docs, raw_batches, time_raw_forward
+    from spacy_fastbioner.benchmark.speed import time_raw_forward
+    from spacy_fastbioner.encoder_inputs import encoder_inputs
     from spacy_fastbioner.loading import load_pipeline
     from spacy_fastbioner.quantize import quantize_pipeline
     from spacy_fastbioner.runtime import OnnxTransformer, export_pipeline
@@ -51,7 +52,7 @@ def main(
     static = export_pipeline(nlp, int8=False)
     trf = find_transformer(static)
     calibration_docs = load_gold_docs(train, static.vocab)[:n_calibration]
-    calibration = [{k: v.numpy() for k, v in b.items()} for b in raw_batches(trf, fresh_docs(static, calibration_docs))]
+    calibration = [{k: v.numpy() for k, v in b.items()} for b in encoder_inputs(static, calibration_docs)]
     fp32 = hf_model(trf)
     trf.model.layers[0].shims[0]._hfmodel.transformer = OnnxTransformer(
         quantize_onnx_static(fp32.model_bytes, calibration), fp32.config
@@ -63,7 +64,7 @@ def main(
         accuracy, _ = score(pipeline, gold, 64)
         ptrf = find_transformer(pipeline)
         ptrf.cfg["max_batch_items"] = 512
-        batches = raw_batches(ptrf, fresh_docs(pipeline, gold))
+        batches = encoder_inputs(pipeline, gold)
         time_raw_forward(hf_model(ptrf), batches[:2])  # warm-up
         start = time.perf_counter()
         seconds = time_raw_forward(hf_model(ptrf), batches)

@@ -40,18 +40,19 @@ def main(
     batch_size: int = typer.Option(64, "--batch-size", help="Docs per batch of nlp.pipe"),
     # fmt: on
 ) -> None:
-    import torch
     from spacy_transformers.pipeline_component import Transformer
 
     import spacy_fastbioner.runtime.fast_forward as fast_forward
     from spacy_fastbioner.benchmark.data import load_gold_docs
-    from spacy_fastbioner.benchmark.speed import fresh_docs, raw_batches, time_raw_forward
+    from spacy_fastbioner.benchmark.speed import time_raw_forward
+    from spacy_fastbioner.encoder_inputs import encoder_inputs, fresh_docs
     from spacy_fastbioner.loading import load_pipeline
     from spacy_fastbioner.pipeline.ner import FastBioNER
     from spacy_fastbioner.runtime import OnnxTransformer
+    from spacy_fastbioner.threads import set_threads
     from spacy_fastbioner.transformer import find_transformer, hf_model
 
-    torch.set_num_threads(threads)
+    set_threads(threads)
     nlp = load_pipeline(model)
     trf = find_transformer(nlp)
     if max_batch_items:
@@ -60,7 +61,7 @@ def main(
     list(nlp.pipe(fresh_docs(nlp, gold[:200]), batch_size=batch_size))  # warm-up
     raw = 0.0
     for i in range(0, len(gold), batch_size):  # the pipeline's own sub-batches, outside the timers
-        raw += time_raw_forward(hf_model(trf), raw_batches(trf, fresh_docs(nlp, gold[i : i + batch_size])))
+        raw += time_raw_forward(hf_model(trf), encoder_inputs(nlp, gold[i : i + batch_size]))
     totals: Counter = Counter()
     transformer = hf_model(trf)
     is_onnx = isinstance(transformer, OnnxTransformer)
@@ -68,7 +69,7 @@ def main(
     _timed(
         OnnxTransformer if is_onnx else transformer, "__call__" if is_onnx else "forward", "transformer runtime", totals
     )
-    for name in ("huggingface_tokenize", "get_alignment_fast", "split_by_doc"):
+    for name in ("tokenize_texts", "get_alignment_fast", "split_by_doc"):
         _timed(fast_forward, name, name, totals)
     _timed(Transformer, "set_annotations", "transformer set_annotations", totals)
     _timed(FastBioNER, "predict", "NER predict", totals)

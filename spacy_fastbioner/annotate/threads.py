@@ -5,7 +5,8 @@ threads: one per child process by default, so that N processes use N cores
 without oversubscribing them. The Hugging Face tokenizers library warns in
 every child forked after it used its own thread pool; its parallelism is
 turned off (unless the user set TOKENIZERS_PARALLELISM) where the run starts
-children, since each child tokenizes its own batches anyway.
+children, since each child tokenizes its own batches anyway, and in a single
+process asked for one thread, which its pool would turn into two cores.
 """
 
 import os
@@ -24,7 +25,8 @@ def limit_threads(n_process: int = 1, n_threads: Optional[int] = None) -> None:
         when n_process == 1, each child otherwise (default 1). None leaves this
         process at torch's default.
     """
-    if n_process != 1:
+    # One thread per process means one core: the tokenizer's pool would take another.
+    if n_process != 1 or n_threads == 1:
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     limit_torch_threads_in_children(n_threads or 1)
     if n_threads and n_process == 1:

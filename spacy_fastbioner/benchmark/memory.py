@@ -77,15 +77,15 @@ def _child(
     threads: Optional[int],
     max_batch_items: Optional[int],
 ) -> Dict[str, Any]:
-    import torch
 
+    from ..encoder_inputs import fresh_docs
     from ..loading import load_pipeline
+    from ..threads import set_threads
     from ..transformer import transformer_names
     from .data import load_gold_docs
-    from .speed import fresh_docs
 
     if threads:
-        torch.set_num_threads(threads)
+        set_threads(threads)
     rss_imports = rss_mb()
     nlp = load_pipeline(model)
     if max_batch_items:

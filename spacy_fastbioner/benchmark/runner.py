@@ -26,9 +26,11 @@ from spacy.tokens import Doc
 from spacy.training import Example
 
 from ..disk_size import size_on_disk
+from ..encoder_inputs import fresh_docs, raw_batches
 from ..loading import load_pipeline
 from ..quantize import is_quantized
 from ..runtime.onnx_model import OnnxTransformer
+from ..threads import set_threads
 from ..transformer import count_parameters, find_transformer, hf_model
 from .cpu import cpu_info
 from .data import load_gold_docs
@@ -36,10 +38,8 @@ from .memory import METHOD as MEMORY_METHOD
 from .memory import measure_memory
 from .speed import (
     count_wordpieces,
-    fresh_docs,
     make_batches,
     percentiles_ms,
-    raw_batches,
     summarize,
     time_doc,
     time_pipeline,
@@ -193,7 +193,7 @@ def benchmark_pipelines(
     if reference not in names:
         raise ValueError(f"reference model {reference!r} is not one of {names}")
     if settings.threads:
-        torch.set_num_threads(settings.threads)
+        set_threads(settings.threads)
     candidates = []
     for name, spec in models:
         path, variant = split_variant(spec)
@@ -312,6 +312,7 @@ def benchmark_pipelines(
         "data": {"path": str(data_path), "docs": n_docs, "words": n_words},
         "environment": {
             "torch_threads": torch.get_num_threads(),
+            "tokenizers_parallelism": os.environ.get("TOKENIZERS_PARALLELISM"),
             "torch": torch.__version__,
             "spacy": spacy.__version__,
             "python": platform.python_version(),

@@ -10,15 +10,11 @@ import numpy
 import torch
 from spacy.language import Language
 from spacy.tokens import Doc
-from spacy_transformers.align import get_alignment, get_alignment_via_offset_mapping
-from spacy_transformers.data_classes import WordpieceBatch
-from spacy_transformers.layers.transformer_model import huggingface_tokenize
-from spacy_transformers.truncate import truncate_oversize_splits
-from spacy_transformers.util import batch_by_length
+
+from ..encoder_inputs import RawBatch
 
 Words = List[str]
 Spaces = List[bool]
-RawBatch = List[Dict[str, torch.Tensor]]
 
 
 def make_batches(n_docs: int, batch_size: int, n_batches: int, *, seed: int = 0) -> List[List[int]]:
@@ -43,12 +39,6 @@ def make_batches(n_docs: int, batch_size: int, n_batches: int, *, seed: int = 0)
     return batches
 
 
-def fresh_docs(nlp: Language, texts: Sequence[Doc]) -> List[Doc]:
-    """Unannotated copies of gold docs in the pipeline's vocab, keeping the
-    gold tokens (as `spacy evaluate --gold-preproc` does)."""
-    return [Doc(nlp.vocab, words=[t.text for t in doc], spaces=[bool(t.whitespace_) for t in doc]) for doc in texts]
-
-
 def time_pipeline(nlp: Language, docs: List[Doc], batch_size: Optional[int] = None) -> float:
     """Seconds that `nlp.pipe` takes to annotate the docs.
 
@@ -65,40 +55,6 @@ def time_doc(nlp: Language, doc: Doc) -> float:
     start = time.perf_counter()
     nlp(doc)
     return time.perf_counter() - start
-
-
-def raw_batches(trf: Any, docs: List[Doc]) -> RawBatch:
-    """The wordpiece inputs that the pipeline's transformer component feeds its
-    Hugging Face model for these docs, split and length-sorted as
-    `Transformer.pipe` does (`max_batch_items`), then spans, tokenizer, the
-    same truncation. Prepared once, outside the timing.
-
-    trf: The pipeline's spacy-transformers `Transformer` component.
-    RETURNS (List[Dict[str, torch.Tensor]]): The model's keyword arguments per sub-batch.
-    """
-    model = trf.model
-    tokenizer = model.tokenizer
-    get_spans = model.attrs["get_spans"]
-    inputs = []
-    for indices in batch_by_length(docs, trf.cfg["max_batch_items"]):
-        spans = [span for doc_spans in get_spans([docs[i] for i in indices]) for span in doc_spans]
-        if not spans:
-            continue
-        encoding = huggingface_tokenize(tokenizer, [span.text for span in spans])
-        wordpieces = WordpieceBatch.from_batch_encoding(encoding)
-        if "offset_mapping" in encoding:
-            align = get_alignment_via_offset_mapping(spans, encoding["offset_mapping"])
-        else:
-            align = get_alignment(spans, wordpieces.strings, tokenizer.all_special_tokens)
-        wordpieces, _ = truncate_oversize_splits(wordpieces, align, tokenizer.model_max_length)
-        kwargs = {
-            "input_ids": torch.from_numpy(numpy.ascontiguousarray(wordpieces.input_ids)),
-            "attention_mask": torch.from_numpy(numpy.ascontiguousarray(wordpieces.attention_mask)),
-        }
-        if wordpieces.token_type_ids is not None:
-            kwargs["token_type_ids"] = torch.from_numpy(numpy.ascontiguousarray(wordpieces.token_type_ids))
-        inputs.append(kwargs)
-    return inputs
 
 
 def count_wordpieces(batches: RawBatch) -> Tuple[int, int]:

@@ -7,13 +7,13 @@ The exported pipeline is the same spaCy pipeline (tokenizer, sentences,
 encoder in ONNX Runtime, and the ONNX model is stored inside the pipeline.
 """
 
-from typing import Any, Dict, List, Optional, Sequence, cast
+from typing import Any, Dict, Optional, Sequence, cast
 
-import torch
 from spacy.language import Language
 from spacy.tokens import Doc
 from spacy.util import load_model_from_config
 
+from ..encoder_inputs import encoder_inputs
 from ..transformer import find_transformer
 from .architecture import ONNX_ARCHITECTURE, to_onnx_objects
 from .onnx_model import RUNTIMES
@@ -76,7 +76,7 @@ def export_pipeline(
         raise ValueError("calibration docs smooth the int8 export: the fp32 export needs none")
     if calibration is not None and not calibration:
         raise ValueError("no calibration docs: give some training docs, or none for plain dynamic int8")
-    batches = calibration_batches(nlp, calibration) if calibration is not None else None
+    batches = encoder_inputs(nlp, calibration) if calibration is not None else None
     model_cfg["@architectures"] = ONNX_ARCHITECTURE
     model_cfg["int8"] = int8
     model_cfg["per_channel"] = per_channel
@@ -114,18 +114,3 @@ def export_pipeline(
     meta["requirements"] = requirements
     exported.meta.update(meta)
     return exported
-
-
-def calibration_batches(nlp: Language, docs: Sequence[Doc]) -> List[Dict[str, torch.Tensor]]:
-    """The encoder's keyword inputs for the docs' words, batched as the
-    transformer component batches them, after the components before it (e.g.
-    the sentence splitter that sets its windows)."""
-    from ..benchmark.speed import fresh_docs, raw_batches
-
-    trf = find_transformer(nlp)
-    prepared = fresh_docs(nlp, docs)
-    for _, component in nlp.pipeline:
-        if component is trf:
-            break
-        prepared = [component(doc) for doc in prepared]
-    return raw_batches(trf, prepared)

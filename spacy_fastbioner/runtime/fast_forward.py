@@ -7,15 +7,21 @@ sets keyed by `Token` objects. At int8 speeds these took about a tenth of the
 pipeline's time (cProfile of `nlp.pipe` over NCBI-disease test sentences with
 the ONNX int8 student). Here the span texts are slices of `doc.text` and the
 alignment is computed with NumPy from the tokens' character offsets and the
-tokenizer's offset mapping. The output is the same `FullTransformerBatch`:
-`get_alignment_fast` returns what `get_alignment_via_offset_mapping` returns,
-and `split_by_doc` what `FullTransformerBatch.split_by_doc` returns, which the
+tokenizer's offset mapping, and a fast tokenizer's Rust `encode_batch` is
+called directly: the Hugging Face wrapper converts every encoding to Python
+dicts and spacy-transformers then looks up every wordpiece's string by id,
+which together cost as much as the rest of the spaCy side at int8 speeds. The
+output is the same `FullTransformerBatch`: `tokenize_texts` returns what
+`huggingface_tokenize` and `WordpieceBatch.from_batch_encoding` return,
+`get_alignment_fast` what `get_alignment_via_offset_mapping` returns, and
+`split_by_doc` what `FullTransformerBatch.split_by_doc` returns, which the
 tests check on varied text. Both find a token's place in the batch as its
 doc's offset plus `token.i`, where spacy-transformers builds a dict keyed by
 every `Token` of the batch.
 """
 
-from typing import Any, Callable, Dict, List, Tuple, cast
+from itertools import chain
+from typing import Any, Callable, Dict, List, Optional, Tuple, cast
 
 import numpy
 import torch
@@ -26,7 +32,8 @@ from spacy_transformers.data_classes import FullTransformerBatch, TransformerDat
 from spacy_transformers.layers.transformer_model import huggingface_tokenize
 from spacy_transformers.truncate import truncate_oversize_splits
 from thinc.api import torch2xp
-from thinc.types import Ragged
+from thinc.types import Floats2d, Ints2d, Ragged
+from transformers import PreTrainedTokenizerFast
 from transformers.file_utils import ModelOutput
 from transformers.modeling_outputs import BaseModelOutput
 
@@ -34,11 +41,13 @@ from transformers.modeling_outputs import BaseModelOutput
 def get_alignment_fast(spans: List[Span], offset_mapping: numpy.ndarray) -> Ragged:
     """The alignment of each unique token of the spans to its wordpieces in
     the flattened (padded) wordpiece batch: the result of spacy-transformers'
-    `get_alignment_via_offset_mapping`, computed with NumPy.
+    `get_alignment_via_offset_mapping`, computed with NumPy for the whole
+    batch at once.
 
     A wordpiece is aligned to the token that covers each of its characters,
     where a token covers its characters and the one after it (so that a
-    wordpiece starting on whitespace still aligns), a later token winning.
+    wordpiece starting on whitespace still aligns), a later token winning;
+    only the span's own tokens count.
 
     spans (List[Span]): The spans, in batch order.
     offset_mapping (numpy.ndarray): (n_spans, n_wordpieces, 2) character
@@ -50,56 +59,123 @@ def get_alignment_fast(spans: List[Span], offset_mapping: numpy.ndarray) -> Ragg
         raise ValueError("Cannot align batches of different sizes.")
     offset_mapping = numpy.asarray(offset_mapping, dtype="int64")
     n_wp = offset_mapping.shape[1] if offset_mapping.ndim == 3 else 0
-    doc_start = {}
-    doc_arrays = {}
-    n_tokens = 0
+    # Each doc (in the order of its first span) gets a range of token
+    # positions and a range of characters in one map of the whole batch.
+    docs: Dict[int, Tuple[int, int]] = {}
+    doc_arrays = []
+    n_tokens = n_chars = 0
     for span in spans:
-        key = id(span.doc)
-        if key not in doc_start:
-            doc_start[key] = n_tokens
-            doc_arrays[key] = span.doc.to_array([IDX, LENGTH]).astype("int64").reshape((-1, 2))
+        if id(span.doc) not in docs:
+            docs[id(span.doc)] = (n_tokens, n_chars)
+            arrays = span.doc.to_array([IDX, LENGTH]).astype("int64").reshape((-1, 2))
+            doc_arrays.append((arrays, n_tokens, n_chars))
             n_tokens += len(span.doc)
-    token_parts = []
-    wp_parts = []
-    for i, span in enumerate(spans):
-        if not len(span):
-            continue
-        arrays = doc_arrays[id(span.doc)][span.start : span.end]
-        span_idx = int(arrays[0, 0])
-        rel_starts = arrays[:, 0] - span_idx
-        covered = arrays[:, 1] + 1
-        size = span.end_char - span_idx + 1
+            n_chars += int((arrays[:, 0] + arrays[:, 1]).max()) + 2 if len(arrays) else 0
+    char_to_token = numpy.full(n_chars, -1, dtype="int64")
+    if doc_arrays:
+        idx = numpy.concatenate([a[:, 0] + base for a, _, base in doc_arrays])
+        covered = numpy.concatenate([a[:, 1] for a, _, _ in doc_arrays]) + 1
+        positions = numpy.concatenate([numpy.arange(len(a)) + start for a, start, _ in doc_arrays])
         # Later tokens overwrite earlier ones, as the loop over tokens does.
-        char_to_token = numpy.full(size + 1, -1, dtype="int64")
-        positions = numpy.repeat(numpy.arange(len(span)), covered)
-        chars = numpy.arange(int(covered.sum())) - numpy.repeat(numpy.cumsum(covered) - covered, covered)
-        chars += numpy.repeat(rel_starts, covered)
-        keep = chars < size
-        char_to_token[chars[keep]] = positions[keep]
-        char_to_token = char_to_token[:size]
-        starts = offset_mapping[i, :, 0]
-        lengths = numpy.maximum(offset_mapping[i, :, 1] - starts, 0)
-        if not lengths.any():
-            continue
-        wp = numpy.repeat(numpy.arange(n_wp), lengths)
-        wp_chars = numpy.arange(int(lengths.sum())) - numpy.repeat(numpy.cumsum(lengths) - lengths, lengths)
-        wp_chars += numpy.repeat(starts, lengths)
-        in_range = (wp_chars >= 0) & (wp_chars < size)
-        tokens = numpy.full(wp_chars.shape, -1, dtype="int64")
-        tokens[in_range] = char_to_token[wp_chars[in_range]]
-        found = tokens >= 0
-        token_parts.append(tokens[found] + doc_start[id(span.doc)] + span.start)
-        wp_parts.append(wp[found] + i * n_wp)
-    if token_parts:
-        token_pos = numpy.concatenate(token_parts)
-        wp_index = numpy.concatenate(wp_parts)
+        char_to_token[_ranges(idx, covered)] = numpy.repeat(positions, covered)
+    # Per span: its first character in the map, its text's size (+1), its last token.
+    live = [i for i, span in enumerate(spans) if len(span)]
+    span_base = numpy.zeros(len(spans), dtype="int64")
+    span_size = numpy.zeros(len(spans), dtype="int64")
+    span_last = numpy.zeros(len(spans), dtype="int64")
+    for i in live:
+        span = spans[i]
+        doc_tokens, doc_chars = docs[id(span.doc)]
+        span_base[i] = doc_chars + span.start_char
+        span_size[i] = span.end_char - span.start_char + 1
+        span_last[i] = doc_tokens + span.end - 1
+    starts = offset_mapping[:, :, 0] if n_wp else numpy.zeros((len(spans), 0), dtype="int64")
+    lengths = numpy.maximum(offset_mapping[:, :, 1] - starts, 0) if n_wp else starts
+    lengths[span_size == 0] = 0  # empty spans align nothing
+    flat_lengths = lengths.reshape(-1)
+    wp_chars = _ranges(starts.reshape(-1), flat_lengths)
+    wp_index = numpy.repeat(numpy.arange(flat_lengths.size), flat_lengths)
+    span_of = wp_index // max(n_wp, 1)
+    keep = (wp_chars >= 0) & (wp_chars < span_size[span_of])
+    wp_chars, wp_index, span_of = wp_chars[keep], wp_index[keep], span_of[keep]
+    tokens = char_to_token[span_base[span_of] + wp_chars]
+    # The character after a span's text is its last token's (the next token,
+    # outside the span, may also cover it in the map).
+    at_end = wp_chars == span_size[span_of] - 1
+    tokens[at_end] = span_last[span_of[at_end]]
+    found = tokens >= 0
+    token_pos, wp_index = tokens[found], wp_index[found]
+    if token_pos.size:
         pairs = numpy.unique(token_pos * (len(spans) * n_wp + 1) + wp_index)
         token_pos = pairs // (len(spans) * n_wp + 1)
         wp_index = pairs % (len(spans) * n_wp + 1)
-    else:
-        token_pos = wp_index = numpy.zeros((0,), dtype="int64")
     lengths_out = numpy.bincount(token_pos, minlength=n_tokens).astype("i")
     return Ragged(cast(Any, wp_index.astype("i")), cast(Any, lengths_out))
+
+
+def _ranges(starts: numpy.ndarray, lengths: numpy.ndarray) -> numpy.ndarray:
+    """The concatenation of range(start, start + length) for each pair."""
+    return numpy.arange(int(lengths.sum())) - numpy.repeat(numpy.cumsum(lengths) - lengths - starts, lengths)
+
+
+def tokenize_texts(tokenizer: Any, texts: List[str]) -> Tuple[WordpieceBatch, Optional[numpy.ndarray]]:
+    """The wordpieces of the texts, padded to the longest, and their character
+    offsets: what `huggingface_tokenize` followed by
+    `WordpieceBatch.from_batch_encoding` gives (and the encoding's
+    "offset_mapping", None for a slow tokenizer).
+
+    A fast tokenizer padded on the right is called through its Rust tokenizer
+    and padded with NumPy; any other goes through `huggingface_tokenize`.
+
+    tokenizer: The Hugging Face tokenizer.
+    texts (List[str]): The span texts.
+    RETURNS (Tuple[WordpieceBatch, Optional[numpy.ndarray]]): The batch and
+        the (n_texts, n_wordpieces, 2) offsets.
+    """
+    if (
+        not isinstance(tokenizer, PreTrainedTokenizerFast)
+        or getattr(tokenizer, "padding_side", "") != "right"
+        or not texts
+    ):
+        encoding = huggingface_tokenize(tokenizer, texts)
+        offsets = encoding.get("offset_mapping")
+        return WordpieceBatch.from_batch_encoding(encoding), offsets
+    tokenizer = cast(Any, tokenizer)  # transformers' annotations lack the tokenizer's attributes
+    backend = tokenizer.backend_tokenizer
+    # The Hugging Face call sets both per call (no truncation, padding to the
+    # longest); padding here is done below, so the backend must not pad.
+    if backend.truncation is not None:
+        backend.no_truncation()
+    if backend.padding is not None:
+        backend.no_padding()
+    encodings = backend.encode_batch(texts, add_special_tokens=True)
+    lengths = numpy.fromiter((len(e.ids) for e in encodings), dtype="int64", count=len(encodings))
+    n_wp = int(lengths.max())
+    real = numpy.arange(n_wp)[None, :] < lengths[:, None]
+    total = int(lengths.sum())
+    input_ids = numpy.full(real.shape, tokenizer.pad_token_id, dtype="int64")
+    input_ids[real] = numpy.fromiter(chain.from_iterable(e.ids for e in encodings), dtype="int64", count=total)
+    offsets = numpy.zeros(real.shape + (2,), dtype="int64")
+    offsets[real] = numpy.fromiter(
+        chain.from_iterable(chain.from_iterable(e.offsets for e in encodings)), dtype="int64", count=2 * total
+    ).reshape((-1, 2))
+    token_type_ids = None
+    if "token_type_ids" in tokenizer.model_input_names:
+        token_type_ids = numpy.full(real.shape, tokenizer.pad_token_type_id, dtype="int64")
+        token_type_ids[real] = numpy.fromiter(
+            chain.from_iterable(e.type_ids for e in encodings), dtype="int64", count=total
+        )
+    pad = tokenizer.pad_token
+    strings = [e.tokens + [pad] * (n_wp - len(e.ids)) for e in encodings]
+    wordpieces = WordpieceBatch(
+        strings=strings,
+        input_ids=cast(Ints2d, input_ids),
+        attention_mask=cast(Floats2d, real.astype("float32")),
+        # from_batch_encoding counts the wordpieces that are not the pad token.
+        lengths=[int(n) for n in (input_ids != tokenizer.pad_token_id).sum(axis=1)],
+        token_type_ids=cast(Optional[Ints2d], token_type_ids),
+    )
+    return wordpieces, offsets
 
 
 def doc_offsets(spans: List[Span]) -> Dict[int, int]:
@@ -163,10 +239,9 @@ def inference_forward(model: Any, docs: List[Doc], is_train: bool) -> Tuple[Full
     # Doc.text joins the tokens on every call: once per doc, then slices.
     doc_texts = {id(doc): doc.text for doc in docs}
     texts = [doc_texts[id(span.doc)][span.start_char : span.end_char] for span in flat_spans]
-    batch_encoding = huggingface_tokenize(tokenizer, texts)
-    wordpieces = WordpieceBatch.from_batch_encoding(batch_encoding)
-    if "offset_mapping" in batch_encoding:
-        align = get_alignment_fast(flat_spans, batch_encoding["offset_mapping"])
+    wordpieces, offset_mapping = tokenize_texts(tokenizer, texts)
+    if offset_mapping is not None:
+        align = get_alignment_fast(flat_spans, offset_mapping)
     else:
         align = get_alignment(flat_spans, wordpieces.strings, tokenizer.all_special_tokens)
     wordpieces, align = truncate_oversize_splits(wordpieces, align, tokenizer.model_max_length)
