@@ -202,9 +202,11 @@ def env() -> Dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
 
 
-def test_kill_and_resume_equals_an_uninterrupted_run(tmp_path: Path, raw_text_model: Path) -> None:
+@pytest.mark.parametrize("isolate", [False, True])
+def test_kill_and_resume_equals_an_uninterrupted_run(tmp_path: Path, raw_text_model: Path, isolate: bool) -> None:
     (tmp_path / "in.txt").write_text("\n".join(texts(300, seed=9)) + "\n\n", encoding="utf8")
     args = [str(raw_text_model), str(tmp_path / "in.txt"), "--shard-size", "4", "--quiet", "-f", "jsonl,pubtator"]
+    args += ["--isolate-shards"] if isolate else []
     annotate(
         str(raw_text_model),
         [tmp_path / "in.txt"],
@@ -238,6 +240,54 @@ def test_kill_and_resume_equals_an_uninterrupted_run(tmp_path: Path, raw_text_mo
     # A third run finds everything done and changes nothing.
     result = subprocess.run(cli(*args, "-o", str(out)), env=env(), capture_output=True, text=True)
     assert result.returncode == 0 and outputs(out) == outputs(tmp_path / "whole")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="isolated shards fork (Linux)")
+def test_isolated_shards_equal_one_process(tmp_path: Path, raw_text_model: Path) -> None:
+    """Each shard annotated in a process forked for it gives the in-process
+    output, reports its progress, and the work happens in the children."""
+    from spacy_fastbioner.benchmark.scaling import _children
+
+    (tmp_path / "in.txt").write_text("\n".join(texts(40, seed=3)) + "\n\n", encoding="utf8")
+    kwargs = {"shard_size": 8, "formats": ("jsonl", "pubtator"), "quiet": True}
+    annotate(str(raw_text_model), [tmp_path / "in.txt"], tmp_path / "one", **kwargs)
+    seen: List[tuple] = []
+
+    def monitor(done: int, total: int, words: int) -> None:
+        seen.append((done, total, words, len(_children(os.getpid()))))
+
+    summary = annotate(
+        str(raw_text_model),
+        [tmp_path / "in.txt"],
+        tmp_path / "isolated",
+        isolate_shards=True,
+        monitor=monitor,
+        **kwargs,
+    )
+    assert outputs(tmp_path / "isolated") == outputs(tmp_path / "one")
+    assert summary["n_shards"] == 6 and summary["n_read"] == 41
+    assert seen[-1][:2] == (41, 41) and seen[-1][2] == summary["n_words"] > 0
+    assert all(n_children == 1 for done, _, words, n_children in seen if words)
+    with pytest.raises(AnnotateError, match="local backend with one process"):
+        annotate(str(raw_text_model), [tmp_path / "in.txt"], tmp_path / "x", isolate_shards=True, n_process=2)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="isolated shards fork (Linux)")
+def test_an_isolated_shard_that_fails_stops_the_run_with_its_reason(monkeypatch, raw_text_model: Path) -> None:
+    from spacy_fastbioner.annotate import isolated
+
+    def boom(*args, **kwargs):
+        raise ValueError("boom")
+
+    def die(*args, **kwargs):
+        os._exit(3)
+
+    monkeypatch.setattr(isolated, "process_shard", boom)
+    with pytest.raises(RuntimeError, match="shard s1 failed: ValueError: boom"):
+        isolated.process_shard_in_child(None, [], None, shard_id="s1")
+    monkeypatch.setattr(isolated, "process_shard", die)
+    with pytest.raises(RuntimeError, match="shard s2 failed: exit code 3"):
+        isolated.process_shard_in_child(None, [], None, shard_id="s2")
 
 
 def test_a_changed_shard_file_is_redone(tmp_path: Path, raw_text_model: Path) -> None:
@@ -385,11 +435,13 @@ def test_annotate_benchmark_reports(tmp_path: Path, raw_text_model: Path) -> Non
         shard_size=10,
         batch_size=4,
         max_batch_items=256,
-        settings=((1, 1), (2, 1)),
+        settings=((1, 1, False), (2, 1, False), (1, 1, True)),
     )
     assert results["max_batch_items"] == 256
     entry = results["models"]["tiny"]
-    (one, two) = entry["runs"]
+    (one, two, isolated) = entry["runs"]
+    assert isolated["isolate_shards"] and not one["isolate_shards"] and isolated["n_words"] == one["n_words"]
+    assert len(isolated["memory"]["50%"]["children"]) == 1  # the shard's own process
     assert one["n_docs"] == two["n_docs"] == 20 and one["n_words"] == two["n_words"] > 100
     assert entry["scaling"]["2x1"] == pytest.approx(two["words_per_second"] / one["words_per_second"], rel=1e-2)
     per_core = two["words_per_second"] / 2
@@ -397,12 +449,15 @@ def test_annotate_benchmark_reports(tmp_path: Path, raw_text_model: Path) -> Non
     assert set(one["memory"]) == {"10%", "50%", "100%"} and one["memory"]["100%"]["main"]["peak_mb"] > 0
     assert len(two["memory"]["10%"]["children"]) == 2  # each child process of nlp.pipe is measured
     markdown = (tmp_path / "bench" / "scaling.md").read_text(encoding="utf8")
-    assert "| tiny | 2x1 |" in markdown and "cores to finish in 24 h" in markdown
+    assert "| tiny | 2x1 |" in markdown and "| tiny | 1x1i |" in markdown and "cores to finish in 24 h" in markdown
+    assert set(entry["scaling"]) == {"1x1", "2x1", "1x1i"}
     assert "max batch items 256" in markdown
     from spacy_fastbioner.benchmark.scaling import parse_settings
 
-    assert parse_settings("1x1, 2x1,1x2") == [(1, 1), (2, 1), (1, 2)]
-    for bad in ("2", "0x1", "1x", "ax1"):
+    assert parse_settings("1x1, 2x1,1x2,1x2i") == [(1, 1, False), (2, 1, False), (1, 2, False), (1, 2, True)]
+    for bad in ("2", "0x1", "1x", "ax1", "1xi"):
         with pytest.raises(ValueError, match="PROCESSESxTHREADS"):
             parse_settings(bad)
+    with pytest.raises(ValueError, match="for one process"):
+        parse_settings("2x1i")
     assert json.loads((tmp_path / "bench" / "scaling.json").read_text()) == results

@@ -4,6 +4,7 @@ output folder, on this machine or on Ray. The Python API behind
 
 import glob
 import re
+import sys
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
@@ -103,6 +104,7 @@ def annotate(
     max_batch_items: Optional[int] = None,
     n_process: int = 1,
     n_threads: Optional[int] = None,
+    isolate_shards: bool = False,
     html: int = 0,
     backend: str = "local",
     address: Optional[str] = None,
@@ -128,6 +130,10 @@ def annotate(
     max_batch_items (Optional[int]): The transformer's padded wordpieces per
         forward pass; None keeps the pipeline's own setting.
     n_process (int): Local: processes of `nlp.pipe`. Ray: actors.
+    isolate_shards (bool): Local, one process: annotate each shard in a
+        process forked for it, which returns its memory when it ends, so that
+        memory stays flat over any number of shards (Linux). With n_process
+        > 1 the children are already fresh for each shard.
     n_threads (Optional[int]): torch threads per annotating process (default:
         torch's default for one local process, 1 for children and actors).
     html (int): Also write displaCy pages of the first `html` documents.
@@ -142,6 +148,7 @@ def annotate(
     """
     output = Path(output)
     _check_settings(input_format, formats, shard_size, batch_size, n_process, n_threads, backend, min_confidence)
+    _check_isolation(isolate_shards, n_process, backend)
     if max_batch_items is not None and max_batch_items < 1:
         raise AnnotateError(f"Invalid max batch items: {max_batch_items} (expected a positive integer)")
     if resume and Manifest.read_header(output) is None:
@@ -221,7 +228,7 @@ def annotate(
             nlp = load_pipeline(model, max_batch_items)
         except (OSError, ValueError) as err:
             raise AnnotateError(f"Cannot load the pipeline {model!r}: {err}") from None
-        limit_threads(n_process, n_threads)
+        limit_threads(n_process, n_threads, isolate_shards=isolate_shards)
         collections = [read_collection_info(s) if s.format.startswith("bioc") else None for s in sources]
         progress = Progress(total, done, quiet=quiet, monitor=monitor)  # after loading: words/s of annotation only
         try:
@@ -235,6 +242,7 @@ def annotate(
                 pages_for=pages_for,
                 on_result=on_result,
                 on_doc=progress.update,
+                isolate=isolate_shards,
             )
         finally:
             progress.close()
@@ -271,6 +279,20 @@ def _check_settings(
         raise AnnotateError(f"Invalid n_threads {n_threads}: expected a positive integer")
     if not 0.0 <= min_confidence <= 1.0:
         raise AnnotateError(f"Invalid min confidence {min_confidence}: expected a number in [0, 1]")
+
+
+def _check_isolation(isolate_shards: bool, n_process: int, backend: str) -> None:
+    from .isolated import can_isolate
+
+    if not isolate_shards:
+        return
+    if backend != "local" or n_process != 1:
+        raise AnnotateError(
+            "isolate_shards is for the local backend with one process: with several processes (or Ray "
+            "actors) each shard already runs in fresh processes"
+        )
+    if not can_isolate():
+        raise AnnotateError(f"isolate_shards forks a process per shard, which needs Linux (this is {sys.platform})")
 
 
 def _global_starts(header: Dict[str, Any]) -> List[int]:

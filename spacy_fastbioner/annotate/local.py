@@ -246,8 +246,10 @@ def run_local(
     pages_for: Callable[[Shard], int],
     on_result: Callable[[Shard, ShardResult], None],
     on_doc: Optional[OnDoc] = None,
+    isolate: bool = False,
 ) -> None:
-    """Process shards one after the other, each with `nlp.pipe(n_process=N)`.
+    """Process shards one after the other, each with `nlp.pipe(n_process=N)`,
+    or with one process forked per shard (`isolated.py`).
 
     nlp (Language): The pipeline (from `load_pipeline`).
     shards (Sequence[Shard]): The shards to do, in order.
@@ -258,10 +260,14 @@ def run_local(
     pages_for (Callable[[Shard], int]): How many displaCy pages a shard renders.
     on_result (Callable[[Shard, ShardResult], None]): Called with each finished shard.
     on_doc (Optional[OnDoc]): Progress callback.
+    isolate (bool): Annotate each shard in a child process forked for it
+        (n_process must be 1), so that this process's memory stays flat.
     """
+    from .isolated import process_shard_in_child
+
     for shard in shards:
         records = read_shard(sources[shard.input], shard)
-        result = process_shard(
+        result = (process_shard_in_child if isolate else process_shard)(
             nlp,
             records,
             settings,

@@ -15,7 +15,7 @@ from typing import Optional
 from ..threads import limit_torch_threads_in_children
 
 
-def limit_threads(n_process: int = 1, n_threads: Optional[int] = None) -> None:
+def limit_threads(n_process: int = 1, n_threads: Optional[int] = None, *, isolate_shards: bool = False) -> None:
     """Set the threads of this process and of the processes it forks from now
     on. Call it after loading the pipeline (its components may register fork
     hooks of their own, which run before this one's).
@@ -24,11 +24,18 @@ def limit_threads(n_process: int = 1, n_threads: Optional[int] = None) -> None:
     n_threads (Optional[int]): torch threads per annotating process: this one
         when n_process == 1, each child otherwise (default 1). None leaves this
         process at torch's default.
+    isolate_shards (bool): One process forked per shard does the work: it
+        gets this process's threads (n_threads, or torch's default).
     """
     # One thread per process means one core: the tokenizer's pool would take another.
     if n_process != 1 or n_threads == 1:
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    limit_torch_threads_in_children(n_threads or 1)
+    if isolate_shards and n_process == 1:
+        import torch
+
+        limit_torch_threads_in_children(n_threads or torch.get_num_threads())
+    else:
+        limit_torch_threads_in_children(n_threads or 1)
     if n_threads and n_process == 1:
         import torch
 

@@ -5,7 +5,8 @@ Each model annotates the first N texts of a one-text-per-line file
 (`assets/raw/unlabelled-abstracts.txt`) with `annotate()` itself, in a fresh
 child process per setting: 1 process x 1 thread, 2 processes x 1 thread,
 1 process x 2 threads (what a user gets from one process by default on two
-cores). Words are the pipeline's tokens; the clock starts once the model is
+cores), and on request one process with a child forked per shard ("1x1i",
+`--isolate-shards`). Words are the pipeline's tokens; the clock starts once the model is
 loaded. The resident set size (VmRSS) and its peak (VmHWM) of the annotating
 process and of each of its children are read from /proc when 10%, 50% and
 100% of the documents are done. PubMed's size is taken out from the words/s
@@ -25,7 +26,9 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-SETTINGS: Tuple[Tuple[int, int], ...] = ((1, 1), (2, 1), (1, 2))  # (processes, threads per process)
+# (processes, threads per process, shards in a process forked for each)
+Setting = Tuple[int, int, bool]
+SETTINGS: Tuple[Setting, ...] = ((1, 1, False), (2, 1, False), (1, 2, False))
 PUBMED_ABSTRACTS = 36_000_000
 PUBMED_WORDS = 9_000_000_000
 SAMPLES = (0.1, 0.5, 1.0)
@@ -68,15 +71,28 @@ def memory_sample() -> Dict[str, Any]:
     }
 
 
-def parse_settings(text: str) -> List[Tuple[int, int]]:
-    """'1x1,2x1,1x2' -> [(1, 1), (2, 1), (1, 2)]: (processes, threads per process)."""
+def parse_settings(text: str) -> List[Setting]:
+    """'1x1,2x1,1x2,1x1i' -> [(1, 1, False), (2, 1, False), (1, 2, False),
+    (1, 1, True)]: (processes, threads per process, isolated shards)."""
     settings = []
     for item in (part.strip() for part in text.split(",")):
         processes, sep, threads = item.partition("x")
+        isolate = threads.endswith("i")
+        threads = threads[:-1] if isolate else threads
         if not (sep and processes.isdigit() and threads.isdigit() and int(processes) > 0 and int(threads) > 0):
-            raise ValueError(f"Invalid setting {item!r} in {text!r}: expected PROCESSESxTHREADS, e.g. 2x1")
-        settings.append((int(processes), int(threads)))
+            raise ValueError(
+                f"Invalid setting {item!r} in {text!r}: expected PROCESSESxTHREADS, e.g. 2x1, or 1xTHREADSi "
+                "for shards in forked processes"
+            )
+        if isolate and int(processes) != 1:
+            raise ValueError(f"Invalid setting {item!r}: isolated shards ('i') are for one process")
+        settings.append((int(processes), int(threads), isolate))
     return settings
+
+
+def setting_label(n_process: int, n_threads: int, isolate: bool = False) -> str:
+    """(2, 1, False) -> '2x1'; (1, 1, True) -> '1x1i'."""
+    return f"{n_process}x{n_threads}{'i' if isolate else ''}"
 
 
 def run_child(
@@ -89,6 +105,7 @@ def run_child(
     batch_size: int,
     shard_size: int,
     max_batch_items: Optional[int] = None,
+    isolate_shards: bool = False,
 ) -> Dict[str, Any]:
     """Annotate `data` with one setting, timing it and sampling memory (in
     this process: run it in a fresh one)."""
@@ -113,6 +130,7 @@ def run_child(
         batch_size=batch_size,
         max_batch_items=max_batch_items,
         shard_size=shard_size,
+        isolate_shards=isolate_shards,
         quiet=True,
         monitor=monitor,
     )
@@ -120,6 +138,7 @@ def run_child(
     return {
         "n_process": n_process,
         "n_threads": n_threads,
+        "isolate_shards": isolate_shards,
         "n_docs": summary["n_written"],
         "n_words": summary["n_words"],
         "seconds": round(seconds, 2),
@@ -138,7 +157,7 @@ def run_scaling_benchmark(
     batch_size: int = 64,
     shard_size: int = 1000,
     max_batch_items: Optional[int] = None,
-    settings: Sequence[Tuple[int, int]] = SETTINGS,
+    settings: Sequence[Setting] = SETTINGS,
     timeout: float = 4 * 3600,
 ) -> Dict[str, Any]:
     """Benchmark each model at each setting, in fresh processes, and write
@@ -152,7 +171,7 @@ def run_scaling_benchmark(
     shard_size (int): `--shard-size` of the runs.
     max_batch_items (Optional[int]): `--max-batch-items` of the runs (each
         pipeline's own when None).
-    settings (Sequence[Tuple[int, int]]): (processes, threads per process).
+    settings (Sequence[Setting]): (processes, threads per process, isolated shards).
     timeout (float): Seconds before one run is stopped.
     RETURNS (Dict[str, Any]): The results, as in scaling.json.
     """
@@ -175,8 +194,9 @@ def run_scaling_benchmark(
                 dst.write(line)
         for label, model in models:
             runs = []
-            for n_process, n_threads in settings:
-                out = Path(tmp) / f"{len(results['models'])}-{n_process}x{n_threads}"
+            for n_process, n_threads, isolate in settings:
+                label_ = setting_label(n_process, n_threads, isolate)
+                out = Path(tmp) / f"{len(results['models'])}-{label_}"
                 cmd = [
                     sys.executable,
                     "-m",
@@ -195,11 +215,13 @@ def run_scaling_benchmark(
                 ]
                 if max_batch_items is not None:
                     cmd += ["--max-batch-items", str(max_batch_items)]
+                if isolate:
+                    cmd.append("--isolate-shards")
                 env = {**os.environ, "OMP_NUM_THREADS": str(n_threads)}
                 proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
                 lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
                 if proc.returncode != 0 or not lines:
-                    raise RuntimeError(f"{label} at {n_process}x{n_threads} failed:\n{proc.stderr[-3000:]}")
+                    raise RuntimeError(f"{label} at {label_} failed:\n{proc.stderr[-3000:]}")
                 runs.append(json.loads(lines[-1]))
             results["models"][label] = {"model": model, "runs": runs, **_derived(runs)}
     (output_dir / "scaling.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf8")
@@ -209,12 +231,13 @@ def run_scaling_benchmark(
 
 def _derived(runs: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
     """Scaling ratios against 1x1 and the PubMed extrapolation."""
-    by = {(r["n_process"], r["n_threads"]): r["words_per_second"] for r in runs}
-    base = by.get((1, 1))
+    by = {_key(r): r["words_per_second"] for r in runs}
+    base = by.get((1, 1, False))
     derived: Dict[str, Any] = {}
     if base:
-        derived["scaling"] = {f"{p}x{t}": round(w / base, 3) for (p, t), w in by.items()}
-        per_core = max(w / (p * t) for (p, t), w in by.items() if p > 1) if any(p > 1 for p, _ in by) else base
+        derived["scaling"] = {setting_label(*key): round(w / base, 3) for key, w in by.items()}
+        multi = [w / (p * t) for (p, t, _), w in by.items() if p > 1]
+        per_core = max(multi) if multi else base
         core_hours = PUBMED_WORDS / per_core / 3600
         derived["pubmed"] = {
             "words_per_second_per_core": round(per_core, 1),
@@ -224,6 +247,10 @@ def _derived(runs: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
             "words": PUBMED_WORDS,
         }
     return derived
+
+
+def _key(run: Dict[str, Any]) -> Setting:
+    return run["n_process"], run["n_threads"], bool(run.get("isolate_shards"))
 
 
 def _mem(run: Dict[str, Any], key: str) -> str:
@@ -246,14 +273,14 @@ def scaling_markdown(results: Dict[str, Any]) -> str:
         f"{results['shard_size']}, max batch items {results.get('max_batch_items') or 'as saved'}, "
         f"{results['cpu_count']} CPUs. Words are the pipeline's tokens; the clock starts "
         "after loading. Memory: peak RSS (VmHWM, MiB) of the main process + each child, at 10%, 50%, 100% "
-        "of the documents.",
+        "of the documents; 1x1i: one process whose shards each run in a process forked for it.",
         "",
         "| model | processes x threads | words/s | docs/s | × 1x1 | peak RSS 10% | 50% | 100% |",
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for label, entry in results["models"].items():
         for run in entry["runs"]:
-            key = f"{run['n_process']}x{run['n_threads']}"
+            key = setting_label(*_key(run))
             lines.append(
                 f"| {label} | {key} | {run['words_per_second']:,.0f} | {run['docs_per_second']:,.1f} | "
                 f"{entry.get('scaling', {}).get(key, float('nan')):.2f} | {_mem(run, '10%')} | {_mem(run, '50%')} | "
@@ -290,6 +317,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--shard-size", type=int, default=1000)
     parser.add_argument("--max-batch-items", type=int, default=None)
+    parser.add_argument("--isolate-shards", action="store_true")
     args = parser.parse_args(argv)
     result = run_child(
         args.model,
@@ -300,6 +328,7 @@ def main(argv: Optional[List[str]] = None) -> None:
         batch_size=args.batch_size,
         shard_size=args.shard_size,
         max_batch_items=args.max_batch_items,
+        isolate_shards=args.isolate_shards,
     )
     print(json.dumps(result))
 

@@ -60,6 +60,11 @@ def annotate_cli(
         "-t",
         help="torch threads per annotating process (default: torch's for one process, 1 for each child or actor)",
     ),
+    isolate_shards: bool = Opt(
+        False,
+        "--isolate-shards",
+        help="One process: annotate each shard in a process forked for it, so that memory stays flat over any number of shards (Linux)",
+    ),
     html: int = Opt(0, "--html", help="Also write displaCy pages of the first N documents to OUTPUT/html"),
     backend: str = Opt("local", "--backend", help="local, or ray (pip install spacy-fastbioner[ray])"),
     address: Optional[str] = Opt(
@@ -96,6 +101,7 @@ def annotate_cli(
             max_batch_items=max_batch_items,
             n_process=n_process,
             n_threads=n_threads,
+            isolate_shards=isolate_shards,
             html=html,
             backend=backend,
             address=address,
@@ -133,7 +139,9 @@ def annotate_benchmark_cli(
         None, "--max-batch-items", min=1, help="--max-batch-items of the annotate runs (default: each pipeline's)"
     ),
     settings: str = Opt(
-        "1x1,2x1,1x2", "--settings", help="Comma-separated PROCESSESxTHREADS settings, each run in a fresh process"
+        "1x1,2x1,1x2",
+        "--settings",
+        help="Comma-separated PROCESSESxTHREADS settings, each run in a fresh process; 1xTi: one process, each shard in a process forked for it",
     ),
     # fmt: on
 ) -> None:

@@ -1,0 +1,85 @@
+"""A shard annotated in a forked child process, so that one annotating
+process keeps a flat memory profile over any number of shards.
+
+In one long-lived process, glibc's allocator keeps the heap that the
+transformer's variable-sized batches fragment: the resident size grows shard
+after shard although Python's own objects stay flat (README: Annotating
+collections). A child forked per shard shares the loaded pipeline with the
+parent (copy-on-write) and returns all of its memory when it exits. The child
+sends its progress and its `ShardResult` back through a pipe; the parent
+writes the shard, as in-process, so resuming and the manifest are unchanged.
+
+The parent must not have run PyTorch with several threads before it forks
+(a forked child can then wait forever for OpenMP threads that stayed in the
+parent; see `threads.py`): the annotate command loads the pipeline and never
+runs it in the parent, so its children are safe at any thread count.
+"""
+
+import multiprocessing
+import os
+import sys
+from typing import Any, Callable, Optional
+
+from .local import OnDoc, ShardResult, process_shard
+
+
+def can_isolate() -> bool:
+    """Whether shards can run in forked children here (Linux)."""
+    return sys.platform.startswith("linux")
+
+
+def process_shard_in_child(*args: Any, on_doc: Optional[OnDoc] = None, **kwargs: Any) -> ShardResult:
+    """`process_shard(*args, **kwargs)` in a child process forked for it.
+
+    on_doc (Optional[OnDoc]): Called in this process with each document's
+        progress, as the child reports it.
+    RETURNS (ShardResult): The child's result.
+    RAISES (RuntimeError): If the child failed or died, with its reason.
+    """
+    context = multiprocessing.get_context("fork")
+    receiver, sender = context.Pipe(duplex=False)
+    # Fork: the pipeline reaches the child by memory, not by pickling.
+    child = context.Process(target=_child, args=(sender, os.getpid(), args, kwargs), daemon=True)
+    child.start()
+    sender.close()
+    result: Optional[ShardResult] = None
+    error: Optional[str] = None
+    try:
+        while True:
+            try:
+                kind, payload = receiver.recv()
+            except EOFError:
+                break
+            if kind == "doc":
+                if on_doc is not None:
+                    on_doc(*payload)
+            elif kind == "result":
+                result = payload
+            else:
+                error = payload
+    except BaseException:
+        child.terminate()
+        raise
+    finally:
+        receiver.close()
+        child.join()
+    if result is None:
+        shard = kwargs.get("shard_id", "?")
+        raise RuntimeError(f"the process that annotated shard {shard} failed: {error or f'exit code {child.exitcode}'}")
+    return result
+
+
+def _child(sender: Any, parent: int, args: tuple, kwargs: dict) -> None:
+    send: Callable[[Any], None] = sender.send
+
+    def on_doc(n_docs: int, n_words: int) -> None:
+        if os.getppid() != parent:  # the run was killed: nobody will write this shard
+            os._exit(1)
+        send(("doc", (n_docs, n_words)))
+
+    try:
+        send(("result", process_shard(*args, on_doc=on_doc, **kwargs)))
+    except BaseException as err:  # reported to the parent, which stops the run
+        send(("error", f"{type(err).__name__}: {err}"))
+    finally:
+        sender.close()
