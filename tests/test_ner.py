@@ -191,3 +191,35 @@ def test_scores_of_the_wrong_shape_are_an_error(trained):
     broken.cfg["labels"] = list(ner.labels)
     with pytest.raises(ValueError, match=r"shape \(4, 6\) for a doc of 4 tokens: expected \(4, 5\)"):
         broken.predict([trained.make_doc("breast cancer in mice")])
+
+
+def test_first_wordpiece_fast_path_equals_the_model(trained):
+    """At inference the default model's token vectors are read straight from
+    `doc._.trf_data` (`first_wordpiece_vectors`): the same logits as the
+    model's own listener, pooling and head, also for long docs whose strided
+    windows overlap (the best-window alignment), and empty docs."""
+    from spacy_fastbioner.ml.pooling import first_wordpiece_vectors, reads_first_wordpiece
+    from spacy_fastbioner.ml.windows import best_windows
+
+    ner = trained.get_pipe("fastbioner_ner")
+    assert reads_first_wordpiece(ner.model.layers[0])
+    long_text = " ".join(TEXTS[0].split() * 12)  # past the window of 48 tokens, stride 32
+    docs = [trained.make_doc(text) for text in TEXTS + [long_text, "β-catenin (5-FU) naloxone,x"]]
+    trf = trained.get_pipe("transformer")
+    trf.set_annotations(docs, trf.predict(docs))
+    assert len(docs[-2]._.trf_data.wordpieces) > 1  # several windows
+    with best_windows(docs):
+        expected = ner.model.predict(docs)
+        found = ner._predict_first_wordpiece(docs)
+    assert found is not None and len(found) == len(expected)
+    for f, e in zip(found, expected):
+        assert f.shape == e.shape
+        numpy.testing.assert_allclose(f, e, rtol=1e-6, atol=1e-6)
+    assert any(e.size for e in expected)
+    # A doc whose transformer output is empty, as trfs2arrays gives it; no trf_data: the general path.
+    docs[1]._.trf_data = TransformerData.empty()
+    assert first_wordpiece_vectors([doc._.trf_data for doc in docs])[1].shape == (0, 0)
+    assert first_wordpiece_vectors([doc._.trf_data for doc in docs[:1]] + [None]) is None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert [s.shape for s in ner.predict(docs)] == [(len(doc), len(ner.tags)) for doc in docs]

@@ -14,6 +14,7 @@ from spacy.vocab import Vocab
 from thinc.api import Config, Model, Optimizer, set_dropout_rate
 from thinc.types import Floats1d, Floats2d
 
+from ..ml.pooling import first_wordpiece_vectors, reads_first_wordpiece
 from ..ml.windows import best_windows
 from .decoding import (
     biluo_to_bio,
@@ -158,8 +159,22 @@ class FastBioNER(TrainablePipe):
         # A token in the overlap of two transformer windows is read from the
         # window where it has the most context on both sides.
         with best_windows(docs):
-            scores = self.model.predict(docs)
+            scores = self._predict_first_wordpiece(docs)
+            if scores is None:
+                scores = self.model.predict(docs)
         return [self._check_scores(doc, s) for doc, s in zip(docs, scores)]
+
+    def _predict_first_wordpiece(self, docs: List[Doc]) -> Optional[List[Floats2d]]:
+        """`self.model.predict(docs)` for the default model (a transformer
+        listener with first-wordpiece pooling, then the head), with the token
+        vectors read straight from `doc._.trf_data`; None where that does not
+        apply (another model, or a doc without transformer output)."""
+        if len(self.model.layers) != 2 or not reads_first_wordpiece(self.model.layers[0]):
+            return None
+        if not Doc.has_extension("trf_data"):
+            return None
+        vectors = first_wordpiece_vectors([doc._.trf_data for doc in docs])
+        return None if vectors is None else self.model.layers[1].predict(vectors)
 
     def _check_scores(self, doc: Doc, scores: Floats2d) -> Floats2d:
         """The doc's score table, if it has one row per token and one column
