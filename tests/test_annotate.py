@@ -461,3 +461,19 @@ def test_annotate_benchmark_reports(tmp_path: Path, raw_text_model: Path) -> Non
     with pytest.raises(ValueError, match="for one process"):
         parse_settings("2x1i")
     assert json.loads((tmp_path / "bench" / "scaling.json").read_text()) == results
+
+
+def test_scaling_report_without_a_one_process_run() -> None:
+    """A run of isolated shards alone has no 1x1 to compare with: its ratio
+    reads "–" (and there is no PubMed row); beside a 1x1 run it gets one."""
+    from spacy_fastbioner.benchmark.scaling import _derived, scaling_markdown
+
+    run = {"n_process": 1, "n_threads": 1, "isolate_shards": True, "words_per_second": 4000.0}
+    run.update(docs_per_second=16.0, memory={"10%": {"main": {"peak_mb": 700.0}, "children": [{"peak_mb": 900.0}]}})
+    assert _derived([run]) == {}
+    base = {**run, "isolate_shards": False, "words_per_second": 3000.0}
+    assert _derived([base, run])["scaling"] == {"1x1": 1.0, "1x1i": pytest.approx(4000 / 3000, rel=1e-3)}
+    results = {"n_docs": 10, "data": "a.txt", "batch_size": 8, "shard_size": 5, "cpu_count": 2}
+    results["models"] = {"m": {"runs": [run]}}
+    markdown = scaling_markdown(results)
+    assert "| m | 1x1i | 4,000 | 16.0 | – | 700 + 900 | – | – |" in markdown

@@ -281,9 +281,10 @@ def scaling_markdown(results: Dict[str, Any]) -> str:
     for label, entry in results["models"].items():
         for run in entry["runs"]:
             key = setting_label(*_key(run))
+            ratio = entry.get("scaling", {}).get(key)
             lines.append(
                 f"| {label} | {key} | {run['words_per_second']:,.0f} | {run['docs_per_second']:,.1f} | "
-                f"{entry.get('scaling', {}).get(key, float('nan')):.2f} | {_mem(run, '10%')} | {_mem(run, '50%')} | "
+                f"{'–' if ratio is None else f'{ratio:.2f}'} | {_mem(run, '10%')} | {_mem(run, '50%')} | "
                 f"{_mem(run, '100%')} |"
             )
     lines += [
