@@ -6,7 +6,7 @@ WordPiece vocab built from the words it will see.
 
 import random
 from pathlib import Path
-from typing import Iterable, List, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Sequence, Tuple
 
 import spacy
 from spacy.language import Language
@@ -163,3 +163,23 @@ def make_raw_text_pipeline(model_dir: Path, *, window: int = 48, stride: int = 3
     nlp.add_pipe("transformer", config=config)
     nlp.add_pipe("fastbioner_ner")
     return nlp
+
+
+def record_encoder_inputs(trf: Any, run: Callable[[], Any]) -> List[Dict[str, Any]]:
+    """The input_ids and attention_mask that a transformer component's
+    PyTorch model is called with while `run()` runs, one dict per call.
+
+    trf: A spacy-transformers `Transformer` component (PyTorch).
+    run (Callable[[], Any]): What to run, e.g. `lambda: list(nlp.pipe(docs))`.
+    """
+    fed: List[Dict[str, Any]] = []
+
+    def record(module: Any, args: Any, kwargs: Dict[str, Any]) -> None:
+        fed.append({key: kwargs[key].clone() for key in ("input_ids", "attention_mask")})
+
+    hook = trf.model.transformer.register_forward_pre_hook(record, with_kwargs=True)
+    try:
+        run()
+    finally:
+        hook.remove()
+    return fed

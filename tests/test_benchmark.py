@@ -25,7 +25,7 @@ from spacy_fastbioner.benchmark.speed import make_batches, summarize, time_pipel
 from spacy_fastbioner.cli import fastbioner_cli
 from spacy_fastbioner.encoder_inputs import fresh_docs, raw_batches
 from spacy_fastbioner.quantize import QUANTIZED_ARCHITECTURE, is_quantized, quantize_pipeline
-from spacy_fastbioner.testing import make_examples, synthetic_sentences, write_iob
+from spacy_fastbioner.testing import make_examples, record_encoder_inputs, synthetic_sentences, write_iob
 from spacy_fastbioner.transformer import count_parameters, find_transformer
 
 REPO = Path(__file__).parent.parent
@@ -247,16 +247,7 @@ def test_raw_forward_is_fed_the_pipelines_wordpieces(pipelines, test_tsv, model)
     trf = find_transformer(nlp)
     trf.cfg["max_batch_items"] = 96  # several length-sorted sub-batches
     docs = fresh_docs(nlp, load_gold_docs(test_tsv, nlp.vocab)[:24])
-    fed = []
-
-    def record(module, args, kwargs):
-        fed.append({key: kwargs[key].clone() for key in ("input_ids", "attention_mask")})
-
-    hook = trf.model.transformer.register_forward_pre_hook(record, with_kwargs=True)
-    try:
-        time_pipeline(nlp, docs)
-    finally:
-        hook.remove()
+    fed = record_encoder_inputs(trf, lambda: time_pipeline(nlp, docs))
     raw = raw_batches(trf, docs)
     assert len(raw) == len(fed) > 1
     for ours, pipeline in zip(raw, fed):

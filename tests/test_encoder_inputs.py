@@ -7,6 +7,7 @@ import spacy
 import torch
 
 from spacy_fastbioner.encoder_inputs import encoder_inputs, fresh_docs, raw_batches
+from spacy_fastbioner.testing import record_encoder_inputs
 from spacy_fastbioner.transformer import find_transformer
 
 TEXTS = [
@@ -24,16 +25,7 @@ def test_encoder_inputs_are_what_the_pipeline_feeds(raw_text_model: Path) -> Non
     trf = find_transformer(nlp)
     trf.cfg["max_batch_items"] = 64  # several length-sorted sub-batches
     gold = [nlp.make_doc(text) for text in TEXTS * 3]
-    fed = []
-
-    def record(module, args, kwargs):
-        fed.append({key: kwargs[key].clone() for key in ("input_ids", "attention_mask")})
-
-    hook = trf.model.transformer.register_forward_pre_hook(record, with_kwargs=True)
-    try:
-        list(nlp.pipe(fresh_docs(nlp, gold)))
-    finally:
-        hook.remove()
+    fed = record_encoder_inputs(trf, lambda: list(nlp.pipe(fresh_docs(nlp, gold))))
     found = encoder_inputs(nlp, gold)
     assert len(found) == len(fed) > 1
     for ours, pipeline in zip(found, fed):
