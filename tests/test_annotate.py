@@ -273,6 +273,28 @@ def test_isolated_shards_equal_one_process(tmp_path: Path, raw_text_model: Path)
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="isolated shards fork (Linux)")
+def test_isolated_shards_after_the_parent_ran_two_threads(tmp_path: Path, raw_text_model: Path) -> None:
+    """A process that has run the pipeline with two torch threads, then
+    annotates with isolated shards: its forked children must not wait for the
+    parent's OpenMP threads (they run one thread unless told otherwise)."""
+    (tmp_path / "in.txt").write_text("\n".join(texts(12, seed=4)) + "\n", encoding="utf8")
+    script = (
+        "import sys, spacy, torch\n"
+        "from spacy_fastbioner.annotate import annotate\n"
+        "model, data, out = sys.argv[1:]\n"
+        "torch.set_num_threads(2)\n"
+        "nlp = spacy.load(model)\n"
+        "list(nlp.pipe(open(data).read().splitlines() * 4))\n"
+        "print(annotate(model, [data], out, quiet=True, shard_size=4, isolate_shards=True)['n_written'])\n"
+    )
+    environ = {**env(), "OMP_NUM_THREADS": "2"}
+    args = [sys.executable, "-c", script, str(raw_text_model), str(tmp_path / "in.txt"), str(tmp_path / "out")]
+    result = subprocess.run(args, env=environ, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split()[-1] == "12"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="isolated shards fork (Linux)")
 def test_an_isolated_shard_that_fails_stops_the_run_with_its_reason(monkeypatch, raw_text_model: Path) -> None:
     from spacy_fastbioner.annotate import isolated
 

@@ -9,10 +9,12 @@ parent (copy-on-write) and returns all of its memory when it exits. The child
 sends its progress and its `ShardResult` back through a pipe; the parent
 writes the shard, as in-process, so resuming and the manifest are unchanged.
 
-The parent must not have run PyTorch with several threads before it forks
-(a forked child can then wait forever for OpenMP threads that stayed in the
-parent; see `threads.py`): the annotate command loads the pipeline and never
-runs it in the parent, so its children are safe at any thread count.
+Each child runs with the run's `n_threads`, by default 1, as spaCy's
+`n_process` children do: a forked child that runs PyTorch with several
+threads can wait forever for OpenMP threads that stayed in a parent which had
+run PyTorch with several threads before (see `threads.py`). The annotate
+command loads the pipeline and never runs it in the parent, so there more
+threads are safe.
 """
 
 import multiprocessing

@@ -132,8 +132,9 @@ def annotate(
     n_process (int): Local: processes of `nlp.pipe`. Ray: actors.
     isolate_shards (bool): Local, one process: annotate each shard in a
         process forked for it, which returns its memory when it ends, so that
-        memory stays flat over any number of shards (Linux). With n_process
-        > 1 the children are already fresh for each shard.
+        memory stays flat over any number of shards (Linux); each such
+        process runs n_threads torch threads (default 1). With n_process > 1
+        the children are already fresh for each shard.
     n_threads (Optional[int]): torch threads per annotating process (default:
         torch's default for one local process, 1 for children and actors).
     html (int): Also write displaCy pages of the first `html` documents.

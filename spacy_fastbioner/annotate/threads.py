@@ -25,17 +25,16 @@ def limit_threads(n_process: int = 1, n_threads: Optional[int] = None, *, isolat
         when n_process == 1, each child otherwise (default 1). None leaves this
         process at torch's default.
     isolate_shards (bool): One process forked per shard does the work: it
-        gets this process's threads (n_threads, or torch's default).
+        gets n_threads (default 1, as each child of n_process). More than one
+        is safe only if this process has not run PyTorch with several threads
+        before: a forked child can then wait forever for OpenMP threads that
+        stayed in the parent (the annotate command never runs the pipeline in
+        the parent).
     """
     # One thread per process means one core: the tokenizer's pool would take another.
-    if n_process != 1 or n_threads == 1:
+    if n_process != 1 or n_threads == 1 or isolate_shards:
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    if isolate_shards and n_process == 1:
-        import torch
-
-        limit_torch_threads_in_children(n_threads or torch.get_num_threads())
-    else:
-        limit_torch_threads_in_children(n_threads or 1)
+    limit_torch_threads_in_children(n_threads or 1)
     if n_threads and n_process == 1:
         import torch
 
