@@ -32,9 +32,7 @@ def _forward(
     xp = model.ops.xp
     X = cast(Floats2d, model.ops.as_contig(Xr.dataXd))
     lengths: Ints1d = Xr.lengths
-    starts = xp.cumsum(lengths) - lengths
-    present = lengths > 0
-    rows = starts[present]
+    present, rows = _first_rows(xp, lengths)
     Y = model.ops.alloc2f(lengths.shape[0], X.shape[1], dtype=X.dtype)
     Y[present] = X[rows]
 
@@ -44,6 +42,13 @@ def _forward(
         return Ragged(dX, lengths)
 
     return Y, backprop
+
+
+def _first_rows(xp: Any, lengths: Ints1d) -> Tuple[Any, Any]:
+    """Which tokens have wordpieces, and the row of each one's first in the
+    flattened alignment."""
+    present = lengths > 0
+    return present, (xp.cumsum(lengths) - lengths)[present]
 
 
 def first_wordpiece_vectors(trf_datas: Sequence[Optional["TransformerData"]]) -> Optional[List[Floats2d]]:
@@ -70,10 +75,9 @@ def first_wordpiece_vectors(trf_datas: Sequence[Optional["TransformerData"]]) ->
         src = hidden.reshape((-1, trf_data.width))
         lengths = trf_data.align.lengths
         indices = xp.asarray(trf_data.align.dataXd).ravel()
-        present = lengths > 0
-        starts = xp.cumsum(lengths) - lengths
+        present, rows = _first_rows(xp, lengths)
         vectors = xp.zeros((lengths.shape[0], src.shape[1]), dtype=src.dtype)
-        vectors[present] = src[indices[starts[present]]]
+        vectors[present] = src[indices[rows]]
         outputs.append(vectors)
     return outputs
 
