@@ -430,6 +430,18 @@ def test_max_batch_items_reaches_the_transformer(raw_text_model: Path) -> None:
     assert find_transformer(load_pipeline(str(raw_text_model), default + 7)).cfg["max_batch_items"] == default + 7
 
 
+def test_max_batch_items_leaves_a_pipeline_without_transformer_alone(tmp_path: Path) -> None:
+    """One --max-batch-items serves every model of annotate-benchmark,
+    the CNN baseline too."""
+    nlp = spacy.blank("en")
+    nlp.add_pipe("entity_ruler").add_patterns([{"label": "Chemical", "pattern": "aspirin"}])  # type: ignore[attr-defined]
+    nlp.to_disk(tmp_path / "ruler")
+    (tmp_path / "in.txt").write_text("They took aspirin.\n", encoding="utf8")
+    summary = annotate(str(tmp_path / "ruler"), [tmp_path / "in.txt"], tmp_path / "out", quiet=True, max_batch_items=64)
+    assert summary["n_written"] == 1
+    assert [e["text"] for r in all_records(tmp_path / "out") for e in r["entities"]] == ["aspirin"]
+
+
 def test_a_document_the_pipeline_fails_on_goes_to_errors(tmp_path: Path, raw_text_model: Path) -> None:
     """The tiny BERT has 128 positions: one 48-token window of words it must
     spell out letter by letter is too long for it, and the transformer raises."""

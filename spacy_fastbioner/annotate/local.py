@@ -65,16 +65,21 @@ def load_pipeline(model: str, max_batch_items: Optional[int] = None) -> Language
 
     model (str): A pipeline folder or an installed package name.
     max_batch_items (Optional[int]): Set the transformer's `max_batch_items`
-        (padded wordpieces per forward pass); None keeps the pipeline's.
+        (padded wordpieces per forward pass); None keeps the pipeline's. A
+        pipeline without a transformer (e.g. the CNN baseline) has nothing to
+        set, so that one setting serves every model of a benchmark.
     RETURNS (Language): The pipeline.
     """
     from ..loading import load_pipeline as load_safely
-    from ..transformer import find_transformer
 
     nlp = load_safely(model)
     nlp.max_length = max(nlp.max_length, MAX_LENGTH)
     if max_batch_items is not None:
-        find_transformer(nlp).cfg["max_batch_items"] = max_batch_items
+        from spacy_transformers import Transformer
+
+        for _, proc in nlp.pipeline:
+            if isinstance(proc, Transformer):
+                proc.cfg["max_batch_items"] = max_batch_items
     add_entity_confidence(nlp)
     attrs: Dict[str, Any] = {"tensor": None}
     if Doc.has_extension("trf_data"):
