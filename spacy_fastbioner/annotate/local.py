@@ -11,7 +11,7 @@ backend gives the same output).
 
 from dataclasses import dataclass, field
 from itertools import islice
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Set, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Set, Tuple, cast
 
 from spacy.language import Language
 from spacy.tokens import Doc
@@ -71,15 +71,13 @@ def load_pipeline(model: str, max_batch_items: Optional[int] = None) -> Language
     RETURNS (Language): The pipeline.
     """
     from ..loading import load_pipeline as load_safely
+    from ..transformer import transformer_names
 
     nlp = load_safely(model)
     nlp.max_length = max(nlp.max_length, MAX_LENGTH)
     if max_batch_items is not None:
-        from spacy_transformers import Transformer
-
-        for _, proc in nlp.pipeline:
-            if isinstance(proc, Transformer):
-                proc.cfg["max_batch_items"] = max_batch_items
+        for name in transformer_names(nlp):
+            cast(Any, nlp.get_pipe(name)).cfg["max_batch_items"] = max_batch_items
     add_entity_confidence(nlp)
     attrs: Dict[str, Any] = {"tensor": None}
     if Doc.has_extension("trf_data"):
