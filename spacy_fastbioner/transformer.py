@@ -36,6 +36,18 @@ def transformer_names(nlp: Language) -> List[str]:
     return [name for name, proc in nlp.components if isinstance(proc, Transformer)]
 
 
+def set_max_batch_items(nlp: Language, max_batch_items: int) -> None:
+    """Set `max_batch_items` (padded wordpieces per forward pass) of every
+    transformer component; a pipeline without one (e.g. the CNN baseline)
+    is left as it is, so that one setting serves every model of a benchmark.
+
+    nlp (Language): The pipeline.
+    max_batch_items (int): The padded wordpieces per forward pass.
+    """
+    for name in transformer_names(nlp):
+        cast("Transformer", nlp.get_pipe(name)).cfg["max_batch_items"] = max_batch_items
+
+
 def find_transformer(nlp: Language) -> "Transformer":
     """The pipeline's first active spacy-transformers `Transformer` component.
 

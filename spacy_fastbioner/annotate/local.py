@@ -11,7 +11,7 @@ backend gives the same output).
 
 from dataclasses import dataclass, field
 from itertools import islice
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Set, Tuple, cast
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Set, Tuple
 
 from spacy.language import Language
 from spacy.tokens import Doc
@@ -65,19 +65,17 @@ def load_pipeline(model: str, max_batch_items: Optional[int] = None) -> Language
 
     model (str): A pipeline folder or an installed package name.
     max_batch_items (Optional[int]): Set the transformer's `max_batch_items`
-        (padded wordpieces per forward pass); None keeps the pipeline's. A
-        pipeline without a transformer (e.g. the CNN baseline) has nothing to
-        set, so that one setting serves every model of a benchmark.
+        (padded wordpieces per forward pass; `transformer.set_max_batch_items`);
+        None keeps the pipeline's.
     RETURNS (Language): The pipeline.
     """
     from ..loading import load_pipeline as load_safely
-    from ..transformer import transformer_names
+    from ..transformer import set_max_batch_items
 
     nlp = load_safely(model)
     nlp.max_length = max(nlp.max_length, MAX_LENGTH)
     if max_batch_items is not None:
-        for name in transformer_names(nlp):
-            cast(Any, nlp.get_pipe(name)).cfg["max_batch_items"] = max_batch_items
+        set_max_batch_items(nlp, max_batch_items)
     add_entity_confidence(nlp)
     attrs: Dict[str, Any] = {"tensor": None}
     if Doc.has_extension("trf_data"):

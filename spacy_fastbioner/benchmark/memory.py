@@ -14,7 +14,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, Dict, Optional, cast
+from typing import Any, Dict, Optional
 
 from ..process_memory import peak_rss_mb, rss_mb
 
@@ -81,7 +81,7 @@ def _child(
     from ..encoder_inputs import fresh_docs
     from ..loading import load_pipeline
     from ..threads import set_threads
-    from ..transformer import transformer_names
+    from ..transformer import set_max_batch_items
     from .data import load_gold_docs
 
     if threads:
@@ -89,8 +89,7 @@ def _child(
     rss_imports = rss_mb()
     nlp = load_pipeline(model)
     if max_batch_items:
-        for name in transformer_names(nlp):
-            cast(Any, nlp.get_pipe(name)).cfg["max_batch_items"] = max_batch_items
+        set_max_batch_items(nlp, max_batch_items)
     rss_loaded = rss_mb()
     gold = load_gold_docs(Path(data_path), nlp.vocab)[:n_docs]
     for _ in nlp.pipe(fresh_docs(nlp, gold), batch_size=batch_size):
