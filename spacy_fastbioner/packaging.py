@@ -27,7 +27,7 @@ from .threads import limit_torch_threads_in_children
 
 ROLES = ("student", "teacher")
 # Runtimes a package can be exported to (`--runtime`); None packages the PyTorch pipeline.
-PACKAGE_RUNTIMES = ("onnx",)
+PACKAGE_RUNTIMES = ("onnx", "openvino")
 # The package's __init__.py: spaCy's template, with `load()` limiting the
 # torch threads of forked `nlp.pipe(n_process=...)` workers.
 PACKAGE_INIT = """from pathlib import Path
@@ -83,7 +83,7 @@ def requirements(runtime: Optional[str] = None) -> List[str]:
     config names, and spacy-transformers, each within the minor version that
     packaged it (`spacy package`'s convention; the plugin itself requires
     spacy-transformers>=1.4,<1.5); and the inference runtime, if any (ONNX
-    Runtime for runtime="onnx")."""
+    Runtime for runtime="onnx", OpenVINO for "openvino")."""
     trf_version = get_package_version("spacy-transformers")
     if trf_version is None:
         raise ValueError("spacy-transformers is not installed: cannot package a transformer pipeline")
@@ -204,6 +204,8 @@ def package_model(
     teacher_model_dir: Optional[Path] = None,
     benchmark_path: Optional[Path] = None,
     runtime: Optional[str] = None,
+    calibration: Optional[Path] = None,
+    n_calibration: Optional[int] = None,
 ) -> PackageResult:
     """Package a trained pipeline as an installable wheel with a model card.
     With a runtime, the packaged pipeline is the int8 export of the trained
@@ -220,9 +222,13 @@ def package_model(
     teacher_metrics_path (Optional[Path]): The teacher's, for a student's card.
     teacher_model_dir (Optional[Path]): The teacher pipeline, for its size.
     benchmark_path (Optional[Path]): The benchmark JSON, for words/sec.
-    runtime (Optional[str]): Export the transformer to this runtime ("onnx",
-        int8) and package that; the package is named with a `_<runtime>`
-        suffix and requires the runtime.
+    runtime (Optional[str]): Export the transformer to this runtime ("onnx"
+        or "openvino", int8) and package that; the package is named with a
+        `_<runtime>` suffix and requires the runtime.
+    calibration (Optional[Path]): With a runtime: training docs for the int8
+        export (`export --calibration`; OpenVINO needs them).
+    n_calibration (Optional[int]): How many of them (the first ones); the
+        runtime's default (`runtime.N_CALIBRATION`) when None.
     RETURNS (PackageResult): The package folder, wheel and meta.
     """
     from spacy.cli.package import package as spacy_package
@@ -230,6 +236,8 @@ def package_model(
     model_dir, output_dir = Path(model_dir), Path(output_dir)
     if not (model_dir / "config.cfg").is_file():
         raise ValueError(f"{model_dir}: not a spaCy pipeline (no config.cfg)")
+    if calibration is not None and runtime is None:
+        raise ValueError("calibration docs are for a package exported to a runtime (--runtime onnx or openvino)")
     name = model_name(corpus, role, runtime)
     nlp = load_pipeline(model_dir)
     scores = read_scores(metrics_path)
@@ -255,10 +263,15 @@ def package_model(
         srsly.write_json(meta_path, meta)
         source_dir = model_dir
         if runtime is not None:
-            from .runtime import export_pipeline
+            from .runtime import N_CALIBRATION, export_pipeline
 
             source_dir = Path(tmp) / "exported"
-            export_pipeline(nlp, runtime=runtime, int8=True).to_disk(source_dir)
+            docs = None
+            if calibration is not None:
+                from .benchmark.data import load_gold_docs
+
+                docs = load_gold_docs(calibration, nlp.vocab)[: n_calibration or N_CALIBRATION[runtime]]
+            export_pipeline(nlp, runtime=runtime, int8=True, calibration=docs).to_disk(source_dir)
         spacy_package(
             source_dir,
             output_dir,

@@ -42,6 +42,7 @@ INT8_FORMS = {
     "int8": "PyTorch dynamic int8 (`quantize`)",
     "onnx-int8": "ONNX Runtime dynamic int8 (`export --int8`)",
     "onnx-int8-smooth": "ONNX Runtime int8, smoothed (`export --int8 --calibration`)",
+    "openvino-int8": "OpenVINO static int8 (`export --runtime openvino --int8 --calibration`)",
 }
 LOG_FILE = "distill_log.jsonl"
 MD_FILE = "paper-table.md"

@@ -38,7 +38,7 @@ def set_threads(n_threads: int) -> None:
 
 def limit_torch_threads_in_children(n_threads: int = 1) -> None:
     """Give every child process forked from now on `n_threads` PyTorch
-    intra-op threads. Registers one `os.register_at_fork` hook per process
+    intra-op threads and no tokenizers thread pool. Registers one `os.register_at_fork` hook per process
     (a later call changes its number); a no-op where fork does not exist.
 
     n_threads (int): The torch threads of each forked child.
@@ -56,3 +56,8 @@ def _limit_torch_threads() -> None:
     torch = sys.modules.get("torch")  # nothing to limit if the parent never imported it
     if torch is not None:
         torch.set_num_threads(_settings["n_threads"])
+    # The tokenizers library's Rust pool stayed in the parent: a child that
+    # uses it waits forever. The library turns it off in a forked child by
+    # itself only where TOKENIZERS_PARALLELISM is unset (`set_threads(2)` and
+    # users set it to "true").
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"

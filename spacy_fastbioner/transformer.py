@@ -6,7 +6,7 @@ spacy-transformers and the runtime are imported inside the functions: they
 import `transformers`, which `import spacy_fastbioner` must not (see `__init__.py`).
 """
 
-from typing import TYPE_CHECKING, List, Optional, TypedDict, cast
+from typing import TYPE_CHECKING, Any, List, Optional, TypedDict, cast
 
 import torch
 from spacy.language import Language
@@ -123,8 +123,8 @@ def count_parameters(nlp: Language) -> ParameterCounts:
 def _count_transformer(model: object) -> int:
     if isinstance(model, torch.nn.Module):
         return count_torch_parameters(model)
-    from .runtime.onnx_model import OnnxTransformer
+    from .runtime.architecture import is_runtime_transformer
 
-    if isinstance(model, OnnxTransformer):
-        return model.num_parameters()
+    if is_runtime_transformer(model):
+        return cast(Any, model).num_parameters()
     raise TypeError(f"cannot count the parameters of a {type(model).__name__} transformer")

@@ -17,6 +17,21 @@ from spacy_fastbioner.testing import (
 REPO = Path(__file__).parent.parent
 
 
+@pytest.fixture(autouse=True)
+def _restore_threads():
+    """A test that benchmarks at two threads (`set_threads`) leaves neither
+    torch's thread count nor TOKENIZERS_PARALLELISM to the tests after it."""
+    import torch
+
+    threads, parallelism = torch.get_num_threads(), os.environ.get("TOKENIZERS_PARALLELISM")
+    yield
+    torch.set_num_threads(threads)
+    if parallelism is None:
+        os.environ.pop("TOKENIZERS_PARALLELISM", None)
+    else:
+        os.environ["TOKENIZERS_PARALLELISM"] = parallelism
+
+
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     """The corpora folder: $FASTBIONER_DATA, by default ../shared/data. Tests

@@ -203,7 +203,9 @@ def test_measure_memory(pipelines, test_tsv):
 
 
 def test_paper_shape_pipelines(tiny_bert, tmp_path):
-    paths = build_paper_shape_pipelines(tmp_path, vocab_dir=tiny_bert, student_layers=1, with_onnx=False, **TINY_SHAPE)
+    paths = build_paper_shape_pipelines(
+        tmp_path, vocab_dir=tiny_bert, student_layers=1, with_onnx=False, with_openvino=False, **TINY_SHAPE
+    )
     assert set(paths) == {"teacher", "student", "student-int8"}
     layers = {}
     for name, path in paths.items():

@@ -339,17 +339,32 @@ def test_package_installs_and_loads_offline(trained, tmp_path, monkeypatch):
     assert validated["compat"] is True
 
 
-def test_onnx_package_installs_and_loads_offline(trained, tmp_path, monkeypatch):
-    """`package-student --runtime onnx`: the int8 ONNX Runtime export of the
-    student, named `..._onnx`, requiring onnxruntime, loads offline in a fresh
-    environment and annotates as the export does here (also with n_process=2)."""
-    pytest.importorskip("onnxruntime")
-    pytest.importorskip("onnx")
+@pytest.mark.parametrize("runtime", ["onnx", "openvino"])
+def test_runtime_package_installs_and_loads_offline(trained, tmp_path, monkeypatch, runtime):
+    """`package-student --runtime onnx|openvino`: the int8 export of the
+    student, named `..._<runtime>`, requiring its runtime, loads offline in a
+    fresh environment and annotates as the export does here (also with
+    n_process=2)."""
+    needed = {"onnx": ("onnxruntime", "onnx"), "openvino": ("openvino", "nncf", "onnx")}[runtime]
+    for module in needed:
+        pytest.importorskip(module)
     from spacy_fastbioner.runtime import export_pipeline
+    from spacy_fastbioner.testing import synthetic_sentences, write_iob
 
     root = trained["root"]
     for var in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
         monkeypatch.setenv(var, "http://127.0.0.1:9")
+    calibration = write_iob(tmp_path / "train.tsv", synthetic_sentences(16, seed=4))
+    with pytest.raises(ValueError, match="exported to a runtime"):
+        package_model(
+            root / "student",
+            tmp_path / "unused",
+            corpus="NCBI-disease",
+            version="0.0.1",
+            meta_template=TEMPLATES / "meta.json",
+            card_template=TEMPLATES / "model-card.md.jinja",
+            calibration=calibration,
+        )
     result = package_model(
         root / "student",
         tmp_path / "packages",
@@ -358,17 +373,22 @@ def test_onnx_package_installs_and_loads_offline(trained, tmp_path, monkeypatch)
         meta_template=TEMPLATES / "meta.json",
         card_template=TEMPLATES / "model-card.md.jinja",
         metrics_path=root / "student.json",
-        runtime="onnx",
+        runtime=runtime,
+        calibration=calibration,
     )
-    package = f"{PACKAGE}_onnx"
+    package = f"{PACKAGE}_{runtime}"
     assert result.name == package
-    assert result.meta["requirements"] == requirements("onnx")
-    assert any(r.startswith("onnxruntime") for r in result.meta["requirements"])
-    assert result.meta["fastbioner"]["runtime"] == "onnx"
+    assert result.meta["requirements"] == requirements(runtime)
+    dist = {"onnx": "onnxruntime", "openvino": "openvino"}[runtime]
+    assert any(r.startswith(dist) for r in result.meta["requirements"])
+    assert result.meta["fastbioner"]["runtime"] == runtime
     # Two threads in the parent: forked workers once hung on the parent's ONNX Runtime thread pool.
     python, out = install_and_check(tmp_path, result.wheel, package, OMP_NUM_THREADS="2")
-    assert out["meta"]["name"] == "fastbioner_ncbi_disease_onnx"
-    expected = entities(export_pipeline(trained["student"], int8=True), TEXTS)
+    assert out["meta"]["name"] == f"fastbioner_ncbi_disease_{runtime}"
+    from spacy_fastbioner.benchmark.data import load_gold_docs
+
+    docs = load_gold_docs(calibration, trained["student"].vocab)
+    expected = entities(export_pipeline(trained["student"], runtime=runtime, int8=True, calibration=docs), TEXTS)
     assert any(expected)
     assert out["single"] == expected
     assert out["multi"] == expected * 3

@@ -505,7 +505,9 @@ def test_paper_shape_onnx_rows(tiny_bert, tmp_path):
     from spacy_fastbioner.benchmark import build_paper_shape_pipelines
 
     shape = {"num_hidden_layers": 2, "hidden_size": 32, "num_attention_heads": 2, "intermediate_size": 64}
-    paths = build_paper_shape_pipelines(tmp_path, vocab_dir=tiny_bert, student_layers=1, with_onnx=True, **shape)
+    paths = build_paper_shape_pipelines(
+        tmp_path, vocab_dir=tiny_bert, student_layers=1, with_onnx=True, with_openvino=False, **shape
+    )
     assert set(paths) == {"teacher", "student", "student-int8", "student-onnx", "student-onnx-int8"}
     for name in ("student-onnx", "student-onnx-int8"):
         transformer = find_transformer(spacy.load(paths[name])).model.transformer

@@ -86,9 +86,24 @@ def onnx_int8_dir(trained_teacher, tmp_path_factory) -> Path:
     return path
 
 
+@pytest.fixture(scope="module")
+def openvino_int8_dir(trained_teacher, tmp_path_factory) -> Path:
+    pytest.importorskip("openvino")
+    pytest.importorskip("nncf")
+    from spacy_fastbioner.runtime import export_pipeline
+    from spacy_fastbioner.testing import make_examples, synthetic_sentences
+
+    calibration = [eg.reference for eg in make_examples(trained_teacher, synthetic_sentences(16, seed=4))]
+    path = tmp_path_factory.mktemp("threads") / "openvino-int8"
+    export_pipeline(trained_teacher, runtime="openvino", int8=True, calibration=calibration).to_disk(path)
+    return path
+
+
 def _env():
     env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
-    env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
+    # The tokenizers library's Rust pool on in the parent, as `set_threads(2)` leaves it: a forked
+    # worker that used that pool, whose threads stayed in the parent, waited forever.
+    env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", TOKENIZERS_PARALLELISM="true")
     return env
 
 
@@ -102,12 +117,13 @@ def test_making_a_pipeline_registers_no_fork_hook(int8_dir):
     assert limited == "'spacy_fastbioner.threads']"  # once, however often it is called
 
 
-@pytest.mark.parametrize("runtime", ["pytorch", "onnx"])
+@pytest.mark.parametrize("runtime", ["pytorch", "onnx", "openvino"])
 @pytest.mark.parametrize("method", ["fork", "spawn"])
 def test_n_process_with_an_int8_pipeline(request, tmp_path, method, runtime):
-    """The parent runs the pipeline at 2 threads first: ONNX Runtime's workers
-    must not wait for the parent's thread pool (README: Fast inference)."""
-    model = request.getfixturevalue("int8_dir" if runtime == "pytorch" else "onnx_int8_dir")
+    """The parent runs the pipeline at 2 threads first: an inference runtime's
+    workers must not wait for the parent's thread pool (README: Fast inference)."""
+    fixture = {"pytorch": "int8_dir", "onnx": "onnx_int8_dir", "openvino": "openvino_int8_dir"}[runtime]
+    model = request.getfixturevalue(fixture)
     script = tmp_path / "n_process.py"
     script.write_text(N_PROCESS_SCRIPT, encoding="utf8")
     try:

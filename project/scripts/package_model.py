@@ -43,7 +43,12 @@ def main(
     runtime: str = typer.Option(
         "pytorch",
         "--runtime",
-        help="pytorch (the trained pipeline as it is) or onnx (its int8 ONNX Runtime export, named <name>_onnx, requiring onnxruntime)",
+        help="pytorch (the trained pipeline as it is), onnx or openvino (its int8 export to that runtime, named <name>_<runtime>, requiring the runtime)",
+    ),
+    calibration: Optional[Path] = typer.Option(
+        None,
+        "--calibration",
+        help="With --runtime onnx or openvino: training docs for the int8 export (as `spacy fastbioner export --calibration`; openvino needs them)",
     ),
     # fmt: on
 ) -> None:
@@ -68,6 +73,8 @@ def main(
             teacher_model_dir=teacher_model,
             benchmark_path=benchmark,
             runtime=None if runtime == "pytorch" else runtime,
+            # The PyTorch package is the trained pipeline itself: nothing to calibrate.
+            calibration=None if runtime == "pytorch" else calibration,
         )
     except (ValueError, RuntimeError) as err:
         msg.fail(str(err), exits=1)

@@ -29,6 +29,8 @@ VARIANT_COMMANDS = {
     "live": "distill-live-seed",
     # Not a training run: the dynamic-KD student of the seed in PyTorch and ONNX Runtime int8.
     "int8": "int8-seed",
+    # Not a training run either: the dynamic-KD student of the seed in OpenVINO's static int8.
+    "openvino": "openvino-seed",
 }
 TEACHER_STEPS = (
     "assets-local",

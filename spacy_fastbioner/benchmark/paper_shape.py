@@ -32,6 +32,11 @@ WINDOW, STRIDE, MAX_BATCH_ITEMS = 128, 96, 4096
 PIPELINE_NAMES = ("teacher", "student", "student-int8")
 # Built when onnx and onnxruntime are installed (the [onnx] extra).
 ONNX_PIPELINE_NAMES = ("student-onnx", "student-onnx-int8")
+# Built when openvino, nncf and onnx are installed (the [openvino] extra).
+OPENVINO_PIPELINE_NAMES = ("student-openvino", "student-openvino-int8")
+# Sentences on which the random-weight student's OpenVINO int8 is calibrated:
+# only its speed is measured, which the ranges do not change.
+CALIBRATION_SENTENCES = 64
 
 
 def onnx_available() -> bool:
@@ -39,10 +44,18 @@ def onnx_available() -> bool:
     return all(importlib.util.find_spec(name) is not None for name in ("onnx", "onnxruntime"))
 
 
-def pipeline_names(with_onnx: Optional[bool] = None) -> Tuple[str, ...]:
-    """The paper-shape pipelines: the ONNX Runtime rows too where onnx is installed."""
+def openvino_available() -> bool:
+    """Whether the OpenVINO export can run here (openvino, nncf and onnx installed)."""
+    return all(importlib.util.find_spec(name) is not None for name in ("openvino", "nncf", "onnx"))
+
+
+def pipeline_names(with_onnx: Optional[bool] = None, with_openvino: Optional[bool] = None) -> Tuple[str, ...]:
+    """The paper-shape pipelines: the ONNX Runtime and OpenVINO rows too where their extras are installed."""
     with_onnx = onnx_available() if with_onnx is None else with_onnx
-    return PIPELINE_NAMES + (ONNX_PIPELINE_NAMES if with_onnx else ())
+    with_openvino = openvino_available() if with_openvino is None else with_openvino
+    return (
+        PIPELINE_NAMES + (ONNX_PIPELINE_NAMES if with_onnx else ()) + (OPENVINO_PIPELINE_NAMES if with_openvino else ())
+    )
 
 
 def default_vocab_dir() -> Optional[Path]:
@@ -115,11 +128,13 @@ def build_paper_shape_pipelines(
     labels: Sequence[str] = ("Disease",),
     seed: int = 0,
     with_onnx: Optional[bool] = None,
+    with_openvino: Optional[bool] = None,
     **shape: int,
 ) -> Dict[str, Path]:
     """Build and save the paper-shape teacher, its student (every other layer),
-    the student's int8 form and, with onnx installed, its ONNX Runtime forms
-    (fp32 and int8), with their parameter counts in `output_dir/parameters.json`.
+    the student's int8 form and, with their extras installed, its ONNX Runtime
+    and OpenVINO forms (fp32 and int8; OpenVINO's int8 calibrated on synthetic
+    sentences), with their parameter counts in `output_dir/parameters.json`.
 
     output_dir (Path): Where the pipelines go (teacher/, student/, student-int8/).
     vocab_dir (Optional[Path]): The tokenizer folder; MiniLM-L6's when None.
@@ -127,6 +142,7 @@ def build_paper_shape_pipelines(
     labels (Sequence[str]): The entity labels of the tagger.
     seed (int): The seed of the random weights.
     with_onnx (Optional[bool]): Build the ONNX Runtime pipelines; when onnx is installed if None.
+    with_openvino (Optional[bool]): Build the OpenVINO pipelines; when openvino is installed if None.
     shape (int): BertConfig settings that override PAPER_SHAPE (tests use tiny ones).
     RETURNS (Dict[str, Path]): The pipeline folders by name.
     """
@@ -145,6 +161,15 @@ def build_paper_shape_pipelines(
 
         pipelines["student-onnx"] = export_pipeline(student, int8=False)
         pipelines["student-onnx-int8"] = export_pipeline(student, int8=True)
+    if with_openvino is None:
+        with_openvino = openvino_available()
+    if with_openvino:
+        from ..runtime import export_pipeline
+        from ..testing import synthetic_sentences
+
+        docs = [Doc(student.vocab, words=words) for words, _ in synthetic_sentences(CALIBRATION_SENTENCES, seed=seed)]
+        pipelines["student-openvino"] = export_pipeline(student, runtime="openvino", int8=False)
+        pipelines["student-openvino-int8"] = export_pipeline(student, runtime="openvino", int8=True, calibration=docs)
     paths = {}
     counts = {}
     for name, nlp in pipelines.items():

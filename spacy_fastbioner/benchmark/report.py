@@ -93,6 +93,7 @@ def markdown_table(results: Dict[str, Any]) -> str:
         f"warm-up batches, models alternating round-robin; {_threads(env)} "
         f"on {env['cpus']} CPUs ({env['machine']}), torch {env['torch']}, spaCy {env['spacy']}"
         + (f", ONNX Runtime {env['onnxruntime']}" if env.get("onnxruntime") else "")
+        + (f", OpenVINO {env['openvino']}" if env.get("openvino") else "")
         + ".",
         f"CPU: {describe_cpu(env['cpu'])}." if env.get("cpu") else "CPU: not recorded.",
         "Words/s: median over batches (95% bootstrap interval of the median); × "
@@ -106,7 +107,9 @@ def markdown_table(results: Dict[str, Any]) -> str:
 
 def _runtime(model: Dict[str, Any]) -> str:
     trf = model.get("transformer") or {}
-    name = {"onnxruntime": "ONNX Runtime", "pytorch": "PyTorch"}.get(trf.get("runtime") or "", "–")
+    name = {"onnxruntime": "ONNX Runtime", "openvino": "OpenVINO", "pytorch": "PyTorch"}.get(
+        trf.get("runtime") or "", "–"
+    )
     return f"{name} ({model['variant']})" if model.get("variant") else name
 
 

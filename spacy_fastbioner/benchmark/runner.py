@@ -29,7 +29,7 @@ from ..disk_size import size_on_disk
 from ..encoder_inputs import fresh_docs, raw_batches
 from ..loading import load_pipeline
 from ..quantize import is_quantized
-from ..runtime.onnx_model import OnnxTransformer
+from ..runtime.architecture import is_runtime_transformer
 from ..threads import set_threads
 from ..transformer import count_parameters, find_transformer, hf_model
 from .cpu import cpu_info
@@ -121,22 +121,26 @@ def parse_model_arg(arg: str) -> Tuple[str, str]:
     return name or arg, arg
 
 
+# The benchmark's name of each inference runtime (its distribution's name).
+RUNTIME_NAMES = {"onnx": "onnxruntime", "openvino": "openvino"}
+
+
 def describe(nlp: Language, trf: Optional[Any]) -> Dict[str, Any]:
     """What a pipeline is: components, transformer shape, quantisation, parameters."""
     info: Dict[str, Any] = {"pipeline": list(nlp.pipe_names), "transformer": None}
     if trf is not None:
         hf: Any = hf_model(trf)
         config = hf.config
-        in_onnx = isinstance(hf, OnnxTransformer)
+        in_runtime = is_runtime_transformer(hf)
         info["transformer"] = {
             "model_type": config.model_type,
             "layers": int(config.num_hidden_layers),
             "hidden": int(config.hidden_size),
             "heads": int(config.num_attention_heads),
             "vocab": int(config.vocab_size),
-            "quantized": hf.is_int8 if in_onnx else is_quantized(hf),
-            "runtime": "onnxruntime" if in_onnx else "pytorch",
-            "attention": None if in_onnx else getattr(config, "_attn_implementation", None),
+            "quantized": hf.is_int8 if in_runtime else is_quantized(hf),
+            "runtime": RUNTIME_NAMES[hf.runtime] if in_runtime else "pytorch",
+            "attention": None if in_runtime else getattr(config, "_attn_implementation", None),
             "max_batch_items": int(trf.cfg.get("max_batch_items", 0)),
         }
     try:
@@ -322,6 +326,7 @@ def benchmark_pipelines(
             "quantized_engine": torch.backends.quantized.engine,
             "cpu": cpu_info(),
             "onnxruntime": _version("onnxruntime"),
+            "openvino": _version("openvino"),
         },
         "methods": {
             "words_per_sec": "spaCy tokens of the gold docs / seconds of nlp.pipe on a batch of "

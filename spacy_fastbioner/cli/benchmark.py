@@ -29,7 +29,7 @@ def benchmark_cli(
         None,
         "--threads",
         "-t",
-        help="torch (and ONNX Runtime) threads, or a comma-separated list (1,2) for one run per count merged into one table; torch's default when unset",
+        help="torch (and ONNX Runtime or OpenVINO) threads, or a comma-separated list (1,2) for one run per count merged into one table; torch's default when unset",
     ),
     max_batch_items: Optional[int] = Opt(
         None,
@@ -87,7 +87,7 @@ def benchmark_paper_shape_cli(
         None,
         "--threads",
         "-t",
-        help="torch (and ONNX Runtime) threads, or a list such as 1,2 (one run each, one table); torch's default when unset",
+        help="torch (and ONNX Runtime or OpenVINO) threads, or a list such as 1,2 (one run each, one table); torch's default when unset",
     ),
     max_batch_items: Optional[int] = Opt(
         None, "--max-batch-items", min=1, help="Set every transformer's max_batch_items; as saved (4096) when unset"
@@ -98,7 +98,8 @@ def benchmark_paper_shape_cli(
 ) -> None:
     """Benchmark a BioBERT-shaped teacher (BERT-base, 12 layers, random
     weights), its 6-layer student, the student's int8 form and (with the
-    [onnx] extra) its ONNX Runtime fp32 and int8 forms on the same docs:
+    [onnx] and [openvino] extras) its ONNX Runtime and OpenVINO fp32 and int8
+    forms on the same docs:
     FastBioNER's inference-time claim, shape for shape. Accuracy is not
     scored (the weights are random)."""
     from ..benchmark import BenchmarkSettings, build_paper_shape_pipelines

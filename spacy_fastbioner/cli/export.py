@@ -1,6 +1,7 @@
 """`spacy fastbioner export`: a copy of a trained pipeline whose transformer
-runs in a faster inference runtime (ONNX Runtime), fp32 or int8."""
+runs in a faster inference runtime (ONNX Runtime or OpenVINO), fp32 or int8."""
 
+import importlib.util
 from pathlib import Path
 from typing import Optional
 
@@ -15,9 +16,16 @@ def export_cli(
     # fmt: off
     model: str = Arg(..., help="Trained fp32 pipeline (path or package), e.g. a distilled student"),
     output_path: Path = Arg(..., help="Output directory for the exported pipeline"),
-    runtime: str = Opt("onnx", "--runtime", "-r", help="Inference runtime of the transformer: onnx (ONNX Runtime)"),
+    runtime: str = Opt(
+        "onnx",
+        "--runtime",
+        "-r",
+        help="Inference runtime of the transformer: onnx (ONNX Runtime) or openvino (OpenVINO; its int8 needs --calibration)",
+    ),
     int8: bool = Opt(
-        True, "--int8/--fp32", help="Quantise the Linear layers to int8 (dynamic quantisation), or keep fp32"
+        True,
+        "--int8/--fp32",
+        help="Quantise to int8 (onnx: dynamic, Linear layers; openvino: static, NNCF), or keep fp32",
     ),
     per_channel: bool = Opt(
         True, "--per-channel/--per-tensor", help="int8 scales per output channel (more accurate) or one per matrix"
@@ -31,13 +39,22 @@ def export_cli(
     calibration: Optional[Path] = Opt(
         None,
         "--calibration",
-        help="int8: training docs (.spacy or IOB .tsv) on which to smooth the Linear layers' inputs before quantisation (SmoothQuant); plain dynamic int8 when unset",
+        help="int8: training docs (.spacy or IOB .tsv); onnx: smooth the Linear layers' inputs on them before quantisation (SmoothQuant; plain dynamic int8 when unset); openvino: calibrate the static int8 on them (required)",
         exists=True,
         dir_okay=False,
     ),
-    n_calibration: int = Opt(512, "--n-calibration", min=1, help="Docs of --calibration to use (its first ones)"),
+    n_calibration: Optional[int] = Opt(
+        None,
+        "--n-calibration",
+        min=1,
+        help="Docs of --calibration to use (its first ones); 512 for onnx, 1024 for openvino when unset",
+    ),
     smooth_alpha: float = Opt(
-        0.9, "--smooth-alpha", min=0.0, max=1.0, help="How much of the input range moves into the weights (0-1)"
+        0.9,
+        "--smooth-alpha",
+        min=0.0,
+        max=1.0,
+        help="onnx: how much of the input range moves into the weights (0-1); openvino uses NNCF's own",
     ),
     verify: Optional[Path] = Opt(
         None,
@@ -48,30 +65,37 @@ def export_cli(
     ),
     # fmt: on
 ) -> None:
-    """Export the transformer of a trained pipeline to ONNX and save the
-    pipeline, which `spacy.load` returns with the encoder in ONNX Runtime and
-    the same tokenizer, span getter, NER head and decoding. Needs
-    `pip install 'spacy-fastbioner[onnx]'`."""
+    """Export the transformer of a trained pipeline to an inference runtime
+    and save the pipeline, which `spacy.load` returns with the encoder in ONNX
+    Runtime or OpenVINO and the same tokenizer, span getter, NER head and
+    decoding. Needs `pip install 'spacy-fastbioner[onnx]'` or
+    `'spacy-fastbioner[openvino]'`."""
     from ..disk_size import size_on_disk
     from ..loading import load_pipeline
-    from ..runtime import RUNTIMES, export_pipeline
+    from ..runtime import N_CALIBRATION, RUNTIMES, export_pipeline
 
     if runtime not in RUNTIMES:
         msg.fail(f"Unknown --runtime {runtime!r}: expected one of {', '.join(RUNTIMES)}", exits=1)
-    try:
-        import onnx  # noqa: F401
-        import onnxruntime  # noqa: F401
-    except ImportError:
-        msg.fail("Exporting needs onnx and onnxruntime: pip install 'spacy-fastbioner[onnx]'", exits=1)
+    needed = {"onnx": ("onnx", "onnxruntime"), "openvino": ("onnx", "openvino") + (("nncf",) if int8 else ())}
+    missing = [name for name in needed[runtime] if importlib.util.find_spec(name) is None]
+    if missing:
+        msg.fail(
+            f"Exporting to {runtime} needs {', '.join(missing)}: pip install 'spacy-fastbioner[{runtime}]'", exits=1
+        )
     if calibration is not None and not int8:
-        msg.fail("--calibration smooths the int8 export: leave it out with --fp32", exits=1)
+        msg.fail("--calibration is for the int8 export: leave it out with --fp32", exits=1)
+    if runtime == "openvino" and int8 and calibration is None:
+        msg.fail(
+            "OpenVINO's int8 is static: give training docs to calibrate it on (--calibration TRAIN), or use --fp32",
+            exits=1,
+        )
     try:
         nlp = load_pipeline(model)
         calibration_docs = None
         if calibration is not None:
             from ..benchmark.data import load_gold_docs
 
-            calibration_docs = load_gold_docs(calibration, nlp.vocab)[:n_calibration]
+            calibration_docs = load_gold_docs(calibration, nlp.vocab)[: n_calibration or N_CALIBRATION[runtime]]
         exported = export_pipeline(
             nlp,
             runtime=runtime,
@@ -87,7 +111,8 @@ def export_cli(
     exported.to_disk(output_path)
     before, after = size_on_disk(model), size_on_disk(output_path)
     sizes = f" ({before / 2**20:.1f} MB -> {after / 2**20:.1f} MB on disk)" if before and after else ""
-    kind = f"int8, smoothed on {len(calibration_docs)} docs" if calibration_docs else ("int8" if int8 else "fp32")
+    calibrated = "calibrated" if runtime == "openvino" else "smoothed"
+    kind = f"int8, {calibrated} on {len(calibration_docs)} docs" if calibration_docs else ("int8" if int8 else "fp32")
     msg.good(f"Saved the {runtime} {kind} pipeline to {output_path}{sizes}")
     if verify is not None:
         from ..benchmark.data import load_gold_docs

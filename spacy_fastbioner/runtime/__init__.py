@@ -1,19 +1,41 @@
-"""Inference runtimes for a pipeline's transformer: ONNX Runtime, fp32 or
-int8, registered as `spacy_fastbioner.OnnxTransformerModel.v1`. onnxruntime
-is imported only when an ONNX transformer is built or loaded."""
+"""Inference runtimes for a pipeline's transformer: ONNX Runtime (fp32, or
+dynamic int8) and OpenVINO (fp32, or NNCF's static int8), registered as
+`spacy_fastbioner.OnnxTransformerModel.v1` and
+`spacy_fastbioner.OpenVinoTransformerModel.v1`. A runtime is imported only
+when a transformer of its kind is built or loaded."""
 
-from .architecture import ONNX_ARCHITECTURE, OnnxShim, build_onnx_transformer_model
-from .export import export_pipeline, runtime_requirements
-from .onnx_model import RUNTIMES, OnnxTransformer, export_onnx, quantize_onnx
+from .architecture import (
+    ARCHITECTURES,
+    ONNX_ARCHITECTURE,
+    OPENVINO_ARCHITECTURE,
+    RUNTIME_TITLES,
+    RUNTIMES,
+    OnnxShim,
+    RuntimeShim,
+    build_onnx_transformer_model,
+    build_openvino_transformer_model,
+    is_runtime_transformer,
+)
+from .export import N_CALIBRATION, export_pipeline, runtime_requirements
+from .onnx_model import OnnxTransformer, export_onnx, quantize_onnx
+from .openvino_model import OpenVinoTransformer
 
 __all__ = [
+    "ARCHITECTURES",
+    "N_CALIBRATION",
     "ONNX_ARCHITECTURE",
+    "OPENVINO_ARCHITECTURE",
     "RUNTIMES",
+    "RUNTIME_TITLES",
     "OnnxShim",
     "OnnxTransformer",
+    "OpenVinoTransformer",
+    "RuntimeShim",
     "build_onnx_transformer_model",
+    "build_openvino_transformer_model",
     "export_onnx",
     "export_pipeline",
+    "is_runtime_transformer",
     "quantize_onnx",
     "runtime_requirements",
 ]

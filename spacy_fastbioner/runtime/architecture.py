@@ -1,24 +1,26 @@
-"""`spacy_fastbioner.OnnxTransformerModel.v1`: the transformer model of
+"""`spacy_fastbioner.OnnxTransformerModel.v1` and
+`spacy_fastbioner.OpenVinoTransformerModel.v1`: the transformer model of
 spacy-transformers' `transformer` component, with the encoder run by ONNX
-Runtime instead of PyTorch.
+Runtime or OpenVINO instead of PyTorch.
 
-It is `spacy-transformers.TransformerModel.v3` (the same span getter,
+Each is `spacy-transformers.TransformerModel.v3` (the same span getter,
 tokenizer, alignment and truncation, so `doc._.trf_data` and every listener
 downstream are unchanged) whose PyTorch wrapper layer is replaced by an
-inference-only layer over an `OnnxTransformer`. Its `to_bytes` / `to_disk`
-store a msgpack of the Hugging Face config, the ONNX model's bytes and the
+inference-only layer over an `OnnxTransformer` or `OpenVinoTransformer`. Its
+`to_bytes` / `to_disk` store a msgpack of the Hugging Face config, the
+runtime's model bytes (ONNX protobuf, or OpenVINO IR XML and weights) and the
 tokenizer's files, as `HFShim` stores the config, the weights and the
-tokenizer; loading reads JSON, msgpack, protobuf and tokenizer files, never a
-pickle. `initialize()` (from `name`, like TransformerModel.v3) loads the
-Hugging Face model and exports it, so this block also works in a config that
-is trained from nothing but a model name. Its forward pass is
+tokenizer; loading reads JSON, msgpack, protobuf or IR and tokenizer files,
+never a pickle. `initialize()` (from `name`, like TransformerModel.v3) loads
+the Hugging Face model and exports it, so these blocks also work in a config
+that is trained from nothing but a model name. The forward pass is
 `fast_forward.inference_forward`: the same output with less Python per token.
 """
 
 import copy
 from functools import partial
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, cast
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Type, Union, cast
 
 import srsly
 import torch
@@ -32,32 +34,54 @@ from thinc.shims import Shim
 from transformers import AutoConfig, AutoTokenizer
 from transformers.modeling_outputs import BaseModelOutput
 
+from . import onnx_model, openvino_model
 from .fast_forward import inference_forward
 from .onnx_model import OnnxTransformer, export_onnx, quantize_onnx
+from .openvino_model import OpenVinoTransformer, ir_bytes, onnx_to_ir, quantize_ir
 from .smoothing import DEFAULT_ALPHA, smooth_linear_inputs
 
 ONNX_ARCHITECTURE = "spacy_fastbioner.OnnxTransformerModel.v1"
-_FORMAT = "spacy_fastbioner.onnx.v1"
+OPENVINO_ARCHITECTURE = "spacy_fastbioner.OpenVinoTransformerModel.v1"
+RuntimeTransformer = Union[OnnxTransformer, OpenVinoTransformer]
+# The inference runtimes, by name: the transformer class, the shim's data
+# format, the architecture and the runtime's name in messages.
+RUNTIME_CLASSES: Dict[str, Type[Any]] = {"onnx": OnnxTransformer, "openvino": OpenVinoTransformer}
+FORMATS = {"onnx": onnx_model.FORMAT, "openvino": openvino_model.FORMAT}
+ARCHITECTURES = {"onnx": ONNX_ARCHITECTURE, "openvino": OPENVINO_ARCHITECTURE}
+RUNTIME_TITLES = {"onnx": "ONNX Runtime", "openvino": "OpenVINO"}
+RUNTIMES = tuple(RUNTIME_CLASSES)
 
 
-class OnnxShim(Shim):
-    """Holds the ONNX transformer and the Hugging Face tokenizer where
+def is_runtime_transformer(model: Any) -> bool:
+    """Whether a transformer runs in an inference runtime (not PyTorch)."""
+    return isinstance(model, tuple(RUNTIME_CLASSES.values()))
+
+
+class RuntimeShim(Shim):
+    """Holds the runtime's transformer and the Hugging Face tokenizer where
     spacy-transformers' `HFShim` holds the PyTorch model and the tokenizer
     (`shim._hfmodel`), and serialises them without pickle."""
 
-    def __init__(self, hf_model: HFObjects) -> None:
+    def __init__(self, hf_model: HFObjects, runtime: str = "onnx") -> None:
+        if runtime not in RUNTIMES:
+            raise ValueError(f"unknown runtime {runtime!r}: expected one of {RUNTIMES}")
         super().__init__(hf_model.transformer)
         self._hfmodel = hf_model
+        self.runtime = runtime
+
+    @property
+    def title(self) -> str:
+        return RUNTIME_TITLES[self.runtime]
 
     def __call__(self, inputs: WordpieceBatch, is_train: bool) -> Tuple[BaseModelOutput, Callable]:
         if is_train:
             raise ValueError(
-                "the transformer runs in ONNX Runtime for inference and cannot be trained: "
+                f"the transformer runs in {self.title} for inference and cannot be trained: "
                 "train or distil the PyTorch pipeline, then export it with `spacy fastbioner export`"
             )
         transformer = self._hfmodel.transformer
         if transformer is None:
-            raise ValueError("the ONNX transformer is not initialized or loaded")
+            raise ValueError(f"the {self.title} transformer is not initialized or loaded")
         kwargs = {"input_ids": inputs.input_ids, "attention_mask": inputs.attention_mask}
         if inputs.token_type_ids is not None:
             kwargs["token_type_ids"] = inputs.token_type_ids
@@ -68,28 +92,29 @@ class OnnxShim(Shim):
 
     def to_device(self, device_type: str, device_id: int) -> None:
         if device_type != "cpu":
-            raise ValueError("the ONNX transformer runs on the CPU only")
+            raise ValueError(f"the {self.title} transformer runs on the CPU only")
 
     def to_bytes(self) -> bytes:
         hf = self._hfmodel
         transformer = hf.transformer
-        msg: Dict[str, Any] = {"format": _FORMAT, "config": {}, "onnx": b"", "tokenizer": {}}
+        msg: Dict[str, Any] = {"format": FORMATS[self.runtime], "config": {}, "tokenizer": {}}
         if transformer is None:
             msg["_init_tokenizer_config"] = dict(hf._init_tokenizer_config)
             msg["_init_transformer_config"] = dict(hf._init_transformer_config)
         else:
             msg["config"] = transformer.config.to_dict()
-            msg["onnx"] = transformer.model_bytes
+            msg.update(transformer.payload())
             msg["tokenizer"] = _tokenizer_files(hf)
         return srsly.msgpack_dumps(msg)
 
-    def from_bytes(self, bytes_data: bytes) -> "OnnxShim":
+    def from_bytes(self, bytes_data: bytes) -> "RuntimeShim":
         msg = srsly.msgpack_loads(bytes_data)
-        if not isinstance(msg, dict) or msg.get("format") != _FORMAT:
-            found = sorted(msg) if isinstance(msg, dict) else type(msg).__name__
+        expected = FORMATS[self.runtime]
+        if not isinstance(msg, dict) or msg.get("format") != expected:
+            found = msg.get("format") or sorted(msg) if isinstance(msg, dict) else type(msg).__name__
             raise ValueError(
-                f"the transformer's saved data is not an ONNX transformer ({_FORMAT}): found {found}. "
-                "A PyTorch pipeline is made into an ONNX one with `spacy fastbioner export`"
+                f"the transformer's saved data is not an {self.title} transformer ({expected}): found {found}. "
+                f"A PyTorch pipeline is made into an {self.title} one with `spacy fastbioner export`"
             )
         if not msg["config"]:
             self._hfmodel = HFObjects(None, None, None, msg["_init_tokenizer_config"], msg["_init_transformer_config"])
@@ -108,10 +133,14 @@ class OnnxShim(Shim):
             if hasattr(tokenizer, "vocab_file"):
                 vocab_file = temp_dir / tokenizer.vocab_files_names["vocab_file"]
                 vocab_file_contents = vocab_file.read_bytes() if vocab_file.exists() else None
-        transformer = OnnxTransformer(msg["onnx"], config)
+        transformer = RUNTIME_CLASSES[self.runtime].from_payload(msg, config)
         self._hfmodel = HFObjects(tokenizer, transformer, vocab_file_contents, SimpleFrozenDict(), SimpleFrozenDict())
         self._model = transformer
         return self
+
+
+# The name of earlier versions, kept for code that imports it.
+OnnxShim = RuntimeShim
 
 
 def _tokenizer_files(hf: HFObjects) -> Dict[str, Any]:
@@ -131,7 +160,7 @@ def _tokenizer_files(hf: HFObjects) -> Dict[str, Any]:
 
 
 def _no_backprop(d_output: Any) -> Any:
-    raise ValueError("the ONNX transformer cannot be trained")
+    raise ValueError("a transformer exported to an inference runtime cannot be trained")
 
 
 def _wrapper_forward(model: Model, wordpieces: WordpieceBatch, is_train: bool) -> Tuple[Any, Callable]:
@@ -157,29 +186,84 @@ def example_inputs(tokenizer: Any, texts: Sequence[str] = EXAMPLE_TEXTS) -> Dict
     return inputs
 
 
-def to_onnx_objects(
+def to_runtime_objects(
     hf_model: HFObjects,
     *,
+    runtime: str = "onnx",
     int8: bool,
     per_channel: bool = True,
     calibration: Optional[Sequence[Dict[str, torch.Tensor]]] = None,
     smooth_alpha: float = DEFAULT_ALPHA,
 ) -> HFObjects:
-    """The Hugging Face objects with the PyTorch transformer exported to ONNX
-    (and quantised to int8 if asked); the tokenizer is kept. With calibration
-    batches (the encoder's keyword inputs), a copy of the encoder has its
-    Linear inputs smoothed (`smoothing.py`) before the int8 export."""
+    """The Hugging Face objects with the PyTorch transformer exported to an
+    inference runtime (and quantised to int8 if asked); the tokenizer is kept.
+
+    ONNX Runtime: dynamic int8; with calibration batches (the encoder's
+    keyword inputs), a copy of the encoder has its Linear inputs smoothed
+    (`smoothing.py`) first. OpenVINO: the ONNX export read by OpenVINO;
+    int8 is NNCF's static quantisation and needs the calibration batches.
+    """
+    if runtime not in RUNTIMES:
+        raise ValueError(f"unknown runtime {runtime!r}: expected one of {RUNTIMES}")
+    if calibration is not None and not int8:
+        raise ValueError("calibration batches are for the int8 export only")
+    if runtime == "openvino" and int8 and not calibration:
+        raise ValueError(
+            "OpenVINO's int8 is static: it needs calibration batches of training sentences "
+            "(`spacy fastbioner export --runtime openvino --calibration TRAIN`)"
+        )
     transformer = hf_model.transformer
-    if calibration is not None:
-        if not int8:
-            raise ValueError("smoothing with calibration batches is for the int8 export only")
+    config = transformer.config
+    if runtime == "onnx" and calibration is not None:
         transformer = copy.deepcopy(transformer)
         smooth_linear_inputs(transformer, calibration, alpha=smooth_alpha)
     model_bytes = export_onnx(transformer, example_inputs(hf_model.tokenizer))
-    if int8:
-        model_bytes = quantize_onnx(model_bytes, per_channel=per_channel)
-    transformer = OnnxTransformer(model_bytes, hf_model.transformer.config)
-    return HFObjects(hf_model.tokenizer, transformer, hf_model.vocab_file_contents)
+    exported: RuntimeTransformer
+    if runtime == "onnx":
+        if int8:
+            model_bytes = quantize_onnx(model_bytes, per_channel=per_channel)
+        exported = OnnxTransformer(model_bytes, config)
+    else:
+        ir = onnx_to_ir(model_bytes)
+        if int8:
+            ir = quantize_ir(ir, cast(Sequence[Dict[str, torch.Tensor]], calibration))
+        exported = OpenVinoTransformer(*ir_bytes(ir), config)
+    return HFObjects(hf_model.tokenizer, exported, hf_model.vocab_file_contents)
+
+
+def to_onnx_objects(hf_model: HFObjects, **kwargs: Any) -> HFObjects:
+    """`to_runtime_objects` for ONNX Runtime."""
+    return to_runtime_objects(hf_model, runtime="onnx", **kwargs)
+
+
+def _build_runtime_model(
+    runtime: str,
+    name: str,
+    get_spans: Callable,
+    tokenizer_config: Optional[Dict[str, Any]],
+    transformer_config: Optional[Dict[str, Any]],
+    int8: bool,
+    per_channel: bool,
+) -> Model[List[Doc], FullTransformerBatch]:
+    model = TransformerModel(name, get_spans, dict(tokenizer_config or {}), dict(transformer_config or {}))
+    hf_objects = cast(Any, model.layers[0].shims[0])._hfmodel
+    model.layers[0] = Model(
+        f"{runtime}-transformer",
+        _wrapper_forward,
+        init=_wrapper_init,
+        shims=[RuntimeShim(hf_objects, runtime)],
+        dims={"nI": None, "nO": None},
+    )
+    model.attrs["runtime"] = runtime
+    # The same output as TransformerModel's forward, with the span texts and
+    # the alignment vectorised (fast_forward.py).
+    model._func = inference_forward
+    # A module-level function, not a closure: spaCy's multiprocessing with
+    # spawn pickles the pipeline, attrs included.
+    model.attrs["set_transformer"] = partial(
+        set_runtime_transformer, runtime=runtime, int8=int8, per_channel=per_channel
+    )
+    return model
 
 
 @registry.architectures(ONNX_ARCHITECTURE)
@@ -209,35 +293,52 @@ def build_onnx_transformer_model(
     int8 (bool): Quantise the Linear layers to int8 (dynamic quantisation) at export.
     per_channel (bool): One int8 scale per output channel rather than per matrix.
     """
-    model = TransformerModel(name, get_spans, dict(tokenizer_config or {}), dict(transformer_config or {}))
-    hf_objects = cast(Any, model.layers[0].shims[0])._hfmodel
-    model.layers[0] = Model(
-        "onnx-transformer",
-        _wrapper_forward,
-        init=_wrapper_init,
-        shims=[OnnxShim(hf_objects)],
-        dims={"nI": None, "nO": None},
-    )
-    model.attrs["runtime"] = "onnx"
-    # The same output as TransformerModel's forward, with the span texts and
-    # the alignment vectorised (fast_forward.py).
-    model._func = inference_forward
-
-    # A module-level function, not a closure: spaCy's multiprocessing with
-    # spawn pickles the pipeline, attrs included.
-    model.attrs["set_transformer"] = partial(set_onnx_transformer, int8=int8, per_channel=per_channel)
-    return model
+    return _build_runtime_model("onnx", name, get_spans, tokenizer_config, transformer_config, int8, per_channel)
 
 
-def set_onnx_transformer(model: Model, hf_model: HFObjects, *, int8: bool = True, per_channel: bool = True) -> None:
+@registry.architectures(OPENVINO_ARCHITECTURE)
+def build_openvino_transformer_model(
+    name: str,
+    get_spans: Callable,
+    tokenizer_config: Optional[Dict[str, Any]] = None,
+    transformer_config: Optional[Dict[str, Any]] = None,
+    mixed_precision: bool = False,
+    grad_scaler_config: Optional[Dict[str, Any]] = None,
+    int8: bool = False,
+) -> Model[List[Doc], FullTransformerBatch]:
+    """A `spacy-transformers.TransformerModel.v3` whose encoder runs in
+    OpenVINO, for inference on CPU. It cannot be trained. A saved pipeline
+    (`spacy fastbioner export --runtime openvino`) stores the IR inside
+    itself. `initialize()` converts the model named by `name` to fp32 only:
+    the int8 form is calibrated on training sentences, which `export` reads.
+
+    name (str): The Hugging Face model name or folder, read only by `initialize`.
+    get_spans (Callable[[List[Doc]], List[List[Span]]]): The span getter.
+    tokenizer_config (Optional[Dict[str, Any]]): Settings for the Hugging Face tokenizer.
+    transformer_config (Optional[Dict[str, Any]]): Settings for the transformer's config.
+    mixed_precision (bool): Kept for compatibility with TransformerModel.v3 (no effect).
+    grad_scaler_config (Optional[Dict[str, Any]]): Kept for compatibility with TransformerModel.v3 (no effect).
+    int8 (bool): Whether the stored model is int8 (static, NNCF); records what `export` made.
+    """
+    return _build_runtime_model("openvino", name, get_spans, tokenizer_config, transformer_config, int8, True)
+
+
+def set_runtime_transformer(
+    model: Model, hf_model: HFObjects, *, runtime: str = "onnx", int8: bool = True, per_channel: bool = True
+) -> None:
     """The model's `set_transformer` (called by `initialize`): the Hugging
-    Face objects, exported to ONNX if they hold a PyTorch transformer."""
+    Face objects, exported to the runtime if they hold a PyTorch transformer."""
     if model.attrs["has_transformer"]:
         raise ValueError("Cannot set second transformer.")
-    if not isinstance(hf_model.transformer, OnnxTransformer):
-        hf_model = to_onnx_objects(hf_model, int8=int8, per_channel=per_channel)
-    shim = cast(OnnxShim, model.layers[0].shims[0])
+    if not is_runtime_transformer(hf_model.transformer):
+        hf_model = to_runtime_objects(hf_model, runtime=runtime, int8=int8, per_channel=per_channel)
+    shim = cast(RuntimeShim, model.layers[0].shims[0])
     shim._hfmodel = hf_model
     shim._model = hf_model.transformer
     model.attrs["has_transformer"] = True
     model.set_dim("nO", hf_model.transformer.config.hidden_size)
+
+
+def set_onnx_transformer(model: Model, hf_model: HFObjects, *, int8: bool = True, per_channel: bool = True) -> None:
+    """`set_runtime_transformer` for ONNX Runtime (the name pickled by earlier versions)."""
+    set_runtime_transformer(model, hf_model, runtime="onnx", int8=int8, per_channel=per_channel)

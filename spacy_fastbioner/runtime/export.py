@@ -3,8 +3,10 @@
 The exported pipeline is the same spaCy pipeline (tokenizer, sentences,
 `transformer` component with its span getter and `max_batch_items`,
 `fastbioner_ner` and its decoding) whose transformer model block names
-`spacy_fastbioner.OnnxTransformerModel.v1`: `spacy.load` returns it with the
-encoder in ONNX Runtime, and the ONNX model is stored inside the pipeline.
+`spacy_fastbioner.OnnxTransformerModel.v1` or
+`spacy_fastbioner.OpenVinoTransformerModel.v1`: `spacy.load` returns it with
+the encoder in ONNX Runtime or OpenVINO, and the runtime's model is stored
+inside the pipeline.
 """
 
 from typing import Any, Dict, Optional, Sequence, cast
@@ -15,11 +17,14 @@ from spacy.util import load_model_from_config
 
 from ..encoder_inputs import encoder_inputs
 from ..transformer import find_transformer
-from .architecture import ONNX_ARCHITECTURE, to_onnx_objects
-from .onnx_model import RUNTIMES
+from .architecture import ARCHITECTURES, RUNTIMES, to_runtime_objects
 from .smoothing import DEFAULT_ALPHA
 
 SOURCE_ARCHITECTURE = "spacy-transformers.TransformerModel.v3"
+# Training sentences for the int8 calibration, by runtime (the first ones of
+# the calibration docs). OpenVINO's static ranges lost least F on the
+# NCBI-disease dev set with 1,024 (README: Fast inference).
+N_CALIBRATION = {"onnx": 512, "openvino": 1024}
 
 
 def runtime_requirements(runtime: str) -> Dict[str, str]:
@@ -29,7 +34,7 @@ def runtime_requirements(runtime: str) -> Dict[str, str]:
     """
     if runtime not in RUNTIMES:
         raise ValueError(f"unknown runtime {runtime!r}: expected one of {RUNTIMES}")
-    return {"onnxruntime": "onnxruntime>=1.17"}
+    return {"onnx": {"onnxruntime": "onnxruntime>=1.17"}, "openvino": {"openvino": "openvino>=2025.0"}}[runtime]
 
 
 def export_pipeline(
@@ -47,15 +52,18 @@ def export_pipeline(
 
     nlp (Language): A trained pipeline with a spacy-transformers transformer
         (`TransformerModel.v3`, fp32).
-    runtime (str): "onnx" (ONNX Runtime).
-    int8 (bool): Quantise the Linear layers to int8 (dynamic quantisation).
-    per_channel (bool): One int8 scale per output channel.
+    runtime (str): "onnx" (ONNX Runtime) or "openvino" (OpenVINO).
+    int8 (bool): Quantise to int8: ONNX Runtime's dynamic quantisation of the
+        Linear layers, or NNCF's static quantisation for OpenVINO (which
+        needs `calibration`).
+    per_channel (bool): ONNX Runtime: one int8 scale per output channel.
     max_batch_items (Optional[int]): A new `max_batch_items` for the
         transformer component (see `quantize_pipeline`); kept when None.
     calibration (Optional[Sequence[Doc]]): int8 only: training docs (their
-        words) on which to measure the Linear layers' input ranges, to smooth
-        them before quantisation (`smoothing.py`); no smoothing when None.
-    smooth_alpha (float): The smoothing's migration strength, in [0, 1].
+        words) on which to measure the Linear layers' input ranges: ONNX
+        Runtime smooths them before quantisation (`smoothing.py`; none when
+        None); OpenVINO calibrates its static int8 on them (required).
+    smooth_alpha (float): ONNX Runtime: the smoothing's migration strength, in [0, 1].
     RETURNS (Language): The exported pipeline.
     """
     if runtime not in RUNTIMES:
@@ -73,13 +81,23 @@ def export_pipeline(
     if max_batch_items is not None and max_batch_items < 1:
         raise ValueError(f"max_batch_items must be positive, got {max_batch_items}")
     if calibration is not None and not int8:
-        raise ValueError("calibration docs smooth the int8 export: the fp32 export needs none")
+        raise ValueError("calibration docs are for the int8 export: the fp32 export needs none")
     if calibration is not None and not calibration:
         raise ValueError("no calibration docs: give some training docs, or none for plain dynamic int8")
-    batches = encoder_inputs(nlp, calibration) if calibration is not None else None
-    model_cfg["@architectures"] = ONNX_ARCHITECTURE
+    if runtime == "openvino" and int8 and calibration is None:
+        raise ValueError(
+            "OpenVINO's int8 is static: give training docs to calibrate it on (--calibration TRAIN), or export --fp32"
+        )
+    batches = None
+    if calibration is not None:
+        # NNCF's ranges include padded positions and it calibrates per batch:
+        # OpenVINO calibrates on the sub-batches the exported pipeline will cut.
+        batch_items = max_batch_items if runtime == "openvino" else None
+        batches = _calibration_batches(nlp, calibration, batch_items)
+    model_cfg["@architectures"] = ARCHITECTURES[runtime]
     model_cfg["int8"] = int8
-    model_cfg["per_channel"] = per_channel
+    if runtime == "onnx":
+        model_cfg["per_channel"] = per_channel
     if max_batch_items is not None:
         config["components"][trf.name]["max_batch_items"] = max_batch_items
     # Keep a [distillation] block out: its references need not resolve at load.
@@ -90,8 +108,9 @@ def export_pipeline(
     new_trf.cfg.update(trf.cfg)
     if max_batch_items is not None:
         new_trf.cfg["max_batch_items"] = max_batch_items
-    hf_objects = to_onnx_objects(
+    hf_objects = to_runtime_objects(
         cast(Any, trf.model.layers[0].shims[0])._hfmodel,
+        runtime=runtime,
         int8=int8,
         per_channel=per_channel,
         calibration=batches,
@@ -104,8 +123,8 @@ def export_pipeline(
     meta["fastbioner"] = {
         **dict(nlp.meta.get("fastbioner") or {}),
         "runtime": runtime,
-        "quantized": "qint8" if int8 else None,
-        "smoothing": None if calibration is None else {"alpha": smooth_alpha, "calibration_docs": len(calibration)},
+        "quantized": None if not int8 else ("qint8" if runtime == "onnx" else "qint8-static"),
+        "smoothing": _smoothing_meta(runtime, calibration, smooth_alpha),
     }
     requirements = list(meta.get("requirements") or [])
     for dist, requirement in runtime_requirements(runtime).items():
@@ -114,3 +133,25 @@ def export_pipeline(
     meta["requirements"] = requirements
     exported.meta.update(meta)
     return exported
+
+
+def _smoothing_meta(runtime: str, calibration: Optional[Sequence[Doc]], alpha: float) -> Optional[Dict[str, Any]]:
+    """What meta.json records of the int8 calibration."""
+    if calibration is None:
+        return None
+    if runtime == "openvino":
+        return {"method": "nncf-transformer-preset", "calibration_docs": len(calibration)}
+    return {"alpha": alpha, "calibration_docs": len(calibration)}
+
+
+def _calibration_batches(nlp: Language, docs: Sequence[Doc], max_batch_items: Optional[int]) -> Any:
+    """The encoder's inputs for the calibration docs, in sub-batches of
+    `max_batch_items` padded wordpieces (the pipeline's own when None)."""
+    trf = find_transformer(nlp)
+    kept = trf.cfg["max_batch_items"]
+    if max_batch_items is not None:
+        trf.cfg["max_batch_items"] = max_batch_items
+    try:
+        return encoder_inputs(nlp, docs)
+    finally:
+        trf.cfg["max_batch_items"] = kept

@@ -29,7 +29,7 @@ import torch
 from transformers import PretrainedConfig
 from transformers.modeling_outputs import BaseModelOutput
 
-RUNTIMES = ("onnx",)
+FORMAT = "spacy_fastbioner.onnx.v1"
 # ONNX opset of the export: 17 has LayerNormalization, which ORT fuses.
 OPSET = 17
 OUTPUT_NAME = "last_hidden_state"
@@ -60,6 +60,8 @@ class OnnxTransformer:
     model_bytes (bytes): The serialised ONNX model.
     config (PretrainedConfig): The Hugging Face config of the exported model.
     """
+
+    runtime = "onnx"
 
     def __init__(self, model_bytes: bytes, config: PretrainedConfig) -> None:
         self.model_bytes = model_bytes
@@ -118,6 +120,14 @@ class OnnxTransformer:
             raise ValueError(f"the ONNX transformer needs the inputs {missing}, got {sorted(inputs)}")
         (hidden,) = session.run([OUTPUT_NAME], feed)
         return BaseModelOutput(last_hidden_state=cast(torch.FloatTensor, torch.from_numpy(hidden)))
+
+    def payload(self) -> Dict[str, bytes]:
+        """The bytes the transformer's shim stores."""
+        return {"onnx": self.model_bytes}
+
+    @classmethod
+    def from_payload(cls, payload: Dict[str, bytes], config: PretrainedConfig) -> "OnnxTransformer":
+        return cls(payload["onnx"], config)
 
     def __deepcopy__(self, memo: Dict[int, Any]) -> "OnnxTransformer":
         return OnnxTransformer(self.model_bytes, self.config)

@@ -1,0 +1,221 @@
+"""A Hugging Face encoder converted to OpenVINO and run by its CPU plugin.
+
+`OpenVinoTransformer` stands where `OnnxTransformer` does (see
+onnx_model.py): the model's `config`, the Hugging Face calling convention,
+a `BaseModelOutput` with a torch `last_hidden_state`. Its state is an
+OpenVINO IR (the XML graph and the binary weights, no pickle) and the config.
+
+The int8 form is static: NNCF quantises the graph (its transformer preset:
+SmoothQuant, then activation ranges calibrated on training sentences), and
+OpenVINO runs the attention products as well as the Linear layers in int8.
+On this project's students it is the fastest CPU path found at unchanged F
+(README: Fast inference).
+
+Threads and fork follow onnx_model.py: one compiled model per torch thread
+count and process, rebuilt after a change or a fork; a forked child keeps the
+compiled model it inherited alive rather than destroy it. Precision is fixed
+to f32 where the graph is not int8: on CPUs with bf16 OpenVINO would
+otherwise run in bf16 by default, and the fp32 export would no longer give
+PyTorch's logits.
+"""
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple, cast
+
+import numpy
+import torch
+from transformers import PretrainedConfig
+from transformers.modeling_outputs import BaseModelOutput
+
+FORMAT = "spacy_fastbioner.openvino.v1"
+# Compiled models inherited through fork, kept alive (see the module docstring).
+_INHERITED: List[Any] = []
+
+
+def import_openvino() -> Any:
+    """RETURNS (module): openvino, or an ImportError that says which extra to install."""
+    try:
+        import openvino
+    except ImportError as err:
+        raise ImportError(
+            "this pipeline's transformer runs in OpenVINO, which is not installed: "
+            "pip install 'spacy-fastbioner[openvino]' (or: pip install openvino)"
+        ) from err
+    return openvino
+
+
+class OpenVinoTransformer:
+    """An encoder in OpenVINO, with the calling convention of a Hugging Face
+    model (inference only).
+
+    xml (bytes): The OpenVINO IR graph.
+    weights (bytes): The IR's weights (the .bin file).
+    config (PretrainedConfig): The Hugging Face config of the converted model.
+    """
+
+    runtime = "openvino"
+
+    def __init__(self, xml: bytes, weights: bytes, config: PretrainedConfig) -> None:
+        self.xml = xml
+        self.weights = weights
+        self.config = config
+        self._compiled: Any = None
+        self._request: Any = None
+        self._key: Optional[Tuple[int, int]] = None
+        self.input_names: List[str] = []
+        # Read now, so that bad bytes fail at load time with a clear error.
+        self._model = read_ir(xml, weights)
+        self.input_names = [port.get_any_name() for port in self._model.inputs]
+
+    @property
+    def request(self) -> Any:
+        """An infer request of the compiled model, (re)built for torch's
+        current number of threads and for this process."""
+        key = (torch.get_num_threads(), os.getpid())
+        if self._request is None or key != self._key:
+            if self._compiled is not None and self._key is not None and self._key[1] != key[1]:
+                _INHERITED.append((self._compiled, self._request))
+            self._compiled = compile_model(self._model, threads=key[0])
+            self._request = self._compiled.create_infer_request()
+            self._key = key
+        return self._request
+
+    @property
+    def is_int8(self) -> bool:
+        """Whether the graph is quantised (NNCF's FakeQuantize operations)."""
+        return b'type="FakeQuantize"' in self.xml
+
+    @property
+    def device(self) -> torch.device:
+        return torch.device("cpu")
+
+    def eval(self) -> "OpenVinoTransformer":
+        """For the Hugging Face calling convention: the model is inference-only."""
+        return self
+
+    def num_parameters(self) -> int:
+        """The number of weights: the elements of the graph's floating-point
+        and int8 constants that hold more than one value, quantisation
+        parameters left out (FakeQuantize's ranges, and the per-channel
+        dequantisation scales and smoothing factors: float constants of rank
+        2 or more that feed a Multiply)."""
+        weight_types = {"f32", "f16", "bf16", "i8", "u8"}
+        n = 0
+        for op in self._model.get_ordered_ops():
+            element_type = op.get_output_element_type(0).get_type_name() if op.get_type_name() == "Constant" else None
+            if element_type not in weight_types:
+                continue
+            shape = list(op.get_output_shape(0))
+            consumers = {t.get_node().get_type_name() for t in op.output(0).get_target_inputs()}
+            if "FakeQuantize" in consumers or (element_type[0] in "fb" and len(shape) >= 2 and "Multiply" in consumers):
+                continue
+            size = int(numpy.prod(shape))
+            n += size if size > 1 else 0
+        return n
+
+    def __call__(self, **inputs: Any) -> BaseModelOutput:
+        request = self.request
+        missing = [name for name in self.input_names if name not in inputs]
+        if missing:
+            raise ValueError(f"the OpenVINO transformer needs the inputs {missing}, got {sorted(inputs)}")
+        feed = {name: _as_int64(inputs[name]) for name in self.input_names}
+        # share_outputs=False copies the output out of the request's buffer,
+        # which the next call reuses while docs still hold this one.
+        result = request.infer(feed, share_inputs=True, share_outputs=False)
+        return BaseModelOutput(last_hidden_state=cast(torch.FloatTensor, torch.from_numpy(result[0])))
+
+    def payload(self) -> Dict[str, bytes]:
+        """The bytes the transformer's shim stores."""
+        return {"xml": self.xml, "bin": self.weights}
+
+    @classmethod
+    def from_payload(cls, payload: Dict[str, bytes], config: PretrainedConfig) -> "OpenVinoTransformer":
+        return cls(payload["xml"], payload["bin"], config)
+
+    def __deepcopy__(self, memo: Dict[int, Any]) -> "OpenVinoTransformer":
+        return OpenVinoTransformer(self.xml, self.weights, self.config)
+
+    def __getstate__(self) -> Dict[str, Any]:
+        # For spaCy's multiprocessing with spawn: the model is compiled again.
+        return {"xml": self.xml, "weights": self.weights, "config": self.config.to_dict()}
+
+    def __setstate__(self, state: Dict[str, Any]) -> None:
+        from transformers import AutoConfig
+
+        config = AutoConfig.for_model(**state["config"])
+        self.__init__(state["xml"], state["weights"], config)  # type: ignore[misc]
+
+
+def _as_int64(array: Any) -> numpy.ndarray:
+    if isinstance(array, torch.Tensor):
+        array = array.numpy()
+    return numpy.ascontiguousarray(array, dtype="int64")
+
+
+def read_ir(xml: bytes, weights: bytes) -> Any:
+    """RETURNS (openvino.Model): The model of an IR's XML and weights."""
+    ov = import_openvino()
+    try:
+        return ov.Core().read_model(model=xml, weights=weights)
+    except Exception as err:  # OpenVINO raises RuntimeError with its own text
+        raise ValueError(f"the transformer's saved bytes are not a valid OpenVINO IR model: {err}") from None
+
+
+def compile_model(model: Any, *, threads: int = 1) -> Any:
+    """The model compiled for the CPU: `threads` inference threads, one
+    stream, latency mode, f32 where not int8, no core pinning (the cores are
+    shared with the rest of the process and machine)."""
+    ov = import_openvino()
+    config = {
+        "INFERENCE_NUM_THREADS": max(1, threads),
+        "NUM_STREAMS": 1,
+        "PERFORMANCE_HINT": "LATENCY",
+        "INFERENCE_PRECISION_HINT": "f32",
+        "ENABLE_CPU_PINNING": False,
+    }
+    return ov.Core().compile_model(model, "CPU", config)
+
+
+def onnx_to_ir(onnx_bytes: bytes) -> Any:
+    """RETURNS (openvino.Model): An ONNX model read by OpenVINO's ONNX frontend."""
+    ov = import_openvino()
+    return ov.Core().read_model(model=onnx_bytes)
+
+
+def quantize_ir(model: Any, calibration: Sequence[Dict[str, Any]]) -> Any:
+    """Static int8 quantisation with NNCF's transformer preset (SmoothQuant,
+    min/max activation ranges on the calibration batches, fast bias
+    correction). Needs the `nncf` package.
+
+    model (openvino.Model): The fp32 model.
+    calibration (Sequence[Dict[str, Any]]): The encoder's inputs for some
+        batches of training sentences.
+    RETURNS (openvino.Model): The int8 model.
+    """
+    try:
+        import nncf
+    except ImportError as err:
+        raise ImportError(
+            "OpenVINO's int8 export needs NNCF: pip install 'spacy-fastbioner[openvino]' (or: pip install nncf)"
+        ) from err
+    if not calibration:
+        raise ValueError("OpenVINO's int8 is static: it needs calibration batches (training sentences)")
+    names = [port.get_any_name() for port in model.inputs]
+    feeds = [{name: _as_int64(batch[name]) for name in names} for batch in calibration]
+    return nncf.quantize(
+        model,
+        nncf.Dataset(feeds),
+        model_type=nncf.ModelType.TRANSFORMER,
+        subset_size=len(feeds),
+    )
+
+
+def ir_bytes(model: Any) -> Tuple[bytes, bytes]:
+    """RETURNS (Tuple[bytes, bytes]): The IR's XML and weights, fp32 weights kept fp32."""
+    ov = import_openvino()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "model.xml"
+        ov.save_model(model, str(path), compress_to_fp16=False)
+        return path.read_bytes(), path.with_suffix(".bin").read_bytes()

@@ -1,0 +1,270 @@
+"""The OpenVINO transformer (`spacy fastbioner export --runtime openvino`) on
+tiny BERTs, uncased and cased: equivalence with PyTorch in fp32, NNCF's
+static int8, serialisation, loading without pickle, threads, the CLI and
+the benchmark's rows."""
+
+import pickle
+from pathlib import Path
+
+import numpy
+import pytest
+import spacy
+import srsly
+import torch
+from typer.testing import CliRunner
+
+pytest.importorskip("openvino")
+pytest.importorskip("nncf")
+pytest.importorskip("onnx")
+
+from spacy_fastbioner.cli import fastbioner_cli  # noqa: E402
+from spacy_fastbioner.runtime import (  # noqa: E402
+    ONNX_ARCHITECTURE,
+    OPENVINO_ARCHITECTURE,
+    OpenVinoTransformer,
+    export_pipeline,
+)
+from spacy_fastbioner.testing import (  # noqa: E402
+    make_examples,
+    make_pipeline,
+    make_tiny_bert,
+    synthetic_sentences,
+    train_pipeline,
+    write_iob,
+)
+from spacy_fastbioner.transformer import count_parameters, find_transformer  # noqa: E402
+
+TEXTS = [
+    "the patients with breast cancer were treated with aspirin",
+    "Mice showed no signs of Diabetes after lithium carbonate .",
+    "we report that hereditary colitis and tumour levels were high",
+    "",
+    " ".join(["cancer of the colon"] * 30),  # longer than one window: several spans
+]
+
+
+def entities(nlp, texts=TEXTS):
+    return [[(e.start_char, e.end_char, e.label_) for e in doc.ents] for doc in nlp.pipe(texts)]
+
+
+def logits(nlp, texts=TEXTS):
+    docs = [nlp.make_doc(text) for text in texts]
+    for name, proc in nlp.pipeline:
+        if name == "fastbioner_ner":
+            return [x for x in proc.model.predict(docs) if x.size]
+        docs = list(proc.pipe(docs))
+    raise AssertionError("no fastbioner_ner")
+
+
+def calibration_docs(nlp, n=24):
+    return [eg.reference for eg in make_examples(nlp, synthetic_sentences(n, seed=4))]
+
+
+@pytest.fixture(scope="module", params=["uncased", "cased"])
+def trained(request, tiny_bert, tmp_path_factory):
+    if request.param == "uncased":
+        bert = tiny_bert
+    else:
+        from transformers import BertTokenizerFast
+
+        bert = make_tiny_bert(tmp_path_factory.mktemp("cased"), n_layers=2, seed=3)
+        BertTokenizerFast(vocab_file=str(bert / "vocab.txt"), do_lower_case=False).save_pretrained(bert)
+    nlp = make_pipeline(bert)
+    train_pipeline(nlp, make_examples(nlp, synthetic_sentences(120, seed=1)), epochs=4)
+    assert any(entities(nlp)), "the tiny pipeline predicts no entities: the checks would be vacuous"
+    return nlp
+
+
+@pytest.fixture(scope="module")
+def exported(trained, tmp_path_factory):
+    root = tmp_path_factory.mktemp("openvino")
+    export_pipeline(trained, runtime="openvino", int8=False).to_disk(root / "fp32")
+    export_pipeline(trained, runtime="openvino", int8=True, calibration=calibration_docs(trained)).to_disk(
+        root / "int8"
+    )
+    return {"fp32": root / "fp32", "int8": root / "int8"}
+
+
+def test_fp32_export_matches_pytorch(trained, exported):
+    nlp = spacy.load(exported["fp32"])
+    transformer = find_transformer(nlp).model.transformer
+    assert nlp.config["components"]["transformer"]["model"]["@architectures"] == OPENVINO_ARCHITECTURE
+    assert isinstance(transformer, OpenVinoTransformer) and not transformer.is_int8
+    assert nlp.pipe_names == trained.pipe_names
+    expected, found = logits(trained), logits(nlp)
+    assert len(expected) == len(found) == 4
+    for x, y in zip(expected, found):
+        assert x.shape == y.shape
+        numpy.testing.assert_allclose(y, x, atol=1e-3)
+    assert entities(nlp) == entities(trained)
+    # BERT's pooler is not part of last_hidden_state's graph.
+    pytorch = find_transformer(trained).model.transformer
+    pooler = sum(p.numel() for p in pytorch.pooler.parameters())
+    assert count_parameters(nlp)["transformer"] == count_parameters(trained)["transformer"] - pooler
+
+
+def test_int8_export_is_static_and_close(trained, exported):
+    nlp = spacy.load(exported["int8"])
+    transformer = find_transformer(nlp).model.transformer
+    assert transformer.is_int8
+    assert nlp.meta["fastbioner"]["runtime"] == "openvino"
+    assert nlp.meta["fastbioner"]["quantized"] == "qint8-static"
+    assert nlp.meta["fastbioner"]["smoothing"] == {"method": "nncf-transformer-preset", "calibration_docs": 24}
+    assert "openvino>=2025.0" in nlp.meta["requirements"]
+    assert nlp.meta["name"].endswith("_openvino_int8")
+    fp32 = find_transformer(spacy.load(exported["fp32"])).model.transformer
+    assert transformer.num_parameters() == fp32.num_parameters()
+    assert len(transformer.weights) < len(fp32.weights)
+    for found, expected in zip(logits(nlp), logits(trained)):
+        assert numpy.corrcoef(found.ravel(), expected.ravel())[0, 1] > 0.99
+
+
+def test_int8_needs_calibration(trained):
+    with pytest.raises(ValueError, match="--calibration"):
+        export_pipeline(trained, runtime="openvino", int8=True)
+    with pytest.raises(ValueError, match="no calibration docs"):
+        export_pipeline(trained, runtime="openvino", int8=True, calibration=[])
+    with pytest.raises(ValueError, match="fp32 export needs none"):
+        export_pipeline(trained, runtime="openvino", int8=False, calibration=calibration_docs(trained, 4))
+
+
+def test_roundtrips(exported):
+    for kind in ("fp32", "int8"):
+        nlp = spacy.load(exported[kind])
+        expected = entities(nlp)
+        assert any(expected)
+        from_bytes = spacy.blank("en").from_config(nlp.config).from_bytes(nlp.to_bytes())
+        assert entities(from_bytes) == expected
+        trf, other = find_transformer(nlp), find_transformer(from_bytes)
+        assert other.model.transformer.xml == trf.model.transformer.xml
+        assert other.model.transformer.weights == trf.model.transformer.weights
+        assert other.model.tokenizer.get_vocab() == trf.model.tokenizer.get_vocab()
+        for x, y in zip(logits(nlp), logits(from_bytes)):
+            numpy.testing.assert_array_equal(x, y)
+
+
+def test_config_initialize_converts_from_a_name(tiny_bert):
+    nlp = make_pipeline(tiny_bert)
+    config = nlp.config.copy()
+    config["components"]["transformer"]["model"]["@architectures"] = OPENVINO_ARCHITECTURE
+    ov_nlp = spacy.blank("en").from_config(config)
+    examples = make_examples(ov_nlp, synthetic_sentences(8, seed=2))
+    ov_nlp.get_pipe("transformer").initialize(lambda: examples, nlp=ov_nlp)
+    assert isinstance(find_transformer(ov_nlp).model.transformer, OpenVinoTransformer)
+    with pytest.raises(ValueError, match="cannot be trained"):
+        ov_nlp.update(examples)
+    config["components"]["transformer"]["model"]["int8"] = True
+    int8_nlp = spacy.blank("en").from_config(config)
+    with pytest.raises(ValueError, match="calibration"):
+        int8_nlp.get_pipe("transformer").initialize(lambda: examples, nlp=int8_nlp)
+
+
+def test_loading_runs_no_pickle(exported, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("pickle code ran while loading")
+
+    for module, name in ((pickle, "load"), (pickle, "loads"), (pickle, "Unpickler"), (torch, "load")):
+        monkeypatch.setattr(module, name, refuse)
+    assert any(entities(spacy.load(exported["int8"])))
+
+
+def _shim_bytes(path: Path):
+    model_file = path / "transformer" / "model"
+    msg = srsly.msgpack_loads(model_file.read_bytes())
+    shims = next(node_shims for node_shims in msg["shims"] if node_shims)
+    return model_file, msg, shims
+
+
+def test_refuses_bad_and_other_runtimes_data(exported, tmp_path):
+    path = tmp_path / "p"
+    spacy.load(exported["fp32"]).to_disk(path)
+    model_file, msg, shims = _shim_bytes(path)
+    shim = srsly.msgpack_loads(shims[0])
+    shim["xml"] = b"<net>not a graph"
+    shims[0] = srsly.msgpack_dumps(shim)
+    model_file.write_bytes(srsly.msgpack_dumps(msg))
+    with pytest.raises(ValueError, match="not a valid OpenVINO IR model"):
+        spacy.load(path)
+    # OpenVINO data under the ONNX Runtime architecture: named, not misread.
+    spacy.load(exported["fp32"]).to_disk(path)
+    config = (path / "config.cfg").read_text(encoding="utf8")
+    (path / "config.cfg").write_text(config.replace(OPENVINO_ARCHITECTURE, ONNX_ARCHITECTURE), encoding="utf8")
+    with pytest.raises(ValueError, match="spacy_fastbioner.openvino.v1"):
+        spacy.load(path)
+
+
+def test_compiled_model_follows_torch_threads(exported):
+    transformer = find_transformer(spacy.load(exported["fp32"])).model.transformer
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = transformer.request
+        assert transformer.request is one
+        assert transformer._compiled.get_property("INFERENCE_NUM_THREADS") == 1
+        torch.set_num_threads(2)
+        assert transformer.request is not one
+        assert transformer._compiled.get_property("INFERENCE_NUM_THREADS") == 2
+        assert str(transformer._compiled.get_property("INFERENCE_PRECISION_HINT")) in ("<Type: 'float32'>", "f32")
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_export_cli(trained, tmp_path):
+    trained.to_disk(tmp_path / "fp32")
+    data = write_iob(tmp_path / "train.tsv", synthetic_sentences(30, seed=5))
+    base = ["export", str(tmp_path / "fp32")]
+    result = CliRunner().invoke(fastbioner_cli, base + [str(tmp_path / "x"), "--runtime", "openvino"])
+    assert result.exit_code == 1 and "--calibration" in result.output
+    args = [str(tmp_path / "out"), "--runtime", "openvino", "--calibration", str(data), "--n-calibration", "8"]
+    result = CliRunner().invoke(fastbioner_cli, base + args + ["--max-batch-items", "256"])
+    assert result.exit_code == 0, result.output
+    assert "openvino int8, calibrated on 8 docs" in " ".join(result.output.split())
+    nlp = spacy.load(tmp_path / "out")
+    assert find_transformer(nlp).model.transformer.is_int8
+    assert nlp.get_pipe("transformer").cfg["max_batch_items"] == 256
+    args = [str(tmp_path / "out32"), "--runtime", "openvino", "--fp32", "--verify", str(data)]
+    result = CliRunner().invoke(fastbioner_cli, base + args)
+    assert result.exit_code == 0, result.output
+    assert "0 of 30 docs with other entities" in " ".join(result.output.split())
+
+
+def test_benchmark_rows(trained, exported, tmp_path):
+    from spacy_fastbioner.benchmark import BenchmarkSettings, benchmark_threads, markdown_table
+
+    data = write_iob(tmp_path / "test.tsv", synthetic_sentences(24, seed=11))
+    trained.to_disk(tmp_path / "pytorch")
+    models = [
+        ("pytorch", str(tmp_path / "pytorch")),
+        ("openvino", str(exported["fp32"])),
+        ("openvino-int8", str(exported["int8"])),
+    ]
+    settings = BenchmarkSettings(batch_size=8, n_batches=2, warmup=1, n_latency=2, memory=False)
+    results = benchmark_threads(models, data, settings, [1, 2], log=lambda _: None)
+    rows = {m["name"]: m for m in results["models"]}
+    assert set(rows) == {f"{name} ({n}t)" for name, _ in models for n in (1, 2)}
+    for name, row in rows.items():
+        assert row["transformer"]["runtime"] == ("pytorch" if name.startswith("pytorch") else "openvino")
+        assert row["speed"]["raw_forward_words_per_sec"]["median"] > 0
+    assert (
+        rows["openvino-int8 (1t)"]["transformer"]["quantized"] and not rows["openvino (1t)"]["transformer"]["quantized"]
+    )
+    assert rows["openvino (1t)"]["accuracy"]["f"] == pytest.approx(rows["pytorch (1t)"]["accuracy"]["f"])
+    assert results["environment"]["openvino"]
+    table = markdown_table(results)
+    assert "| openvino-int8 (2t) | OpenVINO | 2 |" in table and "OpenVINO 20" in table
+
+
+def test_paper_shape_openvino_rows(tiny_bert, tmp_path):
+    from spacy_fastbioner.benchmark import build_paper_shape_pipelines
+    from spacy_fastbioner.benchmark.paper_shape import pipeline_names
+
+    shape = {"num_hidden_layers": 2, "hidden_size": 32, "num_attention_heads": 2, "intermediate_size": 64}
+    paths = build_paper_shape_pipelines(
+        tmp_path, vocab_dir=tiny_bert, student_layers=1, with_onnx=False, with_openvino=True, **shape
+    )
+    assert set(paths) == {"teacher", "student", "student-int8", "student-openvino", "student-openvino-int8"}
+    assert set(pipeline_names(with_onnx=False, with_openvino=True)) == set(paths)
+    for name in ("student-openvino", "student-openvino-int8"):
+        transformer = find_transformer(spacy.load(paths[name])).model.transformer
+        assert isinstance(transformer, OpenVinoTransformer) and transformer.config.num_hidden_layers == 1
+        assert transformer.is_int8 == (name == "student-openvino-int8")
