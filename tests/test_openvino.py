@@ -90,6 +90,11 @@ def test_fp32_export_matches_pytorch(trained, exported):
     transformer = find_transformer(nlp).model.transformer
     assert nlp.config["components"]["transformer"]["model"]["@architectures"] == OPENVINO_ARCHITECTURE
     assert isinstance(transformer, OpenVinoTransformer) and not transformer.is_int8
+    # The sequence axis is bounded by the position embeddings, the batch axis is not.
+    for port in transformer._model.inputs:
+        batch, sequence = port.get_partial_shape()
+        assert batch.is_dynamic and batch.get_max_length() == -1
+        assert sequence.get_max_length() == transformer.config.max_position_embeddings
     assert nlp.pipe_names == trained.pipe_names
     expected, found = logits(trained), logits(nlp)
     assert len(expected) == len(found) == 4
