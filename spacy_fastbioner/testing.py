@@ -6,7 +6,7 @@ WordPiece vocab built from the words it will see.
 
 import random
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, List, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Sequence, Tuple, cast
 
 import spacy
 from spacy.language import Language
@@ -183,3 +183,39 @@ def record_encoder_inputs(trf: Any, run: Callable[[], Any]) -> List[Dict[str, An
     finally:
         hook.remove()
     return fed
+
+
+# Texts for comparing an exported pipeline with its PyTorch source: cased and
+# uncased words, an empty text and one longer than a transformer window.
+EXPORT_TEXTS = [
+    "the patients with breast cancer were treated with aspirin",
+    "Mice showed no signs of Diabetes after lithium carbonate .",
+    "we report that hereditary colitis and tumour levels were high",
+    "",
+    " ".join(["cancer of the colon"] * 30),
+]
+
+
+def text_entities(nlp: Language, texts: Sequence[str] = EXPORT_TEXTS) -> List[List[Tuple[int, int, str]]]:
+    """Each text's entities as (start_char, end_char, label)."""
+    return [[(e.start_char, e.end_char, e.label_) for e in doc.ents] for doc in nlp.pipe(texts)]
+
+
+def head_logits(nlp: Language, texts: Sequence[str] = EXPORT_TEXTS) -> List[Any]:
+    """The fastbioner_ner head's per-token logits of the non-empty texts,
+    the pipeline run up to the head."""
+    docs = [nlp.make_doc(text) for text in texts]
+    for name, proc in nlp.pipeline:
+        if name == "fastbioner_ner":
+            return [x for x in cast(Any, proc).model.predict(docs) if x.size]
+        docs = list(cast(Any, proc).pipe(docs))
+    raise ValueError(f"the pipeline {nlp.pipe_names} has no fastbioner_ner component")
+
+
+def make_cased_tiny_bert(path: Path, *, n_layers: int = 2, seed: int = 3) -> Path:
+    """A tiny BERT with a cased WordPiece tokenizer (as BioBERT's)."""
+    from transformers import BertTokenizerFast
+
+    make_tiny_bert(path, n_layers=n_layers, seed=seed)
+    BertTokenizerFast(vocab_file=str(path / "vocab.txt"), do_lower_case=False).save_pretrained(path)
+    return path

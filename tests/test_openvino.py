@@ -25,35 +25,21 @@ from spacy_fastbioner.runtime import (  # noqa: E402
     export_pipeline,
 )
 from spacy_fastbioner.testing import (  # noqa: E402
+    EXPORT_TEXTS,
+    head_logits,
+    make_cased_tiny_bert,
     make_examples,
     make_pipeline,
-    make_tiny_bert,
     synthetic_sentences,
+    text_entities,
     train_pipeline,
     write_iob,
 )
 from spacy_fastbioner.transformer import count_parameters, find_transformer  # noqa: E402
 
-TEXTS = [
-    "the patients with breast cancer were treated with aspirin",
-    "Mice showed no signs of Diabetes after lithium carbonate .",
-    "we report that hereditary colitis and tumour levels were high",
-    "",
-    " ".join(["cancer of the colon"] * 30),  # longer than one window: several spans
-]
-
-
-def entities(nlp, texts=TEXTS):
-    return [[(e.start_char, e.end_char, e.label_) for e in doc.ents] for doc in nlp.pipe(texts)]
-
-
-def logits(nlp, texts=TEXTS):
-    docs = [nlp.make_doc(text) for text in texts]
-    for name, proc in nlp.pipeline:
-        if name == "fastbioner_ner":
-            return [x for x in proc.model.predict(docs) if x.size]
-        docs = list(proc.pipe(docs))
-    raise AssertionError("no fastbioner_ner")
+TEXTS = EXPORT_TEXTS
+entities = text_entities
+logits = head_logits
 
 
 def calibration_docs(nlp, n=24):
@@ -62,13 +48,7 @@ def calibration_docs(nlp, n=24):
 
 @pytest.fixture(scope="module", params=["uncased", "cased"])
 def trained(request, tiny_bert, tmp_path_factory):
-    if request.param == "uncased":
-        bert = tiny_bert
-    else:
-        from transformers import BertTokenizerFast
-
-        bert = make_tiny_bert(tmp_path_factory.mktemp("cased"), n_layers=2, seed=3)
-        BertTokenizerFast(vocab_file=str(bert / "vocab.txt"), do_lower_case=False).save_pretrained(bert)
+    bert = tiny_bert if request.param == "uncased" else make_cased_tiny_bert(tmp_path_factory.mktemp("cased"))
     nlp = make_pipeline(bert)
     train_pipeline(nlp, make_examples(nlp, synthetic_sentences(120, seed=1)), epochs=4)
     assert any(entities(nlp)), "the tiny pipeline predicts no entities: the checks would be vacuous"

@@ -19,43 +19,21 @@ from spacy_fastbioner.cli import fastbioner_cli  # noqa: E402
 from spacy_fastbioner.quantize import quantize_pipeline  # noqa: E402
 from spacy_fastbioner.runtime import ONNX_ARCHITECTURE, OnnxTransformer, export_pipeline  # noqa: E402
 from spacy_fastbioner.testing import (  # noqa: E402
+    EXPORT_TEXTS,
+    head_logits,
+    make_cased_tiny_bert,
     make_examples,
     make_pipeline,
-    make_tiny_bert,
     synthetic_sentences,
+    text_entities,
     train_pipeline,
 )
 from spacy_fastbioner.transformer import find_transformer  # noqa: E402
 
-TEXTS = [
-    "the patients with breast cancer were treated with aspirin",
-    "Mice showed no signs of Diabetes after lithium carbonate .",
-    "we report that hereditary colitis and tumour levels were high",
-    "",
-    " ".join(["cancer of the colon"] * 30),  # longer than one window: several spans
-]
-
-
-def entities(nlp, texts=TEXTS):
-    return [[(e.start_char, e.end_char, e.label_) for e in doc.ents] for doc in nlp.pipe(texts)]
-
-
-def logits(nlp, texts=TEXTS):
-    """The NER head's per-token logits, for docs the pipeline annotated up to the head."""
-    docs = [nlp.make_doc(text) for text in texts]
-    for name, proc in nlp.pipeline:
-        if name == "fastbioner_ner":
-            return [x for x in proc.model.predict(docs) if x.size]
-        docs = list(proc.pipe(docs))
-    raise AssertionError("no fastbioner_ner")
-
-
-def make_cased_bert(path: Path) -> Path:
-    from transformers import BertTokenizerFast
-
-    make_tiny_bert(path, n_layers=2, seed=3)
-    BertTokenizerFast(vocab_file=str(path / "vocab.txt"), do_lower_case=False).save_pretrained(path)
-    return path
+TEXTS = EXPORT_TEXTS
+entities = text_entities
+logits = head_logits
+make_cased_bert = make_cased_tiny_bert
 
 
 @pytest.fixture(scope="module", params=["uncased", "cased"])
