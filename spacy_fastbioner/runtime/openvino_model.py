@@ -166,9 +166,9 @@ def read_ir(xml: bytes, weights: bytes) -> Any:
 def bound_sequence_length(model: Any, max_length: Optional[int]) -> Any:
     """The model with its sequence axis bounded to [1, max_length] (the batch
     axis stays unbounded). Every batch of varied shapes is a new shape to the
-    CPU plugin; with a bound it plans memory once for the largest, which cut
-    the cost of unseen shapes by about half on NCBI-disease's test batches.
-    Longer inputs than the position embeddings cannot run anyway."""
+    CPU plugin; with a bound it plans memory for the largest once, and unseen
+    shapes cost less (a trial on NCBI-disease's test batches). Longer inputs
+    than the position embeddings cannot run anyway."""
     if not max_length:
         return model
     ov = import_openvino()
