@@ -29,6 +29,8 @@ import torch
 from transformers import PretrainedConfig
 from transformers.modeling_outputs import BaseModelOutput
 
+from .onnx_model import _as_int64
+
 FORMAT = "spacy_fastbioner.openvino.v1"
 # Compiled models inherited through fork, kept alive (see the module docstring).
 _INHERITED: List[Any] = []
@@ -146,12 +148,6 @@ class OpenVinoTransformer:
 
         config = AutoConfig.for_model(**state["config"])
         self.__init__(state["xml"], state["weights"], config)  # type: ignore[misc]
-
-
-def _as_int64(array: Any) -> numpy.ndarray:
-    if isinstance(array, torch.Tensor):
-        array = array.numpy()
-    return numpy.ascontiguousarray(array, dtype="int64")
 
 
 def read_ir(xml: bytes, weights: bytes) -> Any:
