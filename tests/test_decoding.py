@@ -114,15 +114,19 @@ def test_bio_to_spans():
     assert bio_to_spans(tags) == [(0, 2, "X"), (3, 4, "Y"), (4, 6, "Y"), (6, 7, "X")]
 
 
+@pytest.mark.parametrize("costs", [False, True])
 @pytest.mark.parametrize("seed", range(5))
-def test_viterbi_batch_equals_viterbi_per_doc(seed):
+def test_viterbi_batch_equals_viterbi_per_doc(seed, costs):
     """The batched decoding of set_annotations gives each doc what viterbi
     gives it alone: empty docs, non-finite scores, greedy tags that break a
-    constraint (I-X after O) and docs whose greedy tags are valid."""
+    constraint (I-X after O) and docs whose greedy tags are valid; also with
+    allowed transitions that cost something (every doc runs the programme)."""
     from spacy_fastbioner.pipeline.decoding import viterbi_batch
 
     rng = numpy.random.default_rng(seed)
     start, trans = transition_constraints(TAGS)
+    if costs:
+        trans = numpy.where(numpy.isfinite(trans), rng.normal(size=trans.shape), trans).astype("f")
     tables = []
     for _ in range(12):
         n = int(rng.integers(0, 9))
@@ -136,3 +140,31 @@ def test_viterbi_batch_equals_viterbi_per_doc(seed):
         expected = [viterbi(log_softmax(t), start, trans) if len(t) else [] for t in tables]
         assert viterbi_batch(tables, start, trans) == expected
     assert viterbi_batch([], start, trans) == []
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_entity_columns_read_tags_as_bio_to_spans(seed):
+    """The entity attributes that set_annotations writes give each doc the
+    spans that `bio_to_spans` reads from its tags, invalid sequences too
+    (an I-X after O or after Y begins an entity), with docs of no tokens."""
+    from spacy.tokens import Doc
+    from spacy.vocab import Vocab
+
+    from spacy_fastbioner.pipeline.decoding import entity_columns
+
+    vocab = Vocab()
+    hashes = [0 if tag == "O" else vocab.strings.add(tag[2:]) for tag in TAGS]
+    rng = numpy.random.default_rng(seed)
+    lengths = rng.integers(0, 7, size=40)
+    tag_ids = rng.integers(0, len(TAGS), size=int(lengths.sum()))
+    columns = entity_columns(tag_ids, lengths, TAGS, hashes)
+    assert columns.shape == (len(tag_ids), 2)
+    end = 0
+    for n in lengths.tolist():
+        end += n
+        if not n:
+            continue
+        doc = Doc(vocab, words=["w"] * n)
+        doc.from_array(["ENT_IOB", "ENT_TYPE"], columns[end - n : end])
+        expected = bio_to_spans([TAGS[i] for i in tag_ids[end - n : end]])
+        assert [(e.start, e.end, e.label_) for e in doc.ents] == expected

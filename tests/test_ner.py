@@ -216,6 +216,10 @@ def test_first_wordpiece_fast_path_equals_the_model(trained):
         assert f.shape == e.shape
         numpy.testing.assert_allclose(f, e, rtol=1e-6, atol=1e-6)
     assert any(e.size for e in expected)
+    # Without the empty docs (a batch of docs that all have tokens).
+    with best_windows(docs[3:]):
+        for f, e in zip(ner._predict_first_wordpiece(docs[3:]), ner.model.predict(docs[3:])):
+            numpy.testing.assert_allclose(f, e, rtol=1e-6, atol=1e-6)
     # A doc whose transformer output is empty, as trfs2arrays gives it; no trf_data: the general path.
     docs[1]._.trf_data = TransformerData.empty()
     assert first_wordpiece_vectors([doc._.trf_data for doc in docs])[1].shape == (0, 0)
@@ -223,3 +227,31 @@ def test_first_wordpiece_fast_path_equals_the_model(trained):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         assert [s.shape for s in ner.predict(docs)] == [(len(doc), len(ner.tags)) for doc in docs]
+
+
+def test_set_annotations_writes_the_decoded_entities_and_clears_old_ones(trained):
+    """The entities that set_annotations writes (one `from_array` per doc)
+    are those of `bio_to_spans` on each doc's decoded tags; entities already
+    on a doc, with their knowledge-base ids, are replaced, as `set_ents` with
+    default "outside" replaces them."""
+    from spacy.tokens import Span
+
+    from spacy_fastbioner.pipeline.decoding import bio_to_spans, log_softmax, viterbi
+
+    ner = trained.get_pipe("fastbioner_ner")
+    docs = [trained.make_doc(text) for text in TEXTS + ["cancer cancer colitis and aspirin"]]
+    docs[0].set_ents([Span(docs[0], 0, 2, label="Chemical", kb_id="MESH:D001241")])
+    rng = numpy.random.default_rng(0)
+    scores = [rng.normal(size=(len(doc), len(ner.tags))).astype("f") * 4 for doc in docs]
+    scores[-1][:, :] = -5.0
+    scores[-1][:, ner.tags.index("O")] = 5.0
+    # Greedy tags O, I-Disease break the constraint; the best valid path is B, I.
+    scores[-1][0, ner.tags.index("B-Disease")] = 4.0
+    scores[-1][1, ner.tags.index("I-Disease")] = 9.0
+    ner.set_annotations(docs, scores)
+    start, trans = ner._get_constraints()
+    for doc, table in zip(docs, scores):
+        tags = [ner.tags[i] for i in viterbi(log_softmax(table), start, trans)]
+        assert [(e.start, e.end, e.label_) for e in doc.ents] == bio_to_spans(tags)
+        assert all(token.ent_kb_id == 0 and token.ent_iob_ in ("B", "I", "O") for token in doc)
+    assert [(e.start, e.end, e.label_) for e in docs[-1].ents] == [(0, 2, "Disease")]

@@ -72,12 +72,18 @@ def first_wordpiece_vectors(trf_datas: Sequence[Optional["TransformerData"]]) ->
             outputs.append(cast(Floats2d, numpy.zeros((0, 0), dtype="float32")))
             continue
         xp = get_array_module(hidden)
-        src = hidden.reshape((-1, trf_data.width))
-        lengths = trf_data.align.lengths
-        indices = xp.asarray(trf_data.align.dataXd).ravel()
-        present, rows = _first_rows(xp, lengths)
+        src = hidden.reshape((-1, hidden.shape[-1]))
+        align = trf_data.align
+        lengths = align.lengths
+        starts = xp.cumsum(lengths) - lengths
+        indices = align.data.reshape(-1)
+        if lengths.all():
+            # Every token has wordpieces (the usual case): two gathers.
+            outputs.append(src.take(indices.take(starts), axis=0))
+            continue
+        present = lengths > 0
         vectors = xp.zeros((lengths.shape[0], src.shape[1]), dtype=src.dtype)
-        vectors[present] = src[indices[rows]]
+        vectors[present] = src[indices[starts[present]]]
         outputs.append(vectors)
     return outputs
 

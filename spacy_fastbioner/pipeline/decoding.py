@@ -105,25 +105,40 @@ def viterbi(log_probs: Floats2d, start: Floats1d, trans: Floats2d) -> List[int]:
         and not trans_scores[numpy.isfinite(trans_scores)].any()
     ):
         return [int(i) for i in greedy]
-    backpointers = numpy.zeros((n_tokens, emissions.shape[1]), dtype="i")
-    score = start_scores + emissions[0]
-    for t in range(1, n_tokens):
-        candidates = score[:, None] + trans_scores
-        backpointers[t] = candidates.argmax(axis=0)
-        score = candidates.max(axis=0) + emissions[t]
-    best = [int(score.argmax())]
-    for t in range(n_tokens - 1, 0, -1):
-        best.append(int(backpointers[t, best[-1]]))
-    best.reverse()
-    return best
+    return _viterbi_many([emissions], start_scores, trans_scores)[0].tolist()
+
+
+def _viterbi_many(
+    emissions: Sequence[numpy.ndarray], start: numpy.ndarray, trans: numpy.ndarray
+) -> List[numpy.ndarray]:
+    """The dynamic programme of `viterbi` for several docs at once: their
+    floored emissions padded to the longest, one step over all docs per
+    token position (a doc past its end keeps its scores and points back to
+    the same tag)."""
+    lengths = numpy.asarray([len(e) for e in emissions], dtype="int64")
+    n_docs, n_steps, n_tags = len(emissions), int(lengths.max()), int(start.shape[0])
+    padded = numpy.zeros((n_docs, n_steps, n_tags), dtype="f")
+    for i, table in enumerate(emissions):
+        padded[i, : len(table)] = table
+    backpointers = numpy.empty((n_steps, n_docs, n_tags), dtype="int64")
+    same_tag = numpy.arange(n_tags)
+    score = start[None, :] + padded[:, 0]
+    for t in range(1, n_steps):
+        candidates = score[:, :, None] + trans[None, :, :]
+        running = (t < lengths)[:, None]
+        backpointers[t] = numpy.where(running, candidates.argmax(axis=1), same_tag)
+        score = numpy.where(running, candidates.max(axis=1) + padded[:, t], score)
+    best = numpy.empty((n_docs, n_steps), dtype="int64")
+    best[:, -1] = score.argmax(axis=1)
+    rows = numpy.arange(n_docs)
+    for t in range(n_steps - 1, 0, -1):
+        best[:, t - 1] = backpointers[t, rows, best[:, t]]
+    return [best[i, :n] for i, n in enumerate(lengths.tolist())]
 
 
 def viterbi_batch(scores: Sequence[Floats2d], start: Floats1d, trans: Floats2d) -> List[List[int]]:
     """`viterbi(log_softmax(s), start, trans)` for each score table of a
-    batch, with the per-token work done once over the concatenated tables:
-    the log softmax, the flooring of the emissions, the greedy tags and the
-    check of their transitions. Only a doc whose greedy tags break a
-    constraint runs the dynamic programme (as `viterbi` does).
+    batch (`viterbi_flat`, split per doc).
 
     scores (Sequence[Floats2d]): Per doc, (n_tokens, n_tags) raw scores.
     start (Floats1d): (n_tags,) start scores, from `transition_constraints`.
@@ -131,9 +146,29 @@ def viterbi_batch(scores: Sequence[Floats2d], start: Floats1d, trans: Floats2d) 
         `transition_constraints`.
     RETURNS (List[List[int]]): Per doc, one tag index per token.
     """
-    lengths = [int(table.shape[0]) for table in scores]
-    if not sum(lengths):
-        return [[] for _ in lengths]
+    flat, lengths = viterbi_flat(scores, start, trans)
+    ends = numpy.cumsum(lengths)
+    return [flat[end - n : end].tolist() for end, n in zip(ends.tolist(), lengths.tolist())]
+
+
+def viterbi_flat(scores: Sequence[Floats2d], start: Floats1d, trans: Floats2d) -> Tuple[numpy.ndarray, numpy.ndarray]:
+    """`viterbi(log_softmax(s), start, trans)` for each score table of a
+    batch, the docs' tags concatenated, with the per-token work done once
+    over the concatenated tables: the log softmax, the flooring of the
+    emissions, the greedy tags and the check of their transitions. Only a
+    doc whose greedy tags break a constraint runs the dynamic programme (as
+    `viterbi` does).
+
+    scores (Sequence[Floats2d]): Per doc, (n_tokens, n_tags) raw scores.
+    start (Floats1d): (n_tags,) start scores, from `transition_constraints`.
+    trans (Floats2d): (n_tags, n_tags) transition scores, from
+        `transition_constraints`.
+    RETURNS (Tuple[numpy.ndarray, numpy.ndarray]): The tag index of every
+        token of the batch, and each doc's number of tokens.
+    """
+    lengths = numpy.asarray([int(table.shape[0]) for table in scores], dtype="int64")
+    if not lengths.sum():
+        return numpy.zeros((0,), dtype="int64"), lengths
     start_scores, trans_scores = numpy.asarray(start), numpy.asarray(trans)
     log_probs = _log_softmax(
         cast(Floats2d, numpy.concatenate([numpy.asarray(t, dtype="f") for t in scores if len(t)])), 1.0
@@ -143,24 +178,59 @@ def viterbi_batch(scores: Sequence[Floats2d], start: Floats1d, trans: Floats2d) 
         MIN_LOG_PROB,
         0.0,
     )
-    greedy = emissions.argmax(axis=1)
+    tags = emissions.argmax(axis=1)
     costless = (
         not start_scores[numpy.isfinite(start_scores)].any() and not trans_scores[numpy.isfinite(trans_scores)].any()
     )
-    allowed_next = numpy.isfinite(trans_scores[greedy[:-1], greedy[1:]])
     ends = numpy.cumsum(lengths)
-    starts = ends - numpy.asarray(lengths)
-    # allowed_next[i] is the pair (i, i + 1): a doc checks begin .. end - 2,
-    # never the pair across its end.
-    out: List[List[int]] = []
-    for begin, end in zip(starts.tolist(), ends.tolist()):
-        if begin == end:
-            out.append([])
-        elif costless and numpy.isfinite(start_scores[greedy[begin]]) and allowed_next[begin : end - 1].all():
-            out.append(greedy[begin:end].tolist())
-        else:
-            out.append(viterbi(cast(Floats2d, log_probs[begin:end]), start, trans))
-    return out
+    starts = ends - lengths
+    live = lengths > 0
+    # A doc keeps its greedy tags where its first tag may start a sequence
+    # and every pair within it is allowed (pairs across docs do not count).
+    broken = ~numpy.isfinite(trans_scores[tags[:-1], tags[1:]])
+    broken[ends[live][:-1] - 1] = False
+    n_broken = numpy.concatenate([[0], numpy.cumsum(broken)])
+    bad = numpy.zeros(len(lengths), dtype=bool)
+    bad[live] = (n_broken[ends[live] - 1] > n_broken[starts[live]]) | ~numpy.isfinite(start_scores[tags[starts[live]]])
+    if not costless:
+        bad = live
+    redo = numpy.flatnonzero(bad).tolist()
+    if redo:
+        decoded = _viterbi_many([emissions[starts[i] : ends[i]] for i in redo], start_scores, trans_scores)
+        for i, best in zip(redo, decoded):
+            tags[starts[i] : ends[i]] = best
+    return tags, lengths
+
+
+def entity_columns(
+    tag_ids: numpy.ndarray, lengths: numpy.ndarray, tags: Sequence[str], tag_hashes: Sequence[int]
+) -> numpy.ndarray:
+    """The entity attributes of every token of a batch of docs, as
+    `bio_to_spans` reads each doc's tags: ENT_IOB (3 begins an entity, 1
+    continues one, 2 is outside; an I-X that continues no X entity begins
+    one) and ENT_TYPE, the columns that `Doc.from_array` sets.
+
+    tag_ids (numpy.ndarray): The docs' tag indices into `tags`, concatenated.
+    lengths (numpy.ndarray): Each doc's number of tokens.
+    tags (Sequence[str]): The tag set: "O", "B-X" and "I-X".
+    tag_hashes (Sequence[int]): Each tag's label as a StringStore hash (0 for O).
+    RETURNS (numpy.ndarray): (n_tokens, 2) uint64: ENT_IOB, ENT_TYPE.
+    """
+    n_tags = len(tags)
+    labels = {tag[2:] for tag in tags if tag != OUTSIDE}
+    label_index = {label: i for i, label in enumerate(sorted(labels))}
+    # One extra tag, n_tags, stands for "no previous token" (a doc's start).
+    inside = numpy.asarray([tag.startswith("I-") for tag in tags] + [False])
+    label_of = numpy.asarray([label_index.get(tag[2:], -1) if tag != OUTSIDE else -1 for tag in tags] + [-1])
+    tag_ids = numpy.asarray(tag_ids, dtype="int64")
+    lengths = numpy.asarray(lengths, dtype="int64")
+    previous = numpy.concatenate([[n_tags], tag_ids[:-1]]).astype("int64")
+    previous[(numpy.cumsum(lengths) - lengths)[lengths > 0]] = n_tags
+    continues = inside[tag_ids] & (label_of[previous] >= 0) & (label_of[previous] == label_of[tag_ids])
+    columns = numpy.empty((len(tag_ids), 2), dtype="uint64")
+    columns[:, 0] = numpy.where(label_of[tag_ids] < 0, 2, numpy.where(continues, 1, 3))
+    columns[:, 1] = numpy.asarray(tag_hashes, dtype="uint64")[tag_ids]
+    return columns
 
 
 def bio_to_spans(tags: Sequence[str]) -> List[Tuple[int, int, str]]:

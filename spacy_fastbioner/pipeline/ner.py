@@ -5,25 +5,27 @@ from itertools import islice
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple, cast
 
 import numpy
+from spacy.attrs import ENT_ID, ENT_IOB, ENT_KB_ID, ENT_TYPE
 from spacy.language import Language
 from spacy.pipeline.trainable_pipe import TrainablePipe
 from spacy.scorer import get_ner_prf
-from spacy.tokens import Doc, Span
+from spacy.tokens import Doc
 from spacy.training import Example, validate_examples, validate_get_examples
 from spacy.vocab import Vocab
-from thinc.api import Config, Model, Optimizer, set_dropout_rate
+from thinc.api import Config, Model, Optimizer, get_array_module, set_dropout_rate
 from thinc.types import Floats1d, Floats2d
 
 from ..ml.pooling import first_wordpiece_vectors, reads_first_wordpiece
 from ..ml.windows import best_windows
 from .decoding import (
+    OUTSIDE,
     biluo_to_bio,
     bio_tags,
-    bio_to_spans,
+    entity_columns,
     log_softmax,
     softmax,
     transition_constraints,
-    viterbi_batch,
+    viterbi_flat,
 )
 
 default_model_config = """
@@ -41,6 +43,10 @@ upstream = "*"
 @layers = "spacy_fastbioner.first_wordpiece.v1"
 """
 DEFAULT_NER_MODEL = Config().from_str(default_model_config)["model"]
+# The head of `TransformerTagger.v1` (ml/tagger.py), which inference computes directly.
+HEAD_NAME = "with_array(dropout>>linear)"
+# The token attributes that `set_annotations` writes, in the order of its columns.
+ENT_ATTRS = [ENT_IOB, ENT_TYPE, ENT_KB_ID, ENT_ID]
 # The logit margin of "O" over every other tag in the table that stands for a
 # doc the transformer returned no output for: at temperature 4, p(O) > 0.9999.
 OUTSIDE_MARGIN = 50.0
@@ -174,7 +180,23 @@ class FastBioNER(TrainablePipe):
         if not Doc.has_extension("trf_data"):
             return None
         vectors = first_wordpiece_vectors([doc._.trf_data for doc in docs])
-        return None if vectors is None else self.model.layers[1].predict(vectors)
+        if vectors is None:
+            return None
+        head = self.model.layers[1]
+        if head.name != HEAD_NAME or not self.model.has_ref("output_layer"):
+            return head.predict(vectors)
+        # The head is the output layer on the docs' concatenated vectors
+        # (dropout is off at inference): one NumPy product, where thinc's
+        # with_array and Linear take several times as long for a few tags.
+        output_layer = self.model.get_ref("output_layer")
+        W, b = output_layer.get_param("W"), output_layer.get_param("b")
+        xp = get_array_module(W)
+        lengths = [len(v) for v in vectors]
+        if sum(lengths):
+            logits = xp.concatenate([v for v in vectors if len(v)]) @ W.T + b
+        else:
+            logits = xp.zeros((0, W.shape[0]), dtype=W.dtype)
+        return cast(List[Floats2d], xp.split(logits, numpy.cumsum(lengths[:-1])))
 
     def _check_scores(self, doc: Doc, scores: Floats2d) -> Floats2d:
         """The doc's score table, if it has one row per token and one column
@@ -219,12 +241,19 @@ class FastBioNER(TrainablePipe):
         """
         tags = self.tags
         start, trans = self._get_constraints()
-        docs = list(docs)
-        # One pass over the batch's tokens (viterbi_batch), not one per doc.
-        decoded = viterbi_batch([self.model.ops.to_numpy(s) for s in scores], start, trans)
-        for doc, best in zip(docs, decoded):
-            spans = [Span(doc, s, e, label=label) for s, e, label in bio_to_spans([tags[i] for i in best])]
-            doc.set_ents(spans, default="outside")
+        # The batch's tokens are decoded, and their entity attributes
+        # computed, in one pass (viterbi_flat, entity_columns); each doc then
+        # takes its rows in one `Doc.from_array`, with the knowledge base and
+        # entity ids cleared as `Doc.set_ents` clears them.
+        tag_ids, lengths = viterbi_flat([self.model.ops.to_numpy(s) for s in scores], start, trans)
+        hashes = [0 if tag == OUTSIDE else self.vocab.strings.add(tag[2:]) for tag in tags]
+        columns = numpy.zeros((len(tag_ids), len(ENT_ATTRS)), dtype="uint64")
+        columns[:, :2] = entity_columns(tag_ids, lengths, tags, hashes)
+        end = 0
+        for doc, n in zip(docs, lengths.tolist()):
+            end += n
+            if n:
+                doc.from_array(ENT_ATTRS, columns[end - n : end])
 
     def update(
         self,
