@@ -178,10 +178,18 @@ def bound_sequence_length(model: Any, max_length: Optional[int]) -> Any:
     return model
 
 
-def compile_model(model: Any, *, threads: int = 1) -> Any:
+def compile_model(model: Any, *, threads: int = 1, properties: Optional[Dict[str, Any]] = None) -> Any:
     """The model compiled for the CPU: `threads` inference threads, one
     stream, latency mode, f32 where not int8, no core pinning (the cores are
-    shared with the rest of the process and machine)."""
+    shared with the rest of the process and machine), and no snippets.
+
+    Snippets are subgraphs (attention, chains of element-wise operations)
+    that the CPU plugin generates code for, per input shape; without them the
+    int8 student's encoder ran a little faster on shapes it had seen and no
+    slower on new ones (`project/scripts/openvino_shapes.py`, README).
+
+    properties (Optional[Dict[str, Any]]): CPU plugin properties that
+        replace these (for studies)."""
     ov = import_openvino()
     config = {
         "INFERENCE_NUM_THREADS": max(1, threads),
@@ -189,7 +197,9 @@ def compile_model(model: Any, *, threads: int = 1) -> Any:
         "PERFORMANCE_HINT": "LATENCY",
         "INFERENCE_PRECISION_HINT": "f32",
         "ENABLE_CPU_PINNING": False,
+        "SNIPPETS_MODE": "DISABLE",
     }
+    config.update(properties or {})
     return ov.Core().compile_model(model, "CPU", config)
 
 
