@@ -268,3 +268,23 @@ def test_baseline_cnn_config():
     nlp.initialize(lambda: examples)
     nlp.update(examples)
     assert nlp("Breast cancer in mice.") is not None
+
+
+def test_shape_passes_time_first_later_and_repeated_batches():
+    """time_shape_passes runs the first batches once and the later ones
+    twice, in order, and counts their distinct shapes."""
+    import numpy
+
+    from spacy_fastbioner.benchmark.shapes import time_shape_passes
+
+    def batch(*shapes):
+        return [{"input_ids": numpy.zeros(shape, dtype="int64")} for shape in shapes]
+
+    first = [batch((2, 5), (3, 7)), batch((2, 5))]
+    later = [batch((4, 9)), batch((3, 7), (1, 4))]
+    calls = []
+    result = time_shape_passes(lambda kwargs: calls.append(kwargs["input_ids"].shape), first, later, [100, 50])
+    assert calls == [(2, 5), (3, 7), (2, 5), (4, 9), (3, 7), (1, 4), (4, 9), (3, 7), (1, 4)]
+    assert result["shapes"] == {"first": 2, "later": 3, "both": 4}
+    assert set(result["words_per_sec"]) == {"first", "later", "repeated"}
+    assert all(value > 0 for value in result["words_per_sec"].values())

@@ -173,7 +173,8 @@ def test_refuses_bad_and_other_runtimes_data(exported, tmp_path):
     # OpenVINO data under the ONNX Runtime architecture: named, not misread.
     spacy.load(exported["fp32"]).to_disk(path)
     config = (path / "config.cfg").read_text(encoding="utf8")
-    (path / "config.cfg").write_text(config.replace(OPENVINO_ARCHITECTURE, ONNX_ARCHITECTURE), encoding="utf8")
+    config = config.replace(OPENVINO_ARCHITECTURE, ONNX_ARCHITECTURE).replace("cache_capacity = null\n", "")
+    (path / "config.cfg").write_text(config, encoding="utf8")
     with pytest.raises(ValueError, match="spacy_fastbioner.openvino.v1"):
         spacy.load(path)
 
@@ -192,6 +193,56 @@ def test_compiled_model_follows_torch_threads(exported):
         assert str(transformer._compiled.get_property("INFERENCE_PRECISION_HINT")) in ("<Type: 'float32'>", "f32")
     finally:
         torch.set_num_threads(before)
+
+
+def test_compile_properties(exported):
+    """Snippets are off; a study's or the architecture's properties replace
+    the defaults; the CPU plugin reads the keys that it does not report back
+    (a wrong value is refused by name)."""
+    from spacy_fastbioner.runtime.openvino_model import compile_model, compile_properties
+
+    assert compile_properties(2)["SNIPPETS_MODE"] == "DISABLE"
+    assert compile_properties(2)["INFERENCE_NUM_THREADS"] == 2
+    assert compile_properties(1, {"SNIPPETS_MODE": "ENABLE"})["SNIPPETS_MODE"] == "ENABLE"
+    transformer = find_transformer(spacy.load(exported["fp32"])).model.transformer
+    assert compile_model(transformer._model, threads=1, properties={"SNIPPETS_MODE": "ENABLE"})
+    for key in ("SNIPPETS_MODE", "CPU_RUNTIME_CACHE_CAPACITY"):
+        with pytest.raises(RuntimeError, match=key):
+            compile_model(transformer._model, threads=1, properties={key: "not-a-value"})
+
+
+def test_cache_capacity_is_a_setting_of_the_architecture(exported, tmp_path):
+    """`cache_capacity` bounds the CPU plugin's kernel cache: set through
+    the config at load (and kept by `to_disk`), given to the compiled model,
+    carried by copies and pickles; same entities as without it."""
+    import copy
+    import pickle
+
+    from spacy_fastbioner.runtime.openvino_model import cache_capacity_properties
+
+    overrides = {"components": {"transformer": {"model": {"cache_capacity": 20}}}}
+    nlp = spacy.load(exported["int8"], config=overrides)
+    transformer = find_transformer(nlp).model.transformer
+    assert transformer.properties == {"CPU_RUNTIME_CACHE_CAPACITY": 20}
+    assert transformer.request is not None  # compiled with it
+    assert entities(nlp) == entities(spacy.load(exported["int8"]))
+    assert copy.deepcopy(transformer).properties == transformer.properties
+    assert pickle.loads(pickle.dumps(transformer)).properties == transformer.properties
+    nlp.to_disk(tmp_path / "capped")
+    assert find_transformer(spacy.load(tmp_path / "capped")).model.transformer.properties == transformer.properties
+    assert find_transformer(spacy.load(exported["int8"])).model.transformer.properties == {}
+    assert cache_capacity_properties(None) == {}
+    with pytest.raises(ValueError, match="cache_capacity must be 0 or more"):
+        cache_capacity_properties(-1)
+
+
+def test_runtime_properties_are_for_openvino_only():
+    from spacy_transformers.data_classes import HFObjects
+
+    from spacy_fastbioner.runtime.architecture import RuntimeShim
+
+    with pytest.raises(ValueError, match="OpenVINO only"):
+        RuntimeShim(HFObjects(None, None, None, {}, {}), "onnx", {"CPU_RUNTIME_CACHE_CAPACITY": 10})
 
 
 def test_export_cli(trained, tmp_path):

@@ -1,7 +1,11 @@
 """Where a pipeline's time goes beside the transformer's forward pass: wall
 seconds of each step of `nlp.pipe` over a test set, by timers wrapped around
 the transformer's runtime call, the tokenizer, the alignment, the per-doc
-split and the NER head, against the raw forward pass on the same batches.
+split, the sentence splitter and the NER head, against the raw forward pass
+on the same batches. An untimed pass over the same batches comes first, so
+that a runtime that compiles kernels per input shape (OpenVINO) has seen
+every shape in both timings: this measures the spaCy side, not the cost of
+new shapes (`openvino_shapes.py` measures that).
 
     python project/scripts/pipeline_profile.py training/NCBI-disease/student-onnx-int8 \
         corpus/NCBI-disease/test.spacy --max-batch-items 512 --threads 1
@@ -33,7 +37,9 @@ def _timed(owner: Any, name: str, label: str, totals: Counter) -> None:
 
 def main(
     # fmt: off
-    model: Path = typer.Argument(..., help="Pipeline folder (PyTorch or ONNX Runtime)", exists=True, file_okay=False),
+    model: Path = typer.Argument(
+        ..., help="Pipeline folder (PyTorch, ONNX Runtime or OpenVINO)", exists=True, file_okay=False
+    ),
     data: Path = typer.Argument(..., help="Gold docs (.spacy or IOB .tsv)", exists=True, dir_okay=False),
     max_batch_items: Optional[int] = typer.Option(None, "--max-batch-items", help="Set the transformer's"),
     threads: int = typer.Option(1, "--threads", help="torch / ONNX Runtime threads"),
@@ -48,7 +54,8 @@ def main(
     from spacy_fastbioner.encoder_inputs import encoder_inputs, fresh_docs
     from spacy_fastbioner.loading import load_pipeline
     from spacy_fastbioner.pipeline.ner import FastBioNER
-    from spacy_fastbioner.runtime import OnnxTransformer
+    from spacy_fastbioner.pipeline.sentences import SentenceSplitter
+    from spacy_fastbioner.runtime.architecture import is_runtime_transformer
     from spacy_fastbioner.threads import set_threads
     from spacy_fastbioner.transformer import find_transformer, hf_model
 
@@ -58,22 +65,26 @@ def main(
     if max_batch_items:
         trf.cfg["max_batch_items"] = max_batch_items
     gold = load_gold_docs(data, nlp.vocab)
-    list(nlp.pipe(fresh_docs(nlp, gold[:200]), batch_size=batch_size))  # warm-up
+    list(nlp.pipe(fresh_docs(nlp, gold), batch_size=batch_size))  # every batch once, untimed
     raw = 0.0
     for i in range(0, len(gold), batch_size):  # the pipeline's own sub-batches, outside the timers
         raw += time_raw_forward(hf_model(trf), encoder_inputs(nlp, gold[i : i + batch_size]))
     totals: Counter = Counter()
     transformer = hf_model(trf)
-    is_onnx = isinstance(transformer, OnnxTransformer)
+    in_runtime = is_runtime_transformer(transformer)
     # The instance's forward, not Module.__call__: that would time every submodule too.
     _timed(
-        OnnxTransformer if is_onnx else transformer, "__call__" if is_onnx else "forward", "transformer runtime", totals
+        type(transformer) if in_runtime else transformer,
+        "__call__" if in_runtime else "forward",
+        "transformer runtime",
+        totals,
     )
     for name in ("tokenize_texts", "get_alignment_fast", "split_by_doc"):
         _timed(fast_forward, name, name, totals)
     _timed(Transformer, "set_annotations", "transformer set_annotations", totals)
     _timed(FastBioNER, "predict", "NER predict", totals)
     _timed(FastBioNER, "set_annotations", "NER decoding", totals)
+    _timed(SentenceSplitter, "__call__", "sentence splitter", totals)
     docs = fresh_docs(nlp, gold)
     start = time.perf_counter()
     list(nlp.pipe(docs, batch_size=batch_size))
@@ -83,8 +94,8 @@ def main(
     msg.text(f"pipeline / raw forward: {raw / total:.1%}")
     rows = [(label, f"{seconds:.3f}", f"{seconds / total:.1%}") for label, seconds in totals.most_common()]
     msg.table(rows, header=("step", "seconds", "share"), divider=True)
-    if not is_onnx:
-        msg.warn("The timers see the ONNX Runtime call and fast_forward.py's steps only with an ONNX pipeline")
+    if not in_runtime:
+        msg.warn("The timers see fast_forward.py's steps only with an ONNX Runtime or OpenVINO pipeline")
 
 
 if __name__ == "__main__":

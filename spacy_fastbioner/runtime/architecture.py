@@ -37,7 +37,7 @@ from transformers.modeling_outputs import BaseModelOutput
 from . import onnx_model, openvino_model
 from .fast_forward import inference_forward
 from .onnx_model import OnnxTransformer, export_onnx, quantize_onnx
-from .openvino_model import OpenVinoTransformer, ir_bytes, onnx_to_ir, quantize_ir
+from .openvino_model import OpenVinoTransformer, cache_capacity_properties, ir_bytes, onnx_to_ir, quantize_ir
 from .smoothing import DEFAULT_ALPHA, smooth_linear_inputs
 
 ONNX_ARCHITECTURE = "spacy_fastbioner.OnnxTransformerModel.v1"
@@ -62,12 +62,25 @@ class RuntimeShim(Shim):
     spacy-transformers' `HFShim` holds the PyTorch model and the tokenizer
     (`shim._hfmodel`), and serialises them without pickle."""
 
-    def __init__(self, hf_model: HFObjects, runtime: str = "onnx") -> None:
+    def __init__(self, hf_model: HFObjects, runtime: str = "onnx", properties: Optional[Dict[str, Any]] = None) -> None:
         if runtime not in RUNTIMES:
             raise ValueError(f"unknown runtime {runtime!r}: expected one of {RUNTIMES}")
+        if properties and runtime != "openvino":
+            raise ValueError(f"runtime properties are for OpenVINO only, got {sorted(properties)} for {runtime}")
         super().__init__(hf_model.transformer)
         self._hfmodel = hf_model
         self.runtime = runtime
+        # OpenVINO's CPU plugin properties, from the architecture's settings:
+        # given to every transformer this shim holds, never serialised.
+        self.properties: Dict[str, Any] = dict(properties or {})
+        self.set_transformer(hf_model)
+
+    def set_transformer(self, hf_model: HFObjects) -> None:
+        """Hold these Hugging Face objects, their runtime transformer given the shim's properties."""
+        if isinstance(hf_model.transformer, OpenVinoTransformer):
+            hf_model.transformer.set_properties(self.properties)
+        self._hfmodel = hf_model
+        self._model = hf_model.transformer
 
     @property
     def title(self) -> str:
@@ -134,8 +147,9 @@ class RuntimeShim(Shim):
                 vocab_file = temp_dir / tokenizer.vocab_files_names["vocab_file"]
                 vocab_file_contents = vocab_file.read_bytes() if vocab_file.exists() else None
         transformer = RUNTIME_CLASSES[self.runtime].from_payload(msg, config)
-        self._hfmodel = HFObjects(tokenizer, transformer, vocab_file_contents, SimpleFrozenDict(), SimpleFrozenDict())
-        self._model = transformer
+        self.set_transformer(
+            HFObjects(tokenizer, transformer, vocab_file_contents, SimpleFrozenDict(), SimpleFrozenDict())
+        )
         return self
 
 
@@ -244,6 +258,7 @@ def _build_runtime_model(
     transformer_config: Optional[Dict[str, Any]],
     int8: bool,
     per_channel: bool,
+    properties: Optional[Dict[str, Any]] = None,
 ) -> Model[List[Doc], FullTransformerBatch]:
     model = TransformerModel(name, get_spans, dict(tokenizer_config or {}), dict(transformer_config or {}))
     hf_objects = cast(Any, model.layers[0].shims[0])._hfmodel
@@ -251,7 +266,7 @@ def _build_runtime_model(
         f"{runtime}-transformer",
         _wrapper_forward,
         init=_wrapper_init,
-        shims=[RuntimeShim(hf_objects, runtime)],
+        shims=[RuntimeShim(hf_objects, runtime, properties)],
         dims={"nI": None, "nO": None},
     )
     model.attrs["runtime"] = runtime
@@ -305,12 +320,15 @@ def build_openvino_transformer_model(
     mixed_precision: bool = False,
     grad_scaler_config: Optional[Dict[str, Any]] = None,
     int8: bool = False,
+    cache_capacity: Optional[int] = None,
 ) -> Model[List[Doc], FullTransformerBatch]:
     """A `spacy-transformers.TransformerModel.v3` whose encoder runs in
     OpenVINO, for inference on CPU. It cannot be trained. A saved pipeline
     (`spacy fastbioner export --runtime openvino`) stores the IR inside
     itself. `initialize()` converts the model named by `name` to fp32 only:
     the int8 form is calibrated on training sentences, which `export` reads.
+    `cache_capacity` can be set when loading, e.g. `spacy.load(path,
+    config={"components": {"transformer": {"model": {"cache_capacity": 200}}}})`.
 
     name (str): The Hugging Face model name or folder, read only by `initialize`.
     get_spans (Callable[[List[Doc]], List[List[Span]]]): The span getter.
@@ -319,8 +337,15 @@ def build_openvino_transformer_model(
     mixed_precision (bool): Kept for compatibility with TransformerModel.v3 (no effect).
     grad_scaler_config (Optional[Dict[str, Any]]): Kept for compatibility with TransformerModel.v3 (no effect).
     int8 (bool): Whether the stored model is int8 (static, NNCF); records what `export` made.
+    cache_capacity (Optional[int]): Entries of the CPU plugin's cache of
+        kernels compiled per input shape (`CPU_RUNTIME_CACHE_CAPACITY`);
+        OpenVINO's default (5,000) when None. Smaller bounds the memory of a
+        long run, and compiles again more of the shapes that come back.
     """
-    return _build_runtime_model("openvino", name, get_spans, tokenizer_config, transformer_config, int8, True)
+    properties = cache_capacity_properties(cache_capacity)
+    return _build_runtime_model(
+        "openvino", name, get_spans, tokenizer_config, transformer_config, int8, True, properties
+    )
 
 
 def set_runtime_transformer(
@@ -332,9 +357,7 @@ def set_runtime_transformer(
         raise ValueError("Cannot set second transformer.")
     if not is_runtime_transformer(hf_model.transformer):
         hf_model = to_runtime_objects(hf_model, runtime=runtime, int8=int8, per_channel=per_channel)
-    shim = cast(RuntimeShim, model.layers[0].shims[0])
-    shim._hfmodel = hf_model
-    shim._model = hf_model.transformer
+    cast(RuntimeShim, model.layers[0].shims[0]).set_transformer(hf_model)
     model.attrs["has_transformer"] = True
     model.set_dim("nO", hf_model.transformer.config.hidden_size)
 

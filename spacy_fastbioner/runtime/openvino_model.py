@@ -55,14 +55,19 @@ class OpenVinoTransformer:
     xml (bytes): The OpenVINO IR graph.
     weights (bytes): The IR's weights (the .bin file).
     config (PretrainedConfig): The Hugging Face config of the converted model.
+    properties (Optional[Dict[str, Any]]): CPU plugin properties over
+        `compile_model`'s (e.g. `cache_capacity_properties`).
     """
 
     runtime = "openvino"
 
-    def __init__(self, xml: bytes, weights: bytes, config: PretrainedConfig) -> None:
+    def __init__(
+        self, xml: bytes, weights: bytes, config: PretrainedConfig, properties: Optional[Dict[str, Any]] = None
+    ) -> None:
         self.xml = xml
         self.weights = weights
         self.config = config
+        self.properties: Dict[str, Any] = dict(properties or {})
         self._compiled: Any = None
         self._request: Any = None
         self._key: Optional[Tuple[int, int]] = None
@@ -79,7 +84,7 @@ class OpenVinoTransformer:
         if self._request is None or key != self._key:
             if self._compiled is not None and self._key is not None and self._key[1] != key[1]:
                 _INHERITED.append((self._compiled, self._request))
-            self._compiled = compile_model(self._model, threads=key[0])
+            self._compiled = compile_model(self._model, threads=key[0], properties=self.properties)
             self._request = self._compiled.create_infer_request()
             self._key = key
         return self._request
@@ -136,18 +141,47 @@ class OpenVinoTransformer:
     def from_payload(cls, payload: Dict[str, bytes], config: PretrainedConfig) -> "OpenVinoTransformer":
         return cls(payload["xml"], payload["bin"], config)
 
+    def set_properties(self, properties: Dict[str, Any]) -> None:
+        """Compile with these CPU plugin properties from the next call on."""
+        if dict(properties) != self.properties:
+            self.properties = dict(properties)
+            self._request = None
+
     def __deepcopy__(self, memo: Dict[int, Any]) -> "OpenVinoTransformer":
-        return OpenVinoTransformer(self.xml, self.weights, self.config)
+        return OpenVinoTransformer(self.xml, self.weights, self.config, self.properties)
 
     def __getstate__(self) -> Dict[str, Any]:
         # For spaCy's multiprocessing with spawn: the model is compiled again.
-        return {"xml": self.xml, "weights": self.weights, "config": self.config.to_dict()}
+        return {
+            "xml": self.xml,
+            "weights": self.weights,
+            "config": self.config.to_dict(),
+            "properties": self.properties,
+        }
 
     def __setstate__(self, state: Dict[str, Any]) -> None:
         from transformers import AutoConfig
 
         config = AutoConfig.for_model(**state["config"])
-        self.__init__(state["xml"], state["weights"], config)  # type: ignore[misc]
+        self.__init__(state["xml"], state["weights"], config, state.get("properties"))  # type: ignore[misc]
+
+
+def cache_capacity_properties(cache_capacity: Optional[int]) -> Dict[str, Any]:
+    """The CPU plugin properties that bound its cache of compiled kernels.
+
+    The CPU plugin keeps the kernels it compiled for each input shape, up to
+    5,000 entries by default; over a long run of ever new shapes the process
+    grows by gigabytes (README: Fast inference). A smaller capacity keeps the
+    process smaller, at the cost of compiling again shapes that come back.
+
+    cache_capacity (Optional[int]): Entries to keep; OpenVINO's default when None.
+    RETURNS (Dict[str, Any]): The properties (empty for the default).
+    """
+    if cache_capacity is None:
+        return {}
+    if cache_capacity < 0:
+        raise ValueError(f"cache_capacity must be 0 or more, got {cache_capacity}")
+    return {"CPU_RUNTIME_CACHE_CAPACITY": int(cache_capacity)}
 
 
 def read_ir(xml: bytes, weights: bytes) -> Any:
@@ -178,20 +212,23 @@ def bound_sequence_length(model: Any, max_length: Optional[int]) -> Any:
     return model
 
 
-def compile_model(model: Any, *, threads: int = 1, properties: Optional[Dict[str, Any]] = None) -> Any:
-    """The model compiled for the CPU: `threads` inference threads, one
-    stream, latency mode, f32 where not int8, no core pinning (the cores are
-    shared with the rest of the process and machine), and no snippets.
+def compile_properties(threads: int = 1, properties: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+    """The CPU plugin properties that `compile_model` compiles with:
+    `threads` inference threads, one stream, latency mode, f32 where not
+    int8, no core pinning (the cores are shared with the rest of the process
+    and machine), and no snippets.
 
     Snippets are subgraphs (attention, chains of element-wise operations)
     that the CPU plugin generates code for, per input shape; without them the
     int8 student's encoder ran a little faster on shapes it had seen and no
     slower on new ones (`project/scripts/openvino_shapes.py`, README).
 
-    properties (Optional[Dict[str, Any]]): CPU plugin properties that
-        replace these (for studies)."""
-    ov = import_openvino()
-    config = {
+    threads (int): Inference threads.
+    properties (Optional[Dict[str, Any]]): Properties that replace these
+        (`cache_capacity_properties`, or a study's).
+    RETURNS (Dict[str, Any]): The properties.
+    """
+    config: Dict[str, Any] = {
         "INFERENCE_NUM_THREADS": max(1, threads),
         "NUM_STREAMS": 1,
         "PERFORMANCE_HINT": "LATENCY",
@@ -200,7 +237,13 @@ def compile_model(model: Any, *, threads: int = 1, properties: Optional[Dict[str
         "SNIPPETS_MODE": "DISABLE",
     }
     config.update(properties or {})
-    return ov.Core().compile_model(model, "CPU", config)
+    return config
+
+
+def compile_model(model: Any, *, threads: int = 1, properties: Optional[Dict[str, Any]] = None) -> Any:
+    """The model compiled for the CPU with `compile_properties(threads, properties)`."""
+    ov = import_openvino()
+    return ov.Core().compile_model(model, "CPU", compile_properties(threads, properties))
 
 
 def onnx_to_ir(onnx_bytes: bytes) -> Any:
