@@ -76,7 +76,7 @@ def first_wordpiece_vectors(trf_datas: Sequence[Optional["TransformerData"]]) ->
         align = trf_data.align
         lengths = align.lengths
         starts = xp.cumsum(lengths) - lengths
-        indices = align.data.reshape(-1)
+        indices = align.data.ravel()
         if lengths.all():
             # Every token has wordpieces (the usual case): two gathers.
             outputs.append(src.take(indices.take(starts), axis=0))

@@ -12,8 +12,8 @@ from spacy.scorer import get_ner_prf
 from spacy.tokens import Doc
 from spacy.training import Example, validate_examples, validate_get_examples
 from spacy.vocab import Vocab
-from thinc.api import Config, Model, Optimizer, get_array_module, set_dropout_rate
-from thinc.types import Floats1d, Floats2d
+from thinc.api import Config, Model, NumpyOps, Optimizer, set_dropout_rate
+from thinc.types import Floats1d, Floats2d, Ints2d
 
 from ..ml.pooling import first_wordpiece_vectors, reads_first_wordpiece
 from ..ml.windows import best_windows
@@ -186,17 +186,29 @@ class FastBioNER(TrainablePipe):
         if head.name != HEAD_NAME or not self.model.has_ref("output_layer"):
             return head.predict(vectors)
         # The head is the output layer on the docs' concatenated vectors
-        # (dropout is off at inference): one NumPy product, where thinc's
-        # with_array and Linear take several times as long for a few tags.
+        # (dropout is off at inference), computed once for the batch without
+        # with_array's and the chain's steps. On the CPU the product runs in
+        # torch, on torch's threads as the encoder does: thinc's `gemm` (BLIS)
+        # is four times slower for a few tags, and NumPy's BLAS starts a
+        # thread per core, which then spin beside the encoder.
+        ops = self.model.ops
         output_layer = self.model.get_ref("output_layer")
-        W, b = output_layer.get_param("W"), output_layer.get_param("b")
-        xp = get_array_module(W)
+        W = cast(Floats2d, output_layer.get_param("W"))
+        b = cast(Floats1d, output_layer.get_param("b"))
         lengths = [len(v) for v in vectors]
-        if sum(lengths):
-            logits = xp.concatenate([v for v in vectors if len(v)]) @ W.T + b
+        if not sum(lengths):
+            logits = ops.alloc2f(0, W.shape[0], dtype=W.dtype)
         else:
-            logits = xp.zeros((0, W.shape[0]), dtype=W.dtype)
-        return cast(List[Floats2d], xp.split(logits, numpy.cumsum(lengths[:-1])))
+            X = ops.xp.concatenate([v for v in vectors if len(v)]).astype(W.dtype, copy=False)
+            if isinstance(ops, NumpyOps):
+                import torch
+
+                product = torch.addmm(torch.from_numpy(b), torch.from_numpy(X), torch.from_numpy(W).T)
+                logits = cast(Floats2d, product.numpy())
+            else:
+                logits = ops.gemm(ops.as_contig(X), W, trans2=True)
+                logits += b
+        return cast(List[Floats2d], ops.xp.split(logits, numpy.cumsum(lengths[:-1])))
 
     def _check_scores(self, doc: Doc, scores: Floats2d) -> Floats2d:
         """The doc's score table, if it has one row per token and one column
@@ -253,7 +265,7 @@ class FastBioNER(TrainablePipe):
         for doc, n in zip(docs, lengths.tolist()):
             end += n
             if n:
-                doc.from_array(ENT_ATTRS, columns[end - n : end])
+                doc.from_array(ENT_ATTRS, cast(Ints2d, columns[end - n : end]))
 
     def update(
         self,
