@@ -216,12 +216,10 @@ def compile_properties(threads: int = 1, properties: Optional[Dict[str, Any]] = 
     """The CPU plugin properties that `compile_model` compiles with:
     `threads` inference threads, one stream, latency mode, f32 where not
     int8, no core pinning (the cores are shared with the rest of the process
-    and machine), and no snippets.
-
-    Snippets are subgraphs (attention, chains of element-wise operations)
-    that the CPU plugin generates code for, per input shape; without them the
-    int8 student's encoder ran a little faster on shapes it had seen and no
-    slower on new ones (`project/scripts/openvino_shapes.py`, README).
+    and machine). Snippets (subgraphs that the plugin generates code for per
+    input shape) stay on: off, the int8 student's encoder was a little
+    faster on shapes it had seen (`project/scripts/openvino_shapes.py`), but
+    no faster over thousands of abstracts, and its process grew more (README).
 
     threads (int): Inference threads.
     properties (Optional[Dict[str, Any]]): Properties that replace these
@@ -234,7 +232,6 @@ def compile_properties(threads: int = 1, properties: Optional[Dict[str, Any]] = 
         "PERFORMANCE_HINT": "LATENCY",
         "INFERENCE_PRECISION_HINT": "f32",
         "ENABLE_CPU_PINNING": False,
-        "SNIPPETS_MODE": "DISABLE",
     }
     config.update(properties or {})
     return config
