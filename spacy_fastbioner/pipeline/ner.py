@@ -189,7 +189,7 @@ class FastBioNER(TrainablePipe):
         # (dropout is off at inference), computed once for the batch without
         # with_array's and the chain's steps. On the CPU the product runs in
         # torch, on torch's threads as the encoder does: thinc's `gemm` (BLIS)
-        # is four times slower for a few tags, and NumPy's BLAS starts a
+        # is much slower for a few tags, and NumPy's BLAS starts a
         # thread per core, which then spin beside the encoder.
         ops = self.model.ops
         output_layer = self.model.get_ref("output_layer")
