@@ -25,7 +25,6 @@ from spacy_fastbioner.runtime import (  # noqa: E402
     export_pipeline,
 )
 from spacy_fastbioner.testing import (  # noqa: E402
-    EXPORT_TEXTS,
     head_logits,
     make_cased_tiny_bert,
     make_examples,
@@ -37,10 +36,6 @@ from spacy_fastbioner.testing import (  # noqa: E402
 )
 from spacy_fastbioner.transformer import count_parameters, find_transformer  # noqa: E402
 
-TEXTS = EXPORT_TEXTS
-entities = text_entities
-logits = head_logits
-
 
 def calibration_docs(nlp, n=24):
     return [eg.reference for eg in make_examples(nlp, synthetic_sentences(n, seed=4))]
@@ -51,7 +46,7 @@ def trained(request, tiny_bert, tmp_path_factory):
     bert = tiny_bert if request.param == "uncased" else make_cased_tiny_bert(tmp_path_factory.mktemp("cased"))
     nlp = make_pipeline(bert)
     train_pipeline(nlp, make_examples(nlp, synthetic_sentences(120, seed=1)), epochs=4)
-    assert any(entities(nlp)), "the tiny pipeline predicts no entities: the checks would be vacuous"
+    assert any(text_entities(nlp)), "the tiny pipeline predicts no entities: the checks would be vacuous"
     return nlp
 
 
@@ -76,12 +71,12 @@ def test_fp32_export_matches_pytorch(trained, exported):
         assert batch.is_dynamic and batch.get_max_length() == -1
         assert sequence.get_max_length() == transformer.config.max_position_embeddings
     assert nlp.pipe_names == trained.pipe_names
-    expected, found = logits(trained), logits(nlp)
+    expected, found = head_logits(trained), head_logits(nlp)
     assert len(expected) == len(found) == 4
     for x, y in zip(expected, found):
         assert x.shape == y.shape
         numpy.testing.assert_allclose(y, x, atol=1e-3)
-    assert entities(nlp) == entities(trained)
+    assert text_entities(nlp) == text_entities(trained)
     # BERT's pooler is not part of last_hidden_state's graph.
     pytorch = find_transformer(trained).model.transformer
     pooler = sum(p.numel() for p in pytorch.pooler.parameters())
@@ -100,7 +95,7 @@ def test_int8_export_is_static_and_close(trained, exported):
     fp32 = find_transformer(spacy.load(exported["fp32"])).model.transformer
     assert transformer.num_parameters() == fp32.num_parameters()
     assert len(transformer.weights) < len(fp32.weights)
-    for found, expected in zip(logits(nlp), logits(trained)):
+    for found, expected in zip(head_logits(nlp), head_logits(trained)):
         assert numpy.corrcoef(found.ravel(), expected.ravel())[0, 1] > 0.99
 
 
@@ -116,15 +111,15 @@ def test_int8_needs_calibration(trained):
 def test_roundtrips(exported):
     for kind in ("fp32", "int8"):
         nlp = spacy.load(exported[kind])
-        expected = entities(nlp)
+        expected = text_entities(nlp)
         assert any(expected)
         from_bytes = spacy.blank("en").from_config(nlp.config).from_bytes(nlp.to_bytes())
-        assert entities(from_bytes) == expected
+        assert text_entities(from_bytes) == expected
         trf, other = find_transformer(nlp), find_transformer(from_bytes)
         assert other.model.transformer.xml == trf.model.transformer.xml
         assert other.model.transformer.weights == trf.model.transformer.weights
         assert other.model.tokenizer.get_vocab() == trf.model.tokenizer.get_vocab()
-        for x, y in zip(logits(nlp), logits(from_bytes)):
+        for x, y in zip(head_logits(nlp), head_logits(from_bytes)):
             numpy.testing.assert_array_equal(x, y)
 
 
@@ -150,7 +145,7 @@ def test_loading_runs_no_pickle(exported, monkeypatch):
 
     for module, name in ((pickle, "load"), (pickle, "loads"), (pickle, "Unpickler"), (torch, "load")):
         monkeypatch.setattr(module, name, refuse)
-    assert any(entities(spacy.load(exported["int8"])))
+    assert any(text_entities(spacy.load(exported["int8"])))
 
 
 def _shim_bytes(path: Path):
@@ -216,7 +211,6 @@ def test_cache_capacity_is_a_setting_of_the_architecture(exported, tmp_path):
     the config at load (and kept by `to_disk`), given to the compiled model,
     carried by copies and pickles; same entities as without it."""
     import copy
-    import pickle
 
     from spacy_fastbioner.runtime.openvino_model import cache_capacity_properties
 
@@ -225,7 +219,7 @@ def test_cache_capacity_is_a_setting_of_the_architecture(exported, tmp_path):
     transformer = find_transformer(nlp).model.transformer
     assert transformer.properties == {"CPU_RUNTIME_CACHE_CAPACITY": 20}
     assert transformer.request is not None  # compiled with it
-    assert entities(nlp) == entities(spacy.load(exported["int8"]))
+    assert text_entities(nlp) == text_entities(spacy.load(exported["int8"]))
     assert copy.deepcopy(transformer).properties == transformer.properties
     assert pickle.loads(pickle.dumps(transformer)).properties == transformer.properties
     nlp.to_disk(tmp_path / "capped")

@@ -30,19 +30,14 @@ from spacy_fastbioner.testing import (  # noqa: E402
 )
 from spacy_fastbioner.transformer import find_transformer  # noqa: E402
 
-TEXTS = EXPORT_TEXTS
-entities = text_entities
-logits = head_logits
-make_cased_bert = make_cased_tiny_bert
-
 
 @pytest.fixture(scope="module", params=["uncased", "cased"])
 def trained(request, tiny_bert, tmp_path_factory):
     """A tiny trained PyTorch pipeline (uncased or cased tokenizer)."""
-    bert = tiny_bert if request.param == "uncased" else make_cased_bert(tmp_path_factory.mktemp("cased"))
+    bert = tiny_bert if request.param == "uncased" else make_cased_tiny_bert(tmp_path_factory.mktemp("cased"))
     nlp = make_pipeline(bert)
     train_pipeline(nlp, make_examples(nlp, synthetic_sentences(120, seed=1)), epochs=4)
-    assert any(entities(nlp)), "the tiny pipeline predicts no entities: the checks would be vacuous"
+    assert any(text_entities(nlp)), "the tiny pipeline predicts no entities: the checks would be vacuous"
     return nlp
 
 
@@ -62,12 +57,12 @@ def test_fp32_export_matches_pytorch(trained, exported):
     assert nlp.config["components"]["transformer"]["model"]["@architectures"] == ONNX_ARCHITECTURE
     assert isinstance(trf.model.transformer, OnnxTransformer) and not trf.model.transformer.is_int8
     assert nlp.pipe_names == trained.pipe_names
-    expected, found = logits(trained), logits(nlp)
+    expected, found = head_logits(trained), head_logits(nlp)
     assert len(expected) == len(found) == 4
     for x, y in zip(expected, found):
         assert x.shape == y.shape
         numpy.testing.assert_allclose(y, x, atol=1e-3)
-    assert entities(nlp) == entities(trained)
+    assert text_entities(nlp) == text_entities(trained)
 
 
 def test_int8_export(trained, exported):
@@ -80,21 +75,21 @@ def test_int8_export(trained, exported):
     assert (exported["int8"] / "transformer" / "model").stat().st_size < fp32_model
     n_fp32 = find_transformer(spacy.load(exported["fp32"])).model.transformer.num_parameters()
     assert transformer.num_parameters() == n_fp32
-    for x, y in zip(logits(trained), logits(nlp)):
+    for x, y in zip(head_logits(trained), head_logits(nlp)):
         assert numpy.abs(x - y).max() < 0.5 * max(1.0, numpy.abs(x).max())
 
 
 def test_roundtrips(exported):
     nlp = spacy.load(exported["fp32"])
-    expected = entities(nlp)
+    expected = text_entities(nlp)
     from_bytes = spacy.blank("en").from_config(nlp.config).from_bytes(nlp.to_bytes())
-    assert entities(from_bytes) == expected
+    assert text_entities(from_bytes) == expected
     trf, other = find_transformer(nlp), find_transformer(from_bytes)
     assert other.model.transformer.model_bytes == trf.model.transformer.model_bytes
     assert other.model.tokenizer.get_vocab() == trf.model.tokenizer.get_vocab()
     reloaded = find_transformer(spacy.load(exported["fp32"])).from_bytes(trf.to_bytes())
     assert reloaded.model.transformer.model_bytes == trf.model.transformer.model_bytes
-    for x, y in zip(logits(nlp), logits(from_bytes)):
+    for x, y in zip(head_logits(nlp), head_logits(from_bytes)):
         numpy.testing.assert_array_equal(x, y)
 
 
@@ -119,7 +114,7 @@ def test_loading_runs_no_pickle(exported, monkeypatch):
     for module, name in ((pickle, "load"), (pickle, "loads"), (pickle, "Unpickler"), (torch, "load")):
         monkeypatch.setattr(module, name, refuse)
     nlp = spacy.load(exported["int8"])
-    assert any(entities(nlp))
+    assert any(text_entities(nlp))
 
 
 class _Payload:
@@ -209,7 +204,7 @@ def test_smoothed_int8_export(trained, tmp_path):
 
     ops = [node.op_type for node in onnx.load_from_string(transformer.model_bytes).graph.node]
     assert ops.count("Mul") >= 6 * trained.get_pipe("transformer").model.transformer.config.num_hidden_layers
-    for found, expected in zip(logits(loaded), logits(trained)):
+    for found, expected in zip(head_logits(loaded), head_logits(trained)):
         assert numpy.corrcoef(found.ravel(), expected.ravel())[0, 1] > 0.99
     with pytest.raises(ValueError, match="fp32 export needs none"):
         export_pipeline(trained, int8=False, calibration=calibration)
@@ -426,7 +421,7 @@ def test_fast_tokenize_equals_spacy_transformers(tiny_bert, tmp_path, cased):
 
     from spacy_fastbioner.runtime.fast_forward import tokenize_texts
 
-    bert = make_cased_bert(tmp_path / "cased") if cased else tiny_bert
+    bert = make_cased_tiny_bert(tmp_path / "cased") if cased else tiny_bert
     tokenizer = AutoTokenizer.from_pretrained(str(bert), use_fast=True)
     rng = random.Random(int(cased))
     pieces = ["Cancer", "of", "the", "colon", "5-FU", "(", ")", "ΔF508", "β-catenin", "  ", "\n", "😀", "[PAD]", "x"]
@@ -469,7 +464,7 @@ def test_static_int8_for_the_study(exported, tiny_bert):
 
     fp32 = find_transformer(spacy.load(exported["fp32"])).model.transformer
     tokenizer = find_transformer(spacy.load(exported["fp32"])).model.tokenizer
-    batch = {k: v.numpy() for k, v in example_inputs(tokenizer, TEXTS[:3]).items()}
+    batch = {k: v.numpy() for k, v in example_inputs(tokenizer, EXPORT_TEXTS[:3]).items()}
     static = OnnxTransformer(quantize_onnx_static(fp32.model_bytes, [batch]), fp32.config)
     assert static.is_int8 and not fp32.is_int8
     expected = fp32(**batch).last_hidden_state.numpy()

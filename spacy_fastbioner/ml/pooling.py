@@ -75,15 +75,14 @@ def first_wordpiece_vectors(trf_datas: Sequence[Optional["TransformerData"]]) ->
         src = hidden.reshape((-1, hidden.shape[-1]))
         align = trf_data.align
         lengths = align.lengths
-        starts = xp.cumsum(lengths) - lengths
         indices = align.data.ravel()
         if lengths.all():
             # Every token has wordpieces (the usual case): two gathers.
-            outputs.append(src.take(indices.take(starts), axis=0))
+            outputs.append(src.take(indices.take(xp.cumsum(lengths) - lengths), axis=0))
             continue
-        present = lengths > 0
+        present, rows = _first_rows(xp, lengths)
         vectors = xp.zeros((lengths.shape[0], src.shape[1]), dtype=src.dtype)
-        vectors[present] = src[indices[starts[present]]]
+        vectors[present] = src[indices[rows]]
         outputs.append(vectors)
     return outputs
 

@@ -68,7 +68,6 @@ class RuntimeShim(Shim):
         if properties and runtime != "openvino":
             raise ValueError(f"runtime properties are for OpenVINO only, got {sorted(properties)} for {runtime}")
         super().__init__(hf_model.transformer)
-        self._hfmodel = hf_model
         self.runtime = runtime
         # OpenVINO's CPU plugin properties, from the architecture's settings:
         # given to every transformer this shim holds, never serialised.
