@@ -4,6 +4,7 @@ offline models. No timing is asserted: only that the figures are there."""
 import itertools
 import json
 from pathlib import Path
+from typing import List, Tuple
 
 import pytest
 import spacy
@@ -17,6 +18,7 @@ from spacy_fastbioner.benchmark import (
     benchmark_pipelines,
     build_paper_shape_pipelines,
     parse_model_arg,
+    runner,
     write_report,
 )
 from spacy_fastbioner.benchmark.data import load_gold_docs
@@ -137,6 +139,7 @@ def test_benchmark_writes_reports(pipelines, test_tsv, tmp_path):
         assert len(speed["words_per_sec"]["ci95"]) == 2
         assert speed["raw_forward_words_per_sec"]["median"] > 0
         assert speed["pipeline_vs_raw"]["median"] > 0
+        assert speed["repeat"]["words_per_sec"]["n"] == 2 and speed["repeat"]["pipeline_vs_raw"]["median"] > 0
         assert 0.0 <= speed["wordpieces"]["padding"] < 1.0
         assert speed["ms_per_doc"]["n"] == 3 and speed["ms_per_doc"]["p95"] >= speed["ms_per_doc"]["p50"]
         assert speed["full_pass_words_per_sec"] > 0
@@ -149,8 +152,33 @@ def test_benchmark_writes_reports(pipelines, test_tsv, tmp_path):
     files = write_report(results, tmp_path / "report")
     assert json.loads(files["json"].read_text())["models"][1]["name"] == "int8"
     table = files["markdown"].read_text()
-    assert "| fp32 |" in table and "| int8 |" in table and "words/s" in table
+    assert "| fp32 |" in table and "| int8 |" in table and "words/s, shapes seen" in table
+    assert results["models"][0]["speed"]["repeat"]["speedup_vs_reference"]["median"] == 1.0
     assert files["plot"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_benchmark_repeat_times_the_same_batches(pipelines, test_tsv, monkeypatch):
+    """The second pass annotates the timed batches again, in their order,
+    for every model; the warm-up batches are not repeated."""
+    timed: List[Tuple[int, Tuple[str, ...]]] = []
+
+    def record(nlp, docs, batch_size=None):
+        timed.append((id(nlp), tuple(doc.text for doc in docs)))
+        return 1.0 + len(timed) % 3
+
+    monkeypatch.setattr(runner, "time_pipeline", record)
+    settings = BenchmarkSettings(batch_size=4, n_batches=3, warmup=2, n_latency=0, accuracy=False, memory=False)
+    results = benchmark_pipelines(
+        [("a", str(pipelines["fp32"])), ("b", str(pipelines["int8"]))], test_tsv, settings, log=lambda _: None
+    )
+    first, second = timed[: 2 * 5], timed[2 * 5 :]
+    assert len(second) == 2 * 3
+    assert len({model for model, _ in timed}) == 2
+    for model in {model for model, _ in timed}:
+        batches = [docs for m, docs in first if m == model]
+        assert [docs for m, docs in second if m == model] == batches[2:]
+    assert len(set(docs for _, docs in first)) == 5
+    assert results["models"][0]["speed"]["repeat"]["words_per_sec"]["n"] == 3
 
 
 def test_benchmark_cli(pipelines, test_tsv, tmp_path):
@@ -172,6 +200,7 @@ def test_benchmark_cli(pipelines, test_tsv, tmp_path):
         "0",
         "--no-memory",
         "--no-accuracy",
+        "--no-repeat",
         "--max-batch-items",
         "64",
         "--reference",
@@ -182,6 +211,7 @@ def test_benchmark_cli(pipelines, test_tsv, tmp_path):
     results = json.loads((tmp_path / "out" / "benchmark.json").read_text())
     assert results["settings"]["reference"] == "b"
     assert results["models"][0]["accuracy"] is None
+    assert results["models"][0]["speed"]["repeat"] is None and not results["settings"]["repeat"]
     assert results["models"][0]["transformer"]["max_batch_items"] == 64
     assert (tmp_path / "out" / "benchmark.png").exists()
 

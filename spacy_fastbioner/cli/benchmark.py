@@ -38,6 +38,11 @@ def benchmark_cli(
         help="Set every transformer's max_batch_items (padded size of its length-sorted sub-batches); as saved when unset",
     ),
     n_latency: int = Opt(50, "--n-latency", min=0, help="Docs timed one at a time for ms/doc"),
+    repeat: bool = Opt(
+        True,
+        "--repeat/--no-repeat",
+        help="Time the same batches again, every input shape seen (a long job's steady state)",
+    ),
     reference: Optional[str] = Opt(None, "--reference", "-r", help="Name of the model that speed-ups are relative to"),
     accuracy: bool = Opt(True, "--accuracy/--no-accuracy", help="Annotate and score all docs"),
     memory: bool = Opt(True, "--memory/--no-memory", help="Measure peak memory in a child process per model"),
@@ -46,7 +51,8 @@ def benchmark_cli(
 ) -> None:
     """Compare pipelines on the same docs in one run: P/R/F overall and per
     type, words/sec (median and 95% interval over batches, models timed
-    round-robin), the raw transformer forward pass on the same batches,
+    round-robin), the same again on a second pass over the batches (every
+    input shape seen), the raw transformer forward pass on the same batches,
     ms/doc, parameters, size on disk and peak memory."""
     from ..benchmark import BenchmarkSettings, parse_model_arg
 
@@ -56,6 +62,7 @@ def benchmark_cli(
         warmup=warmup,
         max_batch_items=max_batch_items,
         n_latency=n_latency,
+        repeat=repeat,
         accuracy=accuracy,
         memory=memory,
         reference=reference,
@@ -93,6 +100,11 @@ def benchmark_paper_shape_cli(
         None, "--max-batch-items", min=1, help="Set every transformer's max_batch_items; as saved (4096) when unset"
     ),
     n_latency: int = Opt(20, "--n-latency", min=0, help="Docs timed one at a time for ms/doc"),
+    repeat: bool = Opt(
+        True,
+        "--repeat/--no-repeat",
+        help="Time the same batches again, every input shape seen (a long job's steady state)",
+    ),
     memory: bool = Opt(True, "--memory/--no-memory", help="Measure peak memory in a child process per model"),
     # fmt: on
 ) -> None:
@@ -119,6 +131,7 @@ def benchmark_paper_shape_cli(
         warmup=warmup,
         max_batch_items=max_batch_items,
         n_latency=n_latency,
+        repeat=repeat,
         accuracy=False,
         memory=memory,
         memory_docs=2 * batch_size,
