@@ -116,12 +116,12 @@ def test_bio_to_spans():
 
 @pytest.mark.parametrize("costs", [False, True])
 @pytest.mark.parametrize("seed", range(5))
-def test_viterbi_batch_equals_viterbi_per_doc(seed, costs):
+def test_viterbi_flat_equals_viterbi_per_doc(seed, costs):
     """The batched decoding of set_annotations gives each doc what viterbi
     gives it alone: empty docs, non-finite scores, greedy tags that break a
     constraint (I-X after O) and docs whose greedy tags are valid; also with
     allowed transitions that cost something (every doc runs the programme)."""
-    from spacy_fastbioner.pipeline.decoding import viterbi_batch
+    from spacy_fastbioner.pipeline.decoding import viterbi_flat
 
     rng = numpy.random.default_rng(seed)
     start, trans = transition_constraints(TAGS)
@@ -138,8 +138,12 @@ def test_viterbi_batch_equals_viterbi_per_doc(seed, costs):
         tables.append(table)
     with numpy.errstate(invalid="ignore"):  # inf - inf in the log softmax of a table with inf
         expected = [viterbi(log_softmax(t), start, trans) if len(t) else [] for t in tables]
-        assert viterbi_batch(tables, start, trans) == expected
-    assert viterbi_batch([], start, trans) == []
+        tags, lengths = viterbi_flat(tables, start, trans)
+    assert lengths.tolist() == [len(t) for t in tables]
+    ends = numpy.cumsum(lengths).tolist()
+    assert [tags[end - n : end].tolist() for end, n in zip(ends, lengths.tolist())] == expected
+    tags, lengths = viterbi_flat([], start, trans)
+    assert tags.size == 0 and lengths.size == 0
 
 
 @pytest.mark.parametrize("seed", range(3))

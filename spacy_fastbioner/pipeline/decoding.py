@@ -136,21 +136,6 @@ def _viterbi_many(
     return [best[i, :n] for i, n in enumerate(lengths.tolist())]
 
 
-def viterbi_batch(scores: Sequence[Floats2d], start: Floats1d, trans: Floats2d) -> List[List[int]]:
-    """`viterbi(log_softmax(s), start, trans)` for each score table of a
-    batch (`viterbi_flat`, split per doc).
-
-    scores (Sequence[Floats2d]): Per doc, (n_tokens, n_tags) raw scores.
-    start (Floats1d): (n_tags,) start scores, from `transition_constraints`.
-    trans (Floats2d): (n_tags, n_tags) transition scores, from
-        `transition_constraints`.
-    RETURNS (List[List[int]]): Per doc, one tag index per token.
-    """
-    flat, lengths = viterbi_flat(scores, start, trans)
-    ends = numpy.cumsum(lengths)
-    return [flat[end - n : end].tolist() for end, n in zip(ends.tolist(), lengths.tolist())]
-
-
 def viterbi_flat(scores: Sequence[Floats2d], start: Floats1d, trans: Floats2d) -> Tuple[numpy.ndarray, numpy.ndarray]:
     """`viterbi(log_softmax(s), start, trans)` for each score table of a
     batch, the docs' tags concatenated, with the per-token work done once
