@@ -57,7 +57,11 @@ def exported(trained, tmp_path_factory):
     export_pipeline(trained, runtime="openvino", int8=True, calibration=calibration_docs(trained)).to_disk(
         root / "int8"
     )
-    return {"fp32": root / "fp32", "int8": root / "int8"}
+    export_pipeline(trained, runtime="openvino", int8=True, calibration=calibration_docs(trained), packed=True).to_disk(
+        root / "packed-int8"
+    )
+    export_pipeline(trained, runtime="openvino", int8=False, packed=True).to_disk(root / "packed")
+    return {name: root / name for name in ("fp32", "int8", "packed", "packed-int8")}
 
 
 def test_fp32_export_matches_pytorch(trained, exported):
@@ -97,6 +101,22 @@ def test_int8_export_is_static_and_close(trained, exported):
     assert len(transformer.weights) < len(fp32.weights)
     for found, expected in zip(head_logits(nlp), head_logits(trained)):
         assert numpy.corrcoef(found.ravel(), expected.ravel())[0, 1] > 0.99
+
+
+def test_packed_exports(trained, exported):
+    """Packed in fp32: PyTorch's logits and entities; packed in int8: static,
+    calibrated on packed batches, close to the padded int8 export."""
+    nlp = spacy.load(exported["packed"])
+    transformer = find_transformer(nlp).model.transformer
+    assert transformer.packed and "segment_ids" in transformer.input_names
+    assert nlp.config["components"]["transformer"]["model"]["packed"] is True
+    for x, y in zip(head_logits(trained), head_logits(nlp)):
+        numpy.testing.assert_allclose(y, x, atol=1e-3)
+    assert text_entities(nlp) == text_entities(trained)
+    int8 = spacy.load(exported["packed-int8"])
+    assert find_transformer(int8).model.transformer.is_int8 and find_transformer(int8).model.transformer.packed
+    for x, y in zip(head_logits(spacy.load(exported["int8"])), head_logits(int8)):
+        assert numpy.abs(x - y).max() < 0.5 * max(1.0, numpy.abs(x).max())
 
 
 def test_int8_needs_calibration(trained):
@@ -256,6 +276,12 @@ def test_export_cli(trained, tmp_path):
     result = CliRunner().invoke(fastbioner_cli, base + args)
     assert result.exit_code == 0, result.output
     assert "0 of 30 docs with other entities" in " ".join(result.output.split())
+    assert not find_transformer(spacy.load(tmp_path / "out32")).model.transformer.packed
+    result = CliRunner().invoke(fastbioner_cli, base + args[1:] + [str(tmp_path / "packed"), "--packed"])
+    assert result.exit_code == 0, result.output
+    assert "openvino fp32, packed" in " ".join(result.output.split())
+    assert "0 of 30 docs with other entities" in " ".join(result.output.split())
+    assert find_transformer(spacy.load(tmp_path / "packed")).model.transformer.packed
 
 
 def test_benchmark_rows(trained, exported, tmp_path):
@@ -267,6 +293,7 @@ def test_benchmark_rows(trained, exported, tmp_path):
         ("pytorch", str(tmp_path / "pytorch")),
         ("openvino", str(exported["fp32"])),
         ("openvino-int8", str(exported["int8"])),
+        ("packed", str(exported["packed"])),
     ]
     settings = BenchmarkSettings(batch_size=8, n_batches=2, warmup=1, n_latency=2, memory=False)
     results = benchmark_threads(models, data, settings, [1, 2], log=lambda _: None)
@@ -279,9 +306,15 @@ def test_benchmark_rows(trained, exported, tmp_path):
         rows["openvino-int8 (1t)"]["transformer"]["quantized"] and not rows["openvino (1t)"]["transformer"]["quantized"]
     )
     assert rows["openvino (1t)"]["accuracy"]["f"] == pytest.approx(rows["pytorch (1t)"]["accuracy"]["f"])
+    assert rows["packed (1t)"]["accuracy"]["f"] == pytest.approx(rows["pytorch (1t)"]["accuracy"]["f"])
+    # The packed row counts the positions of its packed rows (128 wordpieces each).
+    packed, padded = rows["packed (1t)"]["speed"]["wordpieces"], rows["openvino (1t)"]["speed"]["wordpieces"]
+    assert packed["real"] == padded["real"] and packed["padded"] % 128 == 0
+    assert rows["packed (1t)"]["transformer"]["packed"] and not rows["openvino (1t)"]["transformer"]["packed"]
     assert results["environment"]["openvino"]
     table = markdown_table(results)
     assert "| openvino-int8 (2t) | OpenVINO | 2 |" in table and "OpenVINO 20" in table
+    assert "| packed (1t) | OpenVINO, packed | 1 |" in table
 
 
 def test_paper_shape_openvino_rows(tiny_bert, tmp_path):
@@ -292,9 +325,11 @@ def test_paper_shape_openvino_rows(tiny_bert, tmp_path):
     paths = build_paper_shape_pipelines(
         tmp_path, vocab_dir=tiny_bert, student_layers=1, with_onnx=False, with_openvino=True, **shape
     )
-    assert set(paths) == {"teacher", "student", "student-int8", "student-openvino", "student-openvino-int8"}
+    ov_names = ("student-openvino", "student-openvino-int8", "student-openvino-int8-packed")
+    assert set(paths) == {"teacher", "student", "student-int8", *ov_names}
     assert set(pipeline_names(with_onnx=False, with_openvino=True)) == set(paths)
-    for name in ("student-openvino", "student-openvino-int8"):
+    for name in ov_names:
         transformer = find_transformer(spacy.load(paths[name])).model.transformer
         assert isinstance(transformer, OpenVinoTransformer) and transformer.config.num_hidden_layers == 1
-        assert transformer.is_int8 == (name == "student-openvino-int8")
+        assert transformer.is_int8 == (name != "student-openvino")
+        assert transformer.packed == name.endswith("packed")

@@ -48,6 +48,8 @@ def exported(trained, tmp_path_factory):
     for name, int8 in (("fp32", False), ("int8", True)):
         paths[name] = root / name
         export_pipeline(trained, int8=int8).to_disk(paths[name])
+    paths["packed"] = root / "packed"
+    export_pipeline(trained, int8=False, packed=True).to_disk(paths["packed"])
     return paths
 
 
@@ -63,6 +65,23 @@ def test_fp32_export_matches_pytorch(trained, exported):
         assert x.shape == y.shape
         numpy.testing.assert_allclose(y, x, atol=1e-3)
     assert text_entities(nlp) == text_entities(trained)
+
+
+def test_packed_export_matches_pytorch(trained, exported):
+    """The packed graph (spans end to end in rows, packing.py) gives the
+    PyTorch pipeline's logits and entities, and stays packed when saved."""
+    nlp = spacy.load(exported["packed"])
+    transformer = find_transformer(nlp).model.transformer
+    assert transformer.packed and not find_transformer(spacy.load(exported["fp32"])).model.transformer.packed
+    assert "segment_ids" in transformer.input_names and "attention_mask" not in transformer.input_names
+    assert nlp.config["components"]["transformer"]["model"]["packed"] is True
+    assert nlp.meta["fastbioner"]["packed"] is True
+    for x, y in zip(head_logits(trained), head_logits(nlp)):
+        numpy.testing.assert_allclose(y, x, atol=1e-3)
+    assert text_entities(nlp) == text_entities(trained)
+    from_bytes = spacy.blank("en").from_config(nlp.config).from_bytes(nlp.to_bytes())
+    assert find_transformer(from_bytes).model.transformer.packed
+    assert text_entities(from_bytes) == text_entities(trained)
 
 
 def test_int8_export(trained, exported):

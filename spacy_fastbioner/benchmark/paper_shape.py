@@ -33,7 +33,7 @@ PIPELINE_NAMES = ("teacher", "student", "student-int8")
 # Built when onnx and onnxruntime are installed (the [onnx] extra).
 ONNX_PIPELINE_NAMES = ("student-onnx", "student-onnx-int8")
 # Built when openvino, nncf and onnx are installed (the [openvino] extra).
-OPENVINO_PIPELINE_NAMES = ("student-openvino", "student-openvino-int8")
+OPENVINO_PIPELINE_NAMES = ("student-openvino", "student-openvino-int8", "student-openvino-int8-packed")
 # Sentences on which the random-weight student's OpenVINO int8 is calibrated:
 # only its speed is measured, which the ranges do not change.
 CALIBRATION_SENTENCES = 64
@@ -170,6 +170,9 @@ def build_paper_shape_pipelines(
         docs = [Doc(student.vocab, words=words) for words, _ in synthetic_sentences(CALIBRATION_SENTENCES, seed=seed)]
         pipelines["student-openvino"] = export_pipeline(student, runtime="openvino", int8=False)
         pipelines["student-openvino-int8"] = export_pipeline(student, runtime="openvino", int8=True, calibration=docs)
+        pipelines["student-openvino-int8-packed"] = export_pipeline(
+            student, runtime="openvino", int8=True, calibration=docs, packed=True
+        )
     paths = {}
     counts = {}
     for name, nlp in pipelines.items():

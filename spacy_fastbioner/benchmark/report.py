@@ -119,6 +119,8 @@ def _runtime(model: Dict[str, Any]) -> str:
     name = {"onnxruntime": "ONNX Runtime", "openvino": "OpenVINO", "pytorch": "PyTorch"}.get(
         trf.get("runtime") or "", "–"
     )
+    if trf.get("packed"):
+        name += ", packed"
     return f"{name} ({model['variant']})" if model.get("variant") else name
 
 

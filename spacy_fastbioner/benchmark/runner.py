@@ -149,6 +149,7 @@ def describe(nlp: Language, trf: Optional[Any]) -> Dict[str, Any]:
             "vocab": int(config.vocab_size),
             "quantized": hf.is_int8 if in_runtime else is_quantized(hf),
             "runtime": RUNTIME_NAMES[hf.runtime] if in_runtime else "pytorch",
+            "packed": bool(in_runtime and hf.packed),
             "attention": None if in_runtime else getattr(config, "_attn_implementation", None),
             "max_batch_items": int(trf.cfg.get("max_batch_items", 0)),
         }
@@ -247,7 +248,12 @@ def benchmark_pipelines(
                 cand.pipe_seconds.append(seconds)
                 if raw is not None:
                     cand.raw_seconds.append(raw)
-                    real, padded = count_wordpieces(inputs)
+                    encoder: Any = cand.transformer
+                    real, padded = count_wordpieces(
+                        inputs,
+                        packed=bool(getattr(encoder, "packed", False)),
+                        max_width=getattr(encoder.config, "max_position_embeddings", None),
+                    )
                     cand.wordpieces[0] += real
                     cand.wordpieces[1] += padded
         if i + 1 == settings.warmup:

@@ -12,6 +12,7 @@ from spacy.language import Language
 from spacy.tokens import Doc
 
 from ..encoder_inputs import RawBatch
+from ..runtime.packing import pack_inputs
 
 Words = List[str]
 Spaces = List[bool]
@@ -57,13 +58,23 @@ def time_doc(nlp: Language, doc: Doc) -> float:
     return time.perf_counter() - start
 
 
-def count_wordpieces(batches: RawBatch) -> Tuple[int, int]:
-    """The real and the padded number of wordpieces in prepared batches.
+def count_wordpieces(batches: RawBatch, *, packed: bool = False, max_width: Optional[int] = None) -> Tuple[int, int]:
+    """The real and the computed (padded) number of wordpieces in prepared
+    batches.
 
+    packed (bool): The encoder packs its batches (runtime/packing.py): count
+        the positions of the packed rows.
+    max_width (Optional[int]): The packed rows' widest (position embeddings).
     RETURNS (Tuple[int, int]): (real, padded).
     """
     real = sum(int(kwargs["attention_mask"].sum()) for kwargs in batches)
-    padded = sum(int(kwargs["attention_mask"].numel()) for kwargs in batches)
+    if packed:
+        padded = sum(
+            pack_inputs(kwargs["input_ids"], kwargs["attention_mask"], max_width=max_width).inputs["input_ids"].size
+            for kwargs in batches
+        )
+    else:
+        padded = sum(int(kwargs["attention_mask"].numel()) for kwargs in batches)
     return real, padded
 
 

@@ -56,6 +56,11 @@ def export_cli(
         max=1.0,
         help="onnx: how much of the input range moves into the weights (0-1); openvino uses NNCF's own",
     ),
+    packed: bool = Opt(
+        False,
+        "--packed/--padded",
+        help="Lay the spans of a sub-batch end to end in rows of 128 wordpieces, each attending only to itself (less padding, fewer input shapes), or pad each to the longest",
+    ),
     verify: Optional[Path] = Opt(
         None,
         "--verify",
@@ -104,6 +109,7 @@ def export_cli(
             max_batch_items=max_batch_items,
             calibration=calibration_docs,
             smooth_alpha=smooth_alpha,
+            packed=packed,
         )
     except (OSError, ValueError) as err:
         msg.fail(f"Cannot export the pipeline {model!r}", str(err), exits=1)
@@ -113,6 +119,7 @@ def export_cli(
     sizes = f" ({before / 2**20:.1f} MB -> {after / 2**20:.1f} MB on disk)" if before and after else ""
     calibrated = "calibrated" if runtime == "openvino" else "smoothed"
     kind = f"int8, {calibrated} on {len(calibration_docs)} docs" if calibration_docs else ("int8" if int8 else "fp32")
+    kind += ", packed" if packed else ""
     msg.good(f"Saved the {runtime} {kind} pipeline to {output_path}{sizes}")
     if verify is not None:
         from ..benchmark.data import load_gold_docs

@@ -38,6 +38,7 @@ from . import onnx_model, openvino_model
 from .fast_forward import inference_forward
 from .onnx_model import OnnxTransformer, export_onnx, quantize_onnx
 from .openvino_model import OpenVinoTransformer, cache_capacity_properties, ir_bytes, onnx_to_ir, quantize_ir
+from .packing import check_packable, pack_inputs
 from .smoothing import DEFAULT_ALPHA, smooth_linear_inputs
 
 ONNX_ARCHITECTURE = "spacy_fastbioner.OnnxTransformerModel.v1"
@@ -207,6 +208,7 @@ def to_runtime_objects(
     per_channel: bool = True,
     calibration: Optional[Sequence[Dict[str, torch.Tensor]]] = None,
     smooth_alpha: float = DEFAULT_ALPHA,
+    packed: bool = False,
 ) -> HFObjects:
     """The Hugging Face objects with the PyTorch transformer exported to an
     inference runtime (and quantised to int8 if asked); the tokenizer is kept.
@@ -215,6 +217,8 @@ def to_runtime_objects(
     keyword inputs), a copy of the encoder has its Linear inputs smoothed
     (`smoothing.py`) first. OpenVINO: the ONNX export read by OpenVINO;
     int8 is NNCF's static quantisation and needs the calibration batches.
+    `packed`: the graph takes packed batches (packing.py), and OpenVINO
+    calibrates on the calibration batches packed.
     """
     if runtime not in RUNTIMES:
         raise ValueError(f"unknown runtime {runtime!r}: expected one of {RUNTIMES}")
@@ -227,10 +231,12 @@ def to_runtime_objects(
         )
     transformer = hf_model.transformer
     config = transformer.config
+    if packed:
+        check_packable(config)
     if runtime == "onnx" and calibration is not None:
         transformer = copy.deepcopy(transformer)
         smooth_linear_inputs(transformer, calibration, alpha=smooth_alpha)
-    model_bytes = export_onnx(transformer, example_inputs(hf_model.tokenizer))
+    model_bytes = export_onnx(transformer, example_inputs(hf_model.tokenizer), packed=packed)
     exported: RuntimeTransformer
     if runtime == "onnx":
         if int8:
@@ -239,7 +245,12 @@ def to_runtime_objects(
     else:
         ir = onnx_to_ir(model_bytes)
         if int8:
-            ir = quantize_ir(ir, cast(Sequence[Dict[str, torch.Tensor]], calibration))
+            feeds = cast(Sequence[Dict[str, Any]], calibration)
+            if packed:
+                feeds = [
+                    pack_inputs(b["input_ids"], b["attention_mask"], b.get("token_type_ids")).inputs for b in feeds
+                ]
+            ir = quantize_ir(ir, feeds)
         exported = OpenVinoTransformer(*ir_bytes(ir), config)
     return HFObjects(hf_model.tokenizer, exported, hf_model.vocab_file_contents)
 
@@ -258,6 +269,7 @@ def _build_runtime_model(
     int8: bool,
     per_channel: bool,
     properties: Optional[Dict[str, Any]] = None,
+    packed: bool = False,
 ) -> Model[List[Doc], FullTransformerBatch]:
     model = TransformerModel(name, get_spans, dict(tokenizer_config or {}), dict(transformer_config or {}))
     hf_objects = cast(Any, model.layers[0].shims[0])._hfmodel
@@ -275,7 +287,7 @@ def _build_runtime_model(
     # A module-level function, not a closure: spaCy's multiprocessing with
     # spawn pickles the pipeline, attrs included.
     model.attrs["set_transformer"] = partial(
-        set_runtime_transformer, runtime=runtime, int8=int8, per_channel=per_channel
+        set_runtime_transformer, runtime=runtime, int8=int8, per_channel=per_channel, packed=packed
     )
     return model
 
@@ -290,6 +302,7 @@ def build_onnx_transformer_model(
     grad_scaler_config: Optional[Dict[str, Any]] = None,
     int8: bool = True,
     per_channel: bool = True,
+    packed: bool = False,
 ) -> Model[List[Doc], FullTransformerBatch]:
     """A `spacy-transformers.TransformerModel.v3` whose encoder runs in ONNX
     Runtime, for inference on CPU. It cannot be trained. A saved pipeline
@@ -306,8 +319,12 @@ def build_onnx_transformer_model(
     grad_scaler_config (Optional[Dict[str, Any]]): Kept for compatibility with TransformerModel.v3 (no effect).
     int8 (bool): Quantise the Linear layers to int8 (dynamic quantisation) at export.
     per_channel (bool): One int8 scale per output channel rather than per matrix.
+    packed (bool): The graph takes packed batches (packing.py); what `export
+        --packed` made. A loaded graph is run as it was exported.
     """
-    return _build_runtime_model("onnx", name, get_spans, tokenizer_config, transformer_config, int8, per_channel)
+    return _build_runtime_model(
+        "onnx", name, get_spans, tokenizer_config, transformer_config, int8, per_channel, packed=packed
+    )
 
 
 @registry.architectures(OPENVINO_ARCHITECTURE)
@@ -320,6 +337,7 @@ def build_openvino_transformer_model(
     grad_scaler_config: Optional[Dict[str, Any]] = None,
     int8: bool = False,
     cache_capacity: Optional[int] = None,
+    packed: bool = False,
 ) -> Model[List[Doc], FullTransformerBatch]:
     """A `spacy-transformers.TransformerModel.v3` whose encoder runs in
     OpenVINO, for inference on CPU. It cannot be trained. A saved pipeline
@@ -340,22 +358,30 @@ def build_openvino_transformer_model(
         kernels compiled per input shape (`CPU_RUNTIME_CACHE_CAPACITY`);
         OpenVINO's default (5,000) when None. Smaller bounds the memory of a
         long run, and compiles again more of the shapes that come back.
+    packed (bool): The graph takes packed batches (packing.py); what `export
+        --packed` made. A loaded graph is run as it was exported.
     """
     properties = cache_capacity_properties(cache_capacity)
     return _build_runtime_model(
-        "openvino", name, get_spans, tokenizer_config, transformer_config, int8, True, properties
+        "openvino", name, get_spans, tokenizer_config, transformer_config, int8, True, properties, packed
     )
 
 
 def set_runtime_transformer(
-    model: Model, hf_model: HFObjects, *, runtime: str = "onnx", int8: bool = True, per_channel: bool = True
+    model: Model,
+    hf_model: HFObjects,
+    *,
+    runtime: str = "onnx",
+    int8: bool = True,
+    per_channel: bool = True,
+    packed: bool = False,
 ) -> None:
     """The model's `set_transformer` (called by `initialize`): the Hugging
     Face objects, exported to the runtime if they hold a PyTorch transformer."""
     if model.attrs["has_transformer"]:
         raise ValueError("Cannot set second transformer.")
     if not is_runtime_transformer(hf_model.transformer):
-        hf_model = to_runtime_objects(hf_model, runtime=runtime, int8=int8, per_channel=per_channel)
+        hf_model = to_runtime_objects(hf_model, runtime=runtime, int8=int8, per_channel=per_channel, packed=packed)
     cast(RuntimeShim, model.layers[0].shims[0]).set_transformer(hf_model)
     model.attrs["has_transformer"] = True
     model.set_dim("nO", hf_model.transformer.config.hidden_size)

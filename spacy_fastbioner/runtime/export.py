@@ -46,6 +46,7 @@ def export_pipeline(
     max_batch_items: Optional[int] = None,
     calibration: Optional[Sequence[Doc]] = None,
     smooth_alpha: float = DEFAULT_ALPHA,
+    packed: bool = False,
 ) -> Language:
     """A copy of a trained pipeline whose transformer runs in an inference
     runtime. The given pipeline is not changed.
@@ -64,6 +65,8 @@ def export_pipeline(
         Runtime smooths them before quantisation (`smoothing.py`; none when
         None); OpenVINO calibrates its static int8 on them (required).
     smooth_alpha (float): ONNX Runtime: the smoothing's migration strength, in [0, 1].
+    packed (bool): Export the encoder that takes packed batches (the spans
+        laid end to end in rows, packing.py): less padding, fewer shapes.
     RETURNS (Language): The exported pipeline.
     """
     if runtime not in RUNTIMES:
@@ -98,6 +101,7 @@ def export_pipeline(
     model_cfg["int8"] = int8
     if runtime == "onnx":
         model_cfg["per_channel"] = per_channel
+    model_cfg["packed"] = packed
     if max_batch_items is not None:
         config["components"][trf.name]["max_batch_items"] = max_batch_items
     # Keep a [distillation] block out: its references need not resolve at load.
@@ -115,6 +119,7 @@ def export_pipeline(
         per_channel=per_channel,
         calibration=batches,
         smooth_alpha=smooth_alpha,
+        packed=packed,
     )
     new_trf.model.attrs["set_transformer"](new_trf.model, hf_objects)
     meta: Dict[str, Any] = dict(nlp.meta)
@@ -125,6 +130,7 @@ def export_pipeline(
         "runtime": runtime,
         "quantized": None if not int8 else ("qint8" if runtime == "onnx" else "qint8-static"),
         "smoothing": _smoothing_meta(runtime, calibration, smooth_alpha),
+        "packed": packed,
     }
     requirements = list(meta.get("requirements") or [])
     for dist, requirement in runtime_requirements(runtime).items():

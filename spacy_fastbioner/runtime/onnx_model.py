@@ -29,6 +29,8 @@ import torch
 from transformers import PretrainedConfig
 from transformers.modeling_outputs import BaseModelOutput
 
+from .packing import PackedEncoder, is_packed, pack_inputs, packed_input_names, run_packed
+
 FORMAT = "spacy_fastbioner.onnx.v1"
 # ONNX opset of the export: 17 has LayerNormalization, which ORT fuses.
 OPSET = 17
@@ -112,8 +114,18 @@ class OnnxTransformer:
                 n += int(numpy.prod(init.dims))
         return n
 
+    @property
+    def packed(self) -> bool:
+        """Whether the graph takes packed batches (packing.py; `export --packed`)."""
+        return is_packed(self.input_names)
+
     def __call__(self, **inputs: Any) -> BaseModelOutput:
         session = self.session
+        if self.packed:
+            hidden = run_packed(
+                lambda feed: session.run([OUTPUT_NAME], feed)[0], self.input_names, inputs, _max_width(self.config)
+            )
+            return BaseModelOutput(last_hidden_state=cast(torch.FloatTensor, torch.from_numpy(hidden)))
         feed = {name: _as_int64(inputs[name]) for name in self.input_names if name in inputs}
         missing = [name for name in self.input_names if name not in feed]
         if missing:
@@ -141,6 +153,11 @@ class OnnxTransformer:
 
         config = AutoConfig.for_model(**state["config"])
         self.__init__(state["model_bytes"], config)  # type: ignore[misc]
+
+
+def _max_width(config: PretrainedConfig) -> Optional[int]:
+    """The widest packed rows a model takes: its position embeddings."""
+    return getattr(config, "max_position_embeddings", None)
 
 
 def _is_quant_param(name: str) -> bool:
@@ -186,25 +203,37 @@ class _LastHiddenState(torch.nn.Module):
         return self.model(**dict(zip(self.input_names, args))).last_hidden_state
 
 
-def export_onnx(model: torch.nn.Module, example_inputs: Dict[str, torch.Tensor]) -> bytes:
+def export_onnx(model: torch.nn.Module, example_inputs: Dict[str, torch.Tensor], *, packed: bool = False) -> bytes:
     """Export a Hugging Face encoder (fp32) to ONNX with dynamic batch and
     sequence axes, through torch's TorchScript exporter.
 
     model (torch.nn.Module): The encoder, e.g. a `BertModel`.
     example_inputs (Dict[str, torch.Tensor]): Its keyword inputs for one batch
         (input_ids, attention_mask and, where the model takes them, token_type_ids).
+    packed (bool): Export the graph that takes packed batches (packing.py):
+        input_ids, segment_ids, position_ids (and token_type_ids).
     RETURNS (bytes): The ONNX model.
     """
     model.eval()
-    names = list(example_inputs)
-    args = tuple(example_inputs[name].to(torch.int64) for name in names)
+    module: torch.nn.Module
+    if packed:
+        names = packed_input_names(example_inputs)
+        batch = pack_inputs(
+            example_inputs["input_ids"], example_inputs["attention_mask"], example_inputs.get("token_type_ids")
+        )
+        args = tuple(torch.from_numpy(batch.inputs[name]) for name in names)
+        module = PackedEncoder(model, names)
+    else:
+        names = list(example_inputs)
+        args = tuple(example_inputs[name].to(torch.int64) for name in names)
+        module = _LastHiddenState(model, names)
     buffer = BytesIO()
     with warnings.catch_warnings(), torch.no_grad():
         # The TorchScript exporter and its tracer warn about deprecation and
         # about Python control flow that is fixed for an encoder.
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            _LastHiddenState(model, names),
+            module,
             args,
             cast(Any, buffer),  # a file object works as well as a path
             dynamo=False,

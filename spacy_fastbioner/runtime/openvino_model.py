@@ -29,7 +29,8 @@ import torch
 from transformers import PretrainedConfig
 from transformers.modeling_outputs import BaseModelOutput
 
-from .onnx_model import _as_int64
+from .onnx_model import _as_int64, _max_width
+from .packing import is_packed, run_packed
 
 FORMAT = "spacy_fastbioner.openvino.v1"
 # Compiled models inherited through fork, kept alive (see the module docstring).
@@ -122,16 +123,29 @@ class OpenVinoTransformer:
             n += size if size > 1 else 0
         return n
 
+    @property
+    def packed(self) -> bool:
+        """Whether the graph takes packed batches (packing.py; `export --packed`)."""
+        return is_packed(self.input_names)
+
     def __call__(self, **inputs: Any) -> BaseModelOutput:
         request = self.request
+        if self.packed:
+            hidden = run_packed(
+                lambda feed: self._infer(request, feed), self.input_names, inputs, _max_width(self.config)
+            )
+            return BaseModelOutput(last_hidden_state=cast(torch.FloatTensor, torch.from_numpy(hidden)))
         missing = [name for name in self.input_names if name not in inputs]
         if missing:
             raise ValueError(f"the OpenVINO transformer needs the inputs {missing}, got {sorted(inputs)}")
         feed = {name: _as_int64(inputs[name]) for name in self.input_names}
+        return BaseModelOutput(last_hidden_state=cast(torch.FloatTensor, torch.from_numpy(self._infer(request, feed))))
+
+    @staticmethod
+    def _infer(request: Any, feed: Dict[str, Any]) -> numpy.ndarray:
         # share_outputs=False copies the output out of the request's buffer,
         # which the next call reuses while docs still hold this one.
-        result = request.infer(feed, share_inputs=True, share_outputs=False)
-        return BaseModelOutput(last_hidden_state=cast(torch.FloatTensor, torch.from_numpy(result[0])))
+        return request.infer({k: _as_int64(v) for k, v in feed.items()}, share_inputs=True, share_outputs=False)[0]
 
     def payload(self) -> Dict[str, bytes]:
         """The bytes the transformer's shim stores."""
