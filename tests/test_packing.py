@@ -6,11 +6,13 @@ import pytest
 import torch
 from transformers import BertConfig, BertModel, RobertaConfig
 
+from spacy_fastbioner.runtime import PACKED_BY_DEFAULT
 from spacy_fastbioner.runtime.packing import (
     PACK_WIDTH,
     PackedEncoder,
     check_packable,
     first_fit,
+    is_packable,
     pack_inputs,
     packed_input_names,
     row_width,
@@ -58,6 +60,18 @@ def test_row_width():
     assert row_width(300, max_width=256) == 300  # the spans must fit
     assert row_width(100, max_width=64) == 100
     assert row_width(60, max_width=100) == 100
+    # A batch that fits in one row gets a row of its size (multiple of 16).
+    assert row_width(10, total=17) == 32 and row_width(3, total=3) == 16
+    assert row_width(100, total=129) == PACK_WIDTH
+
+
+def test_a_small_batch_is_one_narrow_row():
+    ids = numpy.ones((2, 10), dtype="int64")
+    mask = numpy.ones((2, 10), dtype="int64")
+    mask[1, 7:] = 0
+    batch = pack_inputs(ids, mask)
+    assert batch.inputs["input_ids"].shape == (1, 32)
+    assert batch.inputs["segment_ids"][0].tolist() == [1] * 10 + [2] * 7 + [0] * 15
 
 
 @pytest.mark.parametrize("left", [False, True])
@@ -126,6 +140,8 @@ def test_packed_bert_equals_padded_bert(seed):
 
 
 def test_only_bert_models_are_packed():
+    assert is_packable(BertConfig()) and not is_packable(RobertaConfig())
+    assert PACKED_BY_DEFAULT == {"onnx": False, "openvino": True}
     check_packable(BertConfig())
     with pytest.raises(ValueError, match="--padded"):
         check_packable(RobertaConfig())

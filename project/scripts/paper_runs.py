@@ -31,6 +31,8 @@ VARIANT_COMMANDS = {
     "int8": "int8-seed",
     # Not a training run either: the dynamic-KD student of the seed in OpenVINO's static int8.
     "openvino": "openvino-seed",
+    # The same, with packed batches (the project's fast student).
+    "openvino-packed": "openvino-packed-seed",
 }
 TEACHER_STEPS = (
     "assets-local",

@@ -168,8 +168,10 @@ def build_paper_shape_pipelines(
         from ..testing import synthetic_sentences
 
         docs = [Doc(student.vocab, words=words) for words, _ in synthetic_sentences(CALIBRATION_SENTENCES, seed=seed)]
-        pipelines["student-openvino"] = export_pipeline(student, runtime="openvino", int8=False)
-        pipelines["student-openvino-int8"] = export_pipeline(student, runtime="openvino", int8=True, calibration=docs)
+        pipelines["student-openvino"] = export_pipeline(student, runtime="openvino", int8=False, packed=False)
+        pipelines["student-openvino-int8"] = export_pipeline(
+            student, runtime="openvino", int8=True, calibration=docs, packed=False
+        )
         pipelines["student-openvino-int8-packed"] = export_pipeline(
             student, runtime="openvino", int8=True, calibration=docs, packed=True
         )

@@ -56,10 +56,10 @@ def export_cli(
         max=1.0,
         help="onnx: how much of the input range moves into the weights (0-1); openvino uses NNCF's own",
     ),
-    packed: bool = Opt(
-        False,
+    packed: Optional[bool] = Opt(
+        None,
         "--packed/--padded",
-        help="Lay the spans of a sub-batch end to end in rows of 128 wordpieces, each attending only to itself (less padding, fewer input shapes), or pad each to the longest",
+        help="Lay the spans of a sub-batch end to end in rows of 128 wordpieces, each attending only to itself (less padding, fewer input shapes; BERT models), or pad each to the longest; when unset, packed for openvino and padded for onnx",
     ),
     verify: Optional[Path] = Opt(
         None,
@@ -119,7 +119,7 @@ def export_cli(
     sizes = f" ({before / 2**20:.1f} MB -> {after / 2**20:.1f} MB on disk)" if before and after else ""
     calibrated = "calibrated" if runtime == "openvino" else "smoothed"
     kind = f"int8, {calibrated} on {len(calibration_docs)} docs" if calibration_docs else ("int8" if int8 else "fp32")
-    kind += ", packed" if packed else ""
+    kind += ", packed" if exported.meta["fastbioner"]["packed"] else ""
     msg.good(f"Saved the {runtime} {kind} pipeline to {output_path}{sizes}")
     if verify is not None:
         from ..benchmark.data import load_gold_docs

@@ -16,13 +16,14 @@ from .architecture import (
     build_openvino_transformer_model,
     is_runtime_transformer,
 )
-from .export import N_CALIBRATION, export_pipeline, runtime_requirements
+from .export import N_CALIBRATION, PACKED_BY_DEFAULT, export_pipeline, runtime_requirements
 from .onnx_model import OnnxTransformer, export_onnx, quantize_onnx
 from .openvino_model import OpenVinoTransformer
 
 __all__ = [
     "ARCHITECTURES",
     "N_CALIBRATION",
+    "PACKED_BY_DEFAULT",
     "ONNX_ARCHITECTURE",
     "OPENVINO_ARCHITECTURE",
     "RUNTIMES",

@@ -18,6 +18,7 @@ from spacy.util import load_model_from_config
 from ..encoder_inputs import encoder_inputs
 from ..transformer import find_transformer
 from .architecture import ARCHITECTURES, RUNTIMES, to_runtime_objects
+from .packing import is_packable
 from .smoothing import DEFAULT_ALPHA
 
 SOURCE_ARCHITECTURE = "spacy-transformers.TransformerModel.v3"
@@ -25,6 +26,11 @@ SOURCE_ARCHITECTURE = "spacy-transformers.TransformerModel.v3"
 # the calibration docs). OpenVINO's static ranges lost least F on the
 # NCBI-disease dev set with 1,024 (README: Fast inference).
 N_CALIBRATION = {"onnx": 512, "openvino": 1024}
+# Whether a runtime's export packs its batches by default (BERT models only).
+# OpenVINO compiles kernels per input shape and packing leaves few shapes: its
+# int8 NCBI student ran 1.3x faster packed; ONNX Runtime gained nothing
+# (README: Fast inference, benchmarks/NCBI-disease-s9).
+PACKED_BY_DEFAULT = {"onnx": False, "openvino": True}
 
 
 def runtime_requirements(runtime: str) -> Dict[str, str]:
@@ -46,7 +52,7 @@ def export_pipeline(
     max_batch_items: Optional[int] = None,
     calibration: Optional[Sequence[Doc]] = None,
     smooth_alpha: float = DEFAULT_ALPHA,
-    packed: bool = False,
+    packed: Optional[bool] = None,
 ) -> Language:
     """A copy of a trained pipeline whose transformer runs in an inference
     runtime. The given pipeline is not changed.
@@ -65,8 +71,10 @@ def export_pipeline(
         Runtime smooths them before quantisation (`smoothing.py`; none when
         None); OpenVINO calibrates its static int8 on them (required).
     smooth_alpha (float): ONNX Runtime: the smoothing's migration strength, in [0, 1].
-    packed (bool): Export the encoder that takes packed batches (the spans
-        laid end to end in rows, packing.py): less padding, fewer shapes.
+    packed (Optional[bool]): Export the encoder that takes packed batches
+        (the spans laid end to end in rows, packing.py): less padding, fewer
+        input shapes. When None: the runtime's default (`PACKED_BY_DEFAULT`)
+        for BERT models, padded for others.
     RETURNS (Language): The exported pipeline.
     """
     if runtime not in RUNTIMES:
@@ -90,6 +98,10 @@ def export_pipeline(
     if runtime == "openvino" and int8 and calibration is None:
         raise ValueError(
             "OpenVINO's int8 is static: give training docs to calibrate it on (--calibration TRAIN), or export --fp32"
+        )
+    if packed is None:
+        packed = PACKED_BY_DEFAULT[runtime] and is_packable(
+            cast(Any, trf.model.layers[0].shims[0])._hfmodel.transformer.config
         )
     batches = None
     if calibration is not None:

@@ -25,6 +25,9 @@ import torch
 # as long as they are, rounded up to a multiple of WIDTH_STEP.
 PACK_WIDTH = 128
 WIDTH_STEP = 64
+# A batch that fits in one row gets a row of its own size, rounded up to this
+# (one short doc is not padded to PACK_WIDTH).
+NARROW_STEP = 16
 # Model types whose encoder takes a (batch, query, key) attention mask and
 # numbers positions from 0 by column, so that packing is exact (RoBERTa
 # numbers them after its padding index; DistilBERT takes no position ids).
@@ -57,12 +60,18 @@ class PackedBatch:
         return int(self.inputs["input_ids"].shape[1])
 
 
-def row_width(longest: int, width: int = PACK_WIDTH, max_width: Optional[int] = None) -> int:
+def row_width(
+    longest: int, width: int = PACK_WIDTH, max_width: Optional[int] = None, total: Optional[int] = None
+) -> int:
     """The width of the rows for spans of at most `longest` wordpieces: `width`,
     or `longest` rounded up to a multiple of `WIDTH_STEP`; at most `max_width`
     (the model's position embeddings: its graph may be bounded to them) where
-    the spans fit."""
-    rows = max(width, -(-longest // WIDTH_STEP) * WIDTH_STEP)
+    the spans fit. Spans of `total` wordpieces that fit in one row of `width`
+    get one row of `total` rounded up to a multiple of `NARROW_STEP`."""
+    if total is not None and total <= width:
+        rows = max(NARROW_STEP, -(-total // NARROW_STEP) * NARROW_STEP)
+    else:
+        rows = max(width, -(-longest // WIDTH_STEP) * WIDTH_STEP)
     return max(longest, min(rows, max_width)) if max_width else rows
 
 
@@ -86,10 +95,15 @@ def first_fit(lengths: List[int], width: int) -> List[Tuple[int, int]]:
     return places
 
 
+def is_packable(config: Any) -> bool:
+    """Whether packing is exact for a model (by its Hugging Face config)."""
+    return getattr(config, "model_type", None) in PACKABLE_MODEL_TYPES
+
+
 def check_packable(config: Any) -> None:
     """Refuse, with the reason, a model that packing would change."""
     model_type = getattr(config, "model_type", None)
-    if model_type not in PACKABLE_MODEL_TYPES:
+    if not is_packable(config):
         raise ValueError(
             f"packed batches are exact for {', '.join(PACKABLE_MODEL_TYPES)} models only "
             f"(3D attention masks, positions numbered from 0), not {model_type!r}: export it padded (--padded)"
@@ -122,7 +136,7 @@ def pack_inputs(
         )
     n_spans, length = ids.shape
     lengths = mask.sum(axis=1)
-    width = row_width(int(lengths.max()) if n_spans else 0, width, max_width)
+    width = row_width(int(lengths.max()) if n_spans else 0, width, max_width, total=int(lengths.sum()))
     places = first_fit(lengths.tolist(), width)
     rows = numpy.asarray([p[0] for p in places], dtype="int64")
     offsets = numpy.asarray([p[1] for p in places], dtype="int64")
