@@ -1,6 +1,7 @@
 """Compare NNCF's options for OpenVINO's static int8 export on the DEV set:
 each option exports the dynamic-KD students of some seeds (`export_pipeline`
-with runtime="openvino", sub-batches of 512 padded tokens) and scores them
+with runtime="openvino", sub-batches of 512 padded tokens, padded unless
+--packed, as in the recorded run) and scores them
 on the dev docs (gold tokens). It chose the export's calibration size
 (`runtime.N_CALIBRATION`); the test set is scored only for the chosen one
 (`spacy project run openvino-seed`).
@@ -51,6 +52,9 @@ def main(
     corpus: str = typer.Option("NCBI-disease", "--corpus", help="Corpus of training/<corpus>/student-dynamic-seed<k>"),
     seeds: str = typer.Option("1,2,3", "--seeds", help="Seeds of the dynamic-KD students"),
     threads: int = typer.Option(1, "--threads", help="torch / OpenVINO threads"),
+    packed: bool = typer.Option(
+        False, "--packed/--padded", help="Export packed batches (the study's recorded run: padded)"
+    ),
     output: Optional[Path] = typer.Option(None, "--output", help="JSON with the dev F of each option and seed"),
     # fmt: on
 ) -> None:
@@ -73,11 +77,11 @@ def main(
             for seed in [int(s) for s in seeds.split(",")]:
                 nlp = load_pipeline(Path("training") / corpus / f"student-dynamic-seed{seed}" / "model-best")
                 if option == "fp32":
-                    exported = export_pipeline(nlp, runtime="openvino", int8=False, max_batch_items=512)
+                    exported = export_pipeline(nlp, runtime="openvino", int8=False, max_batch_items=512, packed=packed)
                 else:
                     docs = load_gold_docs(train, nlp.vocab)[: 1024 if option == "n1024" else 512]
                     exported = export_pipeline(
-                        nlp, runtime="openvino", int8=True, calibration=docs, max_batch_items=512
+                        nlp, runtime="openvino", int8=True, calibration=docs, max_batch_items=512, packed=packed
                     )
                 accuracy, _ = score(exported, load_gold_docs(dev, exported.vocab), 64)
                 results[option][seed] = 100 * accuracy["f"]
