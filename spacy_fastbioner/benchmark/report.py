@@ -134,7 +134,8 @@ def _threads(env: Dict[str, Any]) -> str:
 def plot(results: Dict[str, Any], path: Path) -> Path:
     """A speed/accuracy plot: F1 against words/sec (log scale) with the 95%
     intervals, the second pass (every shape seen) as a cross and each
-    transformer's raw forward pass as a hollow marker on the same line. Without accuracy, a bar chart of words/sec.
+    transformer's raw forward pass as a hollow marker on the same line.
+    Without accuracy, a bar chart of words/sec.
 
     RETURNS (Path): The PNG file.
     """

@@ -35,6 +35,7 @@ from ..encoder_inputs import fresh_docs, raw_batches
 from ..loading import load_pipeline
 from ..quantize import is_quantized
 from ..runtime.architecture import is_runtime_transformer
+from ..runtime.packing import max_row_width
 from ..threads import set_threads
 from ..transformer import count_parameters, find_transformer, hf_model
 from .cpu import cpu_info
@@ -252,7 +253,7 @@ def benchmark_pipelines(
                     real, padded = count_wordpieces(
                         inputs,
                         packed=bool(getattr(encoder, "packed", False)),
-                        max_width=getattr(encoder.config, "max_position_embeddings", None),
+                        max_width=max_row_width(encoder.config),
                     )
                     cand.wordpieces[0] += real
                     cand.wordpieces[1] += padded

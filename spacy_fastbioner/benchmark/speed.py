@@ -12,7 +12,7 @@ from spacy.language import Language
 from spacy.tokens import Doc
 
 from ..encoder_inputs import RawBatch
-from ..runtime.packing import pack_inputs
+from ..runtime.packing import pack_batch
 
 Words = List[str]
 Spaces = List[bool]
@@ -69,10 +69,7 @@ def count_wordpieces(batches: RawBatch, *, packed: bool = False, max_width: Opti
     """
     real = sum(int(kwargs["attention_mask"].sum()) for kwargs in batches)
     if packed:
-        padded = sum(
-            pack_inputs(kwargs["input_ids"], kwargs["attention_mask"], max_width=max_width).inputs["input_ids"].size
-            for kwargs in batches
-        )
+        padded = sum(pack_batch(kwargs, max_width).inputs["input_ids"].size for kwargs in batches)
     else:
         padded = sum(int(kwargs["attention_mask"].numel()) for kwargs in batches)
     return real, padded

@@ -38,7 +38,7 @@ from . import onnx_model, openvino_model
 from .fast_forward import inference_forward
 from .onnx_model import OnnxTransformer, export_onnx, quantize_onnx
 from .openvino_model import OpenVinoTransformer, cache_capacity_properties, ir_bytes, onnx_to_ir, quantize_ir
-from .packing import check_packable, pack_inputs
+from .packing import check_packable, max_row_width, pack_batch
 from .smoothing import DEFAULT_ALPHA, smooth_linear_inputs
 
 ONNX_ARCHITECTURE = "spacy_fastbioner.OnnxTransformerModel.v1"
@@ -247,9 +247,7 @@ def to_runtime_objects(
         if int8:
             feeds = cast(Sequence[Dict[str, Any]], calibration)
             if packed:
-                feeds = [
-                    pack_inputs(b["input_ids"], b["attention_mask"], b.get("token_type_ids")).inputs for b in feeds
-                ]
+                feeds = [pack_batch(b, max_row_width(config)).inputs for b in feeds]
             ir = quantize_ir(ir, feeds)
         exported = OpenVinoTransformer(*ir_bytes(ir), config)
     return HFObjects(hf_model.tokenizer, exported, hf_model.vocab_file_contents)

@@ -99,10 +99,9 @@ def export_pipeline(
         raise ValueError(
             "OpenVINO's int8 is static: give training docs to calibrate it on (--calibration TRAIN), or export --fp32"
         )
+    source = cast(Any, trf.model.layers[0].shims[0])._hfmodel
     if packed is None:
-        packed = PACKED_BY_DEFAULT[runtime] and is_packable(
-            cast(Any, trf.model.layers[0].shims[0])._hfmodel.transformer.config
-        )
+        packed = PACKED_BY_DEFAULT[runtime] and is_packable(source.transformer.config)
     batches = None
     if calibration is not None:
         # NNCF's ranges include padded positions and it calibrates per batch:
@@ -125,7 +124,7 @@ def export_pipeline(
     if max_batch_items is not None:
         new_trf.cfg["max_batch_items"] = max_batch_items
     hf_objects = to_runtime_objects(
-        cast(Any, trf.model.layers[0].shims[0])._hfmodel,
+        source,
         runtime=runtime,
         int8=int8,
         per_channel=per_channel,

@@ -29,7 +29,7 @@ import torch
 from transformers import PretrainedConfig
 from transformers.modeling_outputs import BaseModelOutput
 
-from .packing import PackedEncoder, is_packed, pack_inputs, packed_input_names, run_packed
+from .packing import PackedEncoder, is_packed, max_row_width, pack_batch, packed_input_names, run_packed
 
 FORMAT = "spacy_fastbioner.onnx.v1"
 # ONNX opset of the export: 17 has LayerNormalization, which ORT fuses.
@@ -123,7 +123,7 @@ class OnnxTransformer:
         session = self.session
         if self.packed:
             hidden = run_packed(
-                lambda feed: session.run([OUTPUT_NAME], feed)[0], self.input_names, inputs, _max_width(self.config)
+                lambda feed: session.run([OUTPUT_NAME], feed)[0], self.input_names, inputs, max_row_width(self.config)
             )
             return BaseModelOutput(last_hidden_state=cast(torch.FloatTensor, torch.from_numpy(hidden)))
         feed = {name: _as_int64(inputs[name]) for name in self.input_names if name in inputs}
@@ -153,11 +153,6 @@ class OnnxTransformer:
 
         config = AutoConfig.for_model(**state["config"])
         self.__init__(state["model_bytes"], config)  # type: ignore[misc]
-
-
-def _max_width(config: PretrainedConfig) -> Optional[int]:
-    """The widest packed rows a model takes: its position embeddings."""
-    return getattr(config, "max_position_embeddings", None)
 
 
 def _is_quant_param(name: str) -> bool:
@@ -218,9 +213,7 @@ def export_onnx(model: torch.nn.Module, example_inputs: Dict[str, torch.Tensor],
     module: torch.nn.Module
     if packed:
         names = packed_input_names(example_inputs)
-        batch = pack_inputs(
-            example_inputs["input_ids"], example_inputs["attention_mask"], example_inputs.get("token_type_ids")
-        )
+        batch = pack_batch(example_inputs)
         args = tuple(torch.from_numpy(batch.inputs[name]) for name in names)
         module = PackedEncoder(model, names)
     else:

@@ -29,8 +29,8 @@ import torch
 from transformers import PretrainedConfig
 from transformers.modeling_outputs import BaseModelOutput
 
-from .onnx_model import _as_int64, _max_width
-from .packing import is_packed, run_packed
+from .onnx_model import _as_int64
+from .packing import is_packed, max_row_width, run_packed
 
 FORMAT = "spacy_fastbioner.openvino.v1"
 # Compiled models inherited through fork, kept alive (see the module docstring).
@@ -74,7 +74,7 @@ class OpenVinoTransformer:
         self._key: Optional[Tuple[int, int]] = None
         self.input_names: List[str] = []
         # Read now, so that bad bytes fail at load time with a clear error.
-        self._model = bound_sequence_length(read_ir(xml, weights), getattr(config, "max_position_embeddings", None))
+        self._model = bound_sequence_length(read_ir(xml, weights), max_row_width(config))
         self.input_names = [port.get_any_name() for port in self._model.inputs]
 
     @property
@@ -132,7 +132,7 @@ class OpenVinoTransformer:
         request = self.request
         if self.packed:
             hidden = run_packed(
-                lambda feed: self._infer(request, feed), self.input_names, inputs, _max_width(self.config)
+                lambda feed: self._infer(request, feed), self.input_names, inputs, max_row_width(self.config)
             )
             return BaseModelOutput(last_hidden_state=cast(torch.FloatTensor, torch.from_numpy(hidden)))
         missing = [name for name in self.input_names if name not in inputs]

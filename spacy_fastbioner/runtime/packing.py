@@ -162,6 +162,19 @@ def pack_inputs(
     return PackedBatch(inputs=inputs, source=source, target=target, shape=(n_spans, length))
 
 
+def pack_batch(inputs: Dict[str, Any], max_width: Optional[int] = None) -> PackedBatch:
+    """`pack_inputs` for a padded batch's keyword inputs (input_ids,
+    attention_mask and, if there, token_type_ids)."""
+    if "attention_mask" not in inputs or "input_ids" not in inputs:
+        raise ValueError(f"the packed transformer needs input_ids and attention_mask, got {sorted(inputs)}")
+    return pack_inputs(inputs["input_ids"], inputs["attention_mask"], inputs.get("token_type_ids"), max_width=max_width)
+
+
+def max_row_width(config: Any) -> Optional[int]:
+    """The widest packed rows a model takes: its position embeddings."""
+    return getattr(config, "max_position_embeddings", None)
+
+
 def unpack_output(hidden: numpy.ndarray, batch: PackedBatch) -> numpy.ndarray:
     """The packed encoder's (rows, width, hidden) output in the padded
     (spans, length, hidden) layout; padding positions are zeros."""
@@ -204,11 +217,7 @@ def run_packed(
     """Call a packed graph with a padded batch's keyword inputs: pack, run
     `run` on the inputs the graph takes, unpack its (rows, width, hidden)
     output to (spans, length, hidden)."""
-    if "attention_mask" not in inputs or "input_ids" not in inputs:
-        raise ValueError(f"the packed transformer needs input_ids and attention_mask, got {sorted(inputs)}")
-    batch = pack_inputs(
-        inputs["input_ids"], inputs["attention_mask"], inputs.get("token_type_ids"), max_width=max_width
-    )
+    batch = pack_batch(inputs, max_width)
     missing = [name for name in input_names if name not in batch.inputs]
     if missing:
         raise ValueError(f"the packed transformer needs the inputs {missing}, got {sorted(inputs)}")
