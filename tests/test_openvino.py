@@ -21,6 +21,7 @@ from spacy_fastbioner.cli import fastbioner_cli  # noqa: E402
 from spacy_fastbioner.runtime import (  # noqa: E402
     ONNX_ARCHITECTURE,
     OPENVINO_ARCHITECTURE,
+    PACKED_MAX_BATCH_ITEMS,
     OpenVinoTransformer,
     export_pipeline,
 )
@@ -284,6 +285,11 @@ def test_export_cli(trained, tmp_path):
     assert "openvino fp32, packed" in " ".join(result.output.split())
     assert "0 of 30 docs with other entities" in " ".join(result.output.split())
     assert find_transformer(spacy.load(tmp_path / "packed")).model.transformer.packed
+    # Without --max-batch-items, a packed export takes larger sub-batches; a padded one keeps the source's.
+    assert spacy.load(tmp_path / "packed").get_pipe("transformer").cfg["max_batch_items"] == PACKED_MAX_BATCH_ITEMS
+    source_items = trained.get_pipe("transformer").cfg["max_batch_items"]
+    assert source_items != PACKED_MAX_BATCH_ITEMS
+    assert spacy.load(tmp_path / "out32").get_pipe("transformer").cfg["max_batch_items"] == source_items
 
 
 def test_benchmark_rows(trained, exported, tmp_path):
@@ -297,10 +303,19 @@ def test_benchmark_rows(trained, exported, tmp_path):
         ("openvino-int8", str(exported["int8"])),
         ("packed", str(exported["packed"])),
     ]
-    settings = BenchmarkSettings(batch_size=8, n_batches=2, warmup=1, n_latency=2, memory=False)
+    settings = BenchmarkSettings(
+        batch_size=8, n_batches=2, warmup=1, n_latency=2, memory=False, max_batch_items=96, packed_batch_items=384
+    )
     results = benchmark_threads(models, data, settings, [1, 2], log=lambda _: None)
     rows = {m["name"]: m for m in results["models"]}
     assert set(rows) == {f"{name} ({n}t)" for name, _ in models for n in (1, 2)}
+    # Sub-batches: the packed transformer takes packed_batch_items, the padded ones max_batch_items.
+    assert {name: row["transformer"]["max_batch_items"] for name, row in rows.items() if "1t" in name} == {
+        "pytorch (1t)": 96,
+        "openvino (1t)": 96,
+        "openvino-int8 (1t)": 96,
+        "packed (1t)": 384,
+    }
     for name, row in rows.items():
         assert row["transformer"]["runtime"] == ("pytorch" if name.startswith("pytorch") else "openvino")
         assert row["speed"]["raw_forward_words_per_sec"]["median"] > 0
@@ -318,6 +333,8 @@ def test_benchmark_rows(trained, exported, tmp_path):
     table = markdown_table(results)
     assert "| openvino-int8 (2t) | OpenVINO | 2 |" in table and "OpenVINO 20" in table
     assert "| packed (1t) | OpenVINO, packed | 1 |" in table
+    assert "Sub-batches (max_batch_items): 96 for pytorch (1t), openvino (1t)," in table
+    assert "; 384 for packed (1t), packed (2t)." in table
 
 
 def test_paper_shape_openvino_rows(tiny_bert, tmp_path):

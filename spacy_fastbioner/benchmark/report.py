@@ -103,6 +103,7 @@ def markdown_table(results: Dict[str, Any]) -> str:
         + (f", OpenVINO {env['openvino']}" if env.get("openvino") else "")
         + ".",
         f"CPU: {describe_cpu(env['cpu'])}." if env.get("cpu") else "CPU: not recorded.",
+        _batch_items_note(results["models"]),
         "Words/s: median over batches (95% bootstrap interval of the median); × "
         f"{reference}: median of the per-batch ratios. Raw forward: the Hugging Face model alone "
         "on the same wordpiece batches (torch.inference_mode), in the model's own runtime, after the "
@@ -112,6 +113,21 @@ def markdown_table(results: Dict[str, Any]) -> str:
         f"Peak RSS Δ: {results['methods']['memory']}.",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _batch_items_note(models: List[Dict[str, Any]]) -> str:
+    """Each transformer's `max_batch_items` (its sub-batches per call), by value."""
+    names: Dict[int, List[str]] = {}
+    for model in models:
+        items = (model.get("transformer") or {}).get("max_batch_items")
+        if items and model["name"] not in names.setdefault(items, []):
+            names[items].append(model["name"])
+    if not names:
+        return "Sub-batches: no transformer."
+    if len(names) == 1:
+        return f"Sub-batches (max_batch_items): {next(iter(names))} for every model."
+    parts = [f"{items} for {', '.join(n)}" for items, n in sorted(names.items())]
+    return f"Sub-batches (max_batch_items): {'; '.join(parts)}."
 
 
 def _runtime(model: Dict[str, Any]) -> str:

@@ -65,9 +65,12 @@ class BenchmarkSettings:
     n_batches (int): Timed batches per model, after the warm-up.
     warmup (int): Batches per model run first and not counted.
     threads (Optional[int]): `torch.set_num_threads`; torch's default when None.
-    max_batch_items (Optional[int]): Set every transformer component's
+    max_batch_items (Optional[int]): Set every padded transformer's
         `max_batch_items` (the padded size of the length-sorted sub-batches that
         `Transformer.pipe` cuts a batch into); as saved when None.
+    packed_batch_items (Optional[int]): The same for every packed transformer
+        (runtime/packing.py), which computes no padding, so that its best size
+        is larger (fewer calls); as saved when None.
     n_latency (int): Docs annotated one at a time for the ms/doc percentiles.
     repeat (bool): Time the same batches a second time, after every model has
         annotated each of them once (the "shapes seen" figures).
@@ -83,6 +86,7 @@ class BenchmarkSettings:
     warmup: int = 3
     threads: Optional[int] = None
     max_batch_items: Optional[int] = None
+    packed_batch_items: Optional[int] = None
     n_latency: int = 50
     repeat: bool = True
     accuracy: bool = True
@@ -161,6 +165,15 @@ def describe(nlp: Language, trf: Optional[Any]) -> Dict[str, Any]:
     return info
 
 
+def _batch_items(settings: BenchmarkSettings, trf: Any) -> Optional[int]:
+    """The `max_batch_items` that the settings give a transformer component
+    (None: keep its own)."""
+    if trf is None:
+        return None
+    packed = bool(getattr(hf_model(trf), "packed", False))
+    return settings.packed_batch_items if packed else settings.max_batch_items
+
+
 def score(nlp: Language, gold: List[Doc], batch_size: int) -> Tuple[Dict[str, Any], float]:
     """Annotate every doc (gold tokens) and score the entities.
 
@@ -222,8 +235,9 @@ def benchmark_pipelines(
             if trf is None:
                 raise ValueError(f"{name}: the {variant!r} variant needs a transformer pipeline")
             apply_torch_variant(nlp, trf, variant)
-        if trf is not None and settings.max_batch_items:
-            trf.cfg["max_batch_items"] = settings.max_batch_items
+        batch_items = _batch_items(settings, trf)
+        if trf is not None and batch_items:
+            trf.cfg["max_batch_items"] = batch_items
         candidates.append(_Candidate(name, str(path), nlp, load_gold_docs(data_path, nlp.vocab), trf, variant=variant))
     # Every pipeline is loaded here at once: without this, each full garbage
     # collection traverses all of them and its pauses land on whichever model
@@ -325,7 +339,7 @@ def benchmark_pipelines(
                 n_docs=settings.memory_docs,
                 batch_size=settings.batch_size,
                 threads=settings.threads,
-                max_batch_items=settings.max_batch_items,
+                max_batch_items=_batch_items(settings, cand.trf),
             )
         else:
             entry["memory"] = None

@@ -35,7 +35,13 @@ def benchmark_cli(
         None,
         "--max-batch-items",
         min=1,
-        help="Set every transformer's max_batch_items (padded size of its length-sorted sub-batches); as saved when unset",
+        help="Set every padded transformer's max_batch_items (padded size of its length-sorted sub-batches); as saved when unset",
+    ),
+    packed_batch_items: Optional[int] = Opt(
+        None,
+        "--packed-batch-items",
+        min=1,
+        help="Set every packed transformer's max_batch_items (packing computes no padding: larger sub-batches, fewer calls); as saved when unset",
     ),
     n_latency: int = Opt(50, "--n-latency", min=0, help="Docs timed one at a time for ms/doc"),
     repeat: bool = Opt(
@@ -61,6 +67,7 @@ def benchmark_cli(
         n_batches=n_batches,
         warmup=warmup,
         max_batch_items=max_batch_items,
+        packed_batch_items=packed_batch_items,
         n_latency=n_latency,
         repeat=repeat,
         accuracy=accuracy,
@@ -97,7 +104,16 @@ def benchmark_paper_shape_cli(
         help="torch (and ONNX Runtime or OpenVINO) threads, or a list such as 1,2 (one run each, one table); torch's default when unset",
     ),
     max_batch_items: Optional[int] = Opt(
-        None, "--max-batch-items", min=1, help="Set every transformer's max_batch_items; as saved (4096) when unset"
+        None,
+        "--max-batch-items",
+        min=1,
+        help="Set every padded transformer's max_batch_items; as saved (4096) when unset",
+    ),
+    packed_batch_items: Optional[int] = Opt(
+        None,
+        "--packed-batch-items",
+        min=1,
+        help="Set every packed transformer's max_batch_items; as saved (4096) when unset",
     ),
     n_latency: int = Opt(20, "--n-latency", min=0, help="Docs timed one at a time for ms/doc"),
     repeat: bool = Opt(
@@ -130,6 +146,7 @@ def benchmark_paper_shape_cli(
         n_batches=n_batches,
         warmup=warmup,
         max_batch_items=max_batch_items,
+        packed_batch_items=packed_batch_items,
         n_latency=n_latency,
         repeat=repeat,
         accuracy=False,

@@ -34,7 +34,7 @@ def export_cli(
         None,
         "--max-batch-items",
         min=1,
-        help="Set the transformer's max_batch_items, the padded size of its length-sorted sub-batches (e.g. 512 on CPU); kept when unset",
+        help="Set the transformer's max_batch_items, the padded size of its length-sorted sub-batches (e.g. 512 on CPU); kept when unset, 2048 for a packed export",
     ),
     calibration: Optional[Path] = Opt(
         None,

@@ -13,7 +13,7 @@ overlap as context on both sides.
 """
 
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Iterable, Iterator, List, Optional, Tuple, cast
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, List, Optional, Tuple, TypeVar, cast
 
 import numpy
 from spacy.tokens import Doc
@@ -22,23 +22,31 @@ from thinc.types import Ints1d, Ragged
 if TYPE_CHECKING:  # imported where used: importing it imports `transformers`
     from spacy_transformers.data_classes import TransformerData
 
+_T = TypeVar("_T")
 
-def best_window_alignment(trf_data: "TransformerData") -> "TransformerData":
+
+def best_window_alignment(trf_data: _T) -> _T:
     """Keep, for each token, only the wordpieces of its best-context window.
 
-    trf_data (TransformerData): One doc's transformer output.
+    trf_data (TransformerData): One doc's transformer output; anything else
+        (None, a doc's `doc._.trf_data` before a transformer ran) is returned
+        as it is.
     RETURNS (TransformerData): The same output with a reduced alignment, or
         `trf_data` itself when no token is in more than one window.
     """
-    align = trf_data.align
-    if len(trf_data.wordpieces) < 2 or not align.lengths.size or not align.dataXd.size:
+    wordpieces = getattr(trf_data, "wordpieces", None)
+    if wordpieces is None or len(wordpieces) < 2:
+        return trf_data
+    output: Any = trf_data
+    align = output.align
+    if not align.lengths.size or not align.dataXd.size:
         return trf_data
     data = numpy.asarray(align.dataXd).astype("int64").ravel()
     lengths = numpy.asarray(align.lengths).astype("int64")
-    seq_len = int(trf_data.wordpieces.input_ids.shape[1])
+    seq_len = int(wordpieces.input_ids.shape[1])
     window = data // seq_len
     position = data % seq_len
-    window_len = numpy.minimum(numpy.asarray(trf_data.wordpieces.lengths, dtype="int64"), seq_len)[window]
+    window_len = numpy.minimum(numpy.asarray(wordpieces.lengths, dtype="int64"), seq_len)[window]
     context = numpy.minimum(position, window_len - 1 - position)
     token = numpy.repeat(numpy.arange(lengths.shape[0]), lengths)
     # Rank each row by its context, then by the earlier window on ties; keep
@@ -54,11 +62,7 @@ def best_window_alignment(trf_data: "TransformerData") -> "TransformerData":
     new_align = Ragged(align.dataXd[keep], cast(Ints1d, numpy.asarray(new_lengths, dtype=align.lengths.dtype)))
     from spacy_transformers.data_classes import TransformerData
 
-    return TransformerData(
-        wordpieces=trf_data.wordpieces,
-        model_output=trf_data.model_output,
-        align=new_align,
-    )
+    return cast(_T, TransformerData(wordpieces=wordpieces, model_output=output.model_output, align=new_align))
 
 
 @contextmanager

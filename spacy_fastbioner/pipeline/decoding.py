@@ -111,29 +111,34 @@ def viterbi(log_probs: Floats2d, start: Floats1d, trans: Floats2d) -> List[int]:
 def _viterbi_many(
     emissions: Sequence[numpy.ndarray], start: numpy.ndarray, trans: numpy.ndarray
 ) -> List[numpy.ndarray]:
-    """The dynamic programme of `viterbi` for several docs at once: their
-    floored emissions padded to the longest, one step over all docs per
-    token position (a doc past its end keeps its scores and points back to
-    the same tag)."""
+    """The dynamic programme of `viterbi` for several docs at once, one step
+    over all docs per token position. The docs are aligned at their ends and
+    preceded by an extra tag that only the padding takes and that leads into
+    a doc's first token with the start scores, so that every doc runs every
+    step with no per-doc masks."""
     lengths = numpy.asarray([len(e) for e in emissions], dtype="int64")
     n_docs, n_steps, n_tags = len(emissions), int(lengths.max()), int(start.shape[0])
-    padded = numpy.zeros((n_docs, n_steps, n_tags), dtype="f")
+    pad = n_tags
+    padded = numpy.full((n_docs, n_steps, n_tags + 1), -numpy.inf, dtype="f")
     for i, table in enumerate(emissions):
-        padded[i, : len(table)] = table
-    backpointers = numpy.empty((n_steps, n_docs, n_tags), dtype="int64")
-    same_tag = numpy.arange(n_tags)
-    score = start[None, :] + padded[:, 0]
+        padded[i, n_steps - len(table) :, :n_tags] = table
+        padded[i, : n_steps - len(table), pad] = 0.0
+    moves = numpy.full((n_tags + 1, n_tags + 1), -numpy.inf, dtype="f")
+    moves[:n_tags, :n_tags] = trans
+    moves[pad, :n_tags] = start
+    moves[pad, pad] = 0.0
+    backpointers = numpy.empty((n_steps, n_docs, n_tags + 1), dtype="int64")
+    score = numpy.concatenate([start, [0.0]]).astype("f")[None, :] + padded[:, 0]
     for t in range(1, n_steps):
-        candidates = score[:, :, None] + trans[None, :, :]
-        running = (t < lengths)[:, None]
-        backpointers[t] = numpy.where(running, candidates.argmax(axis=1), same_tag)
-        score = numpy.where(running, candidates.max(axis=1) + padded[:, t], score)
+        candidates = score[:, :, None] + moves[None, :, :]
+        backpointers[t] = candidates.argmax(axis=1)
+        score = candidates.max(axis=1) + padded[:, t]
     best = numpy.empty((n_docs, n_steps), dtype="int64")
     best[:, -1] = score.argmax(axis=1)
     rows = numpy.arange(n_docs)
     for t in range(n_steps - 1, 0, -1):
         best[:, t - 1] = backpointers[t, rows, best[:, t]]
-    return [best[i, :n] for i, n in enumerate(lengths.tolist())]
+    return [best[i, n_steps - n :] for i, n in enumerate(lengths.tolist())]
 
 
 def viterbi_flat(scores: Sequence[Floats2d], start: Floats1d, trans: Floats2d) -> Tuple[numpy.ndarray, numpy.ndarray]:

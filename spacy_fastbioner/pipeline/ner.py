@@ -16,7 +16,7 @@ from thinc.api import Config, Model, NumpyOps, Optimizer, set_dropout_rate
 from thinc.types import Floats1d, Floats2d, Ints2d
 
 from ..ml.pooling import first_wordpiece_vectors, reads_first_wordpiece
-from ..ml.windows import best_windows
+from ..ml.windows import best_window_alignment, best_windows
 from .decoding import (
     OUTSIDE,
     biluo_to_bio,
@@ -164,9 +164,9 @@ class FastBioNER(TrainablePipe):
             return [self.model.ops.alloc2f(len(doc), n_tags) for doc in docs]
         # A token in the overlap of two transformer windows is read from the
         # window where it has the most context on both sides.
-        with best_windows(docs):
-            scores = self._predict_first_wordpiece(docs)
-            if scores is None:
+        scores = self._predict_first_wordpiece(docs)
+        if scores is None:
+            with best_windows(docs):
                 scores = self.model.predict(docs)
         return [self._check_scores(doc, s) for doc, s in zip(docs, scores)]
 
@@ -179,7 +179,7 @@ class FastBioNER(TrainablePipe):
             return None
         if not Doc.has_extension("trf_data"):
             return None
-        vectors = first_wordpiece_vectors([doc._.trf_data for doc in docs])
+        vectors = first_wordpiece_vectors([best_window_alignment(doc._.trf_data) for doc in docs])
         if vectors is None:
             return None
         head = self.model.layers[1]

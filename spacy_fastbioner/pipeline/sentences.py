@@ -17,6 +17,7 @@ from spacy.language import Language
 from spacy.tokens import Doc
 from thinc.types import Ints2d
 
+from ..doc_text import read_text
 from ..text import split_sentences
 
 
@@ -52,10 +53,11 @@ class SentenceSplitter:
         if len(doc) < 2 or doc.has_annotation("SENT_START"):
             return doc
         starts = sentence_start_tokens(doc)
-        values = numpy.full((len(doc), 1), -1, dtype="int32")
+        # SENT_START -1 (not a start) as the uint64 that Doc.from_array takes.
+        values = numpy.full((len(doc), 1), numpy.uint64(2**64 - 1), dtype="uint64")
         values[starts, 0] = 1
         values[0, 0] = 1
-        doc.from_array([SENT_START], cast(Ints2d, values.astype("uint64")))
+        doc.from_array([SENT_START], cast(Ints2d, values))
         return doc
 
     def pipe(self, stream: Iterable[Doc], batch_size: int = 128) -> Iterator[Doc]:
@@ -78,7 +80,7 @@ def sentence_start_tokens(doc: Doc) -> List[int]:
     doc (Doc): The doc.
     RETURNS (List[int]): Increasing token indices, all > 0.
     """
-    offsets = [start for start, _ in split_sentences(doc.text)[1:]]
+    offsets = [start for start, _ in split_sentences(read_text(doc))[1:]]
     if not offsets:
         return []
     token_starts = doc.to_array(IDX).astype("int64")

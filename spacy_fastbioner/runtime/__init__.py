@@ -16,7 +16,7 @@ from .architecture import (
     build_openvino_transformer_model,
     is_runtime_transformer,
 )
-from .export import N_CALIBRATION, PACKED_BY_DEFAULT, export_pipeline, runtime_requirements
+from .export import N_CALIBRATION, PACKED_BY_DEFAULT, PACKED_MAX_BATCH_ITEMS, export_pipeline, runtime_requirements
 from .onnx_model import OnnxTransformer, export_onnx, quantize_onnx
 from .openvino_model import OpenVinoTransformer
 
@@ -24,6 +24,7 @@ __all__ = [
     "ARCHITECTURES",
     "N_CALIBRATION",
     "PACKED_BY_DEFAULT",
+    "PACKED_MAX_BATCH_ITEMS",
     "ONNX_ARCHITECTURE",
     "OPENVINO_ARCHITECTURE",
     "RUNTIMES",

@@ -37,6 +37,10 @@ from transformers import PreTrainedTokenizerFast
 from transformers.file_utils import ModelOutput
 from transformers.modeling_outputs import BaseModelOutput
 
+from ..doc_text import take_text
+from .ragged_index import concat_ranges
+from .wordpiece_cache import WordpieceCache
+
 
 def get_alignment_fast(spans: List[Span], offset_mapping: numpy.ndarray) -> Ragged:
     """The alignment of each unique token of the spans to its wordpieces in
@@ -61,23 +65,29 @@ def get_alignment_fast(spans: List[Span], offset_mapping: numpy.ndarray) -> Ragg
     n_wp = offset_mapping.shape[1] if offset_mapping.ndim == 3 else 0
     # Each doc (in the order of its first span) gets a range of token
     # positions and a range of characters in one map of the whole batch.
-    docs: Dict[int, Tuple[int, int]] = {}
-    doc_arrays = []
-    n_tokens = n_chars = 0
+    doc_index: Dict[int, int] = {}
+    batch_docs: List[Doc] = []
     for span in spans:
-        if id(span.doc) not in docs:
-            docs[id(span.doc)] = (n_tokens, n_chars)
-            arrays = span.doc.to_array([IDX, LENGTH]).astype("int64").reshape((-1, 2))
-            doc_arrays.append((arrays, n_tokens, n_chars))
-            n_tokens += len(span.doc)
-            n_chars += int((arrays[:, 0] + arrays[:, 1]).max()) + 2 if len(arrays) else 0
-    char_to_token = numpy.full(n_chars, -1, dtype="int64")
-    if doc_arrays:
-        idx = numpy.concatenate([a[:, 0] + base for a, _, base in doc_arrays])
-        covered = numpy.concatenate([a[:, 1] for a, _, _ in doc_arrays]) + 1
-        positions = numpy.concatenate([numpy.arange(len(a)) + start for a, start, _ in doc_arrays])
+        if id(span.doc) not in doc_index:
+            doc_index[id(span.doc)] = len(batch_docs)
+            batch_docs.append(span.doc)
+    doc_arrays = [doc.to_array([IDX, LENGTH]).reshape((-1, 2)) for doc in batch_docs]
+    tokens_per_doc = numpy.fromiter(map(len, doc_arrays), dtype="int64", count=len(doc_arrays))
+    n_tokens = int(tokens_per_doc.sum())
+    token_arrays = numpy.concatenate(doc_arrays).astype("int64") if doc_arrays else numpy.zeros((0, 2), "int64")
+    # A doc's characters: up to its last token's end, and one more that the
+    # last token covers.
+    last = numpy.cumsum(tokens_per_doc) - 1
+    doc_size = numpy.where(tokens_per_doc > 0, token_arrays[last.clip(0), 0] + token_arrays[last.clip(0), 1] + 2, 0)
+    doc_chars = numpy.cumsum(doc_size) - doc_size
+    doc_first = numpy.cumsum(tokens_per_doc) - tokens_per_doc
+    char_to_token = numpy.full(int(doc_size.sum()), -1, dtype="int64")
+    if n_tokens:
+        idx = token_arrays[:, 0] + numpy.repeat(doc_chars, tokens_per_doc)
+        covered = token_arrays[:, 1] + 1
         # Later tokens overwrite earlier ones, as the loop over tokens does.
-        char_to_token[_ranges(idx, covered)] = numpy.repeat(positions, covered)
+        char_to_token[concat_ranges(idx, covered)] = numpy.repeat(numpy.arange(n_tokens), covered)
+    docs = {key: (int(doc_first[i]), int(doc_chars[i])) for key, i in doc_index.items()}
     # Per span: its first character in the map, its text's size (+1), its last token.
     live = [i for i, span in enumerate(spans) if len(span)]
     span_base = numpy.zeros(len(spans), dtype="int64")
@@ -85,15 +95,15 @@ def get_alignment_fast(spans: List[Span], offset_mapping: numpy.ndarray) -> Ragg
     span_last = numpy.zeros(len(spans), dtype="int64")
     for i in live:
         span = spans[i]
-        doc_tokens, doc_chars = docs[id(span.doc)]
-        span_base[i] = doc_chars + span.start_char
+        first_token, first_char = docs[id(span.doc)]
+        span_base[i] = first_char + span.start_char
         span_size[i] = span.end_char - span.start_char + 1
-        span_last[i] = doc_tokens + span.end - 1
+        span_last[i] = first_token + span.end - 1
     starts = offset_mapping[:, :, 0] if n_wp else numpy.zeros((len(spans), 0), dtype="int64")
     lengths = numpy.maximum(offset_mapping[:, :, 1] - starts, 0) if n_wp else starts
     lengths[span_size == 0] = 0  # empty spans align nothing
     flat_lengths = lengths.reshape(-1)
-    wp_chars = _ranges(starts.reshape(-1), flat_lengths)
+    wp_chars = concat_ranges(starts.reshape(-1), flat_lengths)
     wp_index = numpy.repeat(numpy.arange(flat_lengths.size), flat_lengths)
     span_of = wp_index // max(n_wp, 1)
     keep = (wp_chars >= 0) & (wp_chars < span_size[span_of])
@@ -106,19 +116,20 @@ def get_alignment_fast(spans: List[Span], offset_mapping: numpy.ndarray) -> Ragg
     found = tokens >= 0
     token_pos, wp_index = tokens[found], wp_index[found]
     if token_pos.size:
-        pairs = numpy.unique(token_pos * (len(spans) * n_wp + 1) + wp_index)
+        # Each (token, wordpiece) pair once, sorted: without a sort where the
+        # pairs come in order already (spans that do not overlap).
+        pairs = token_pos * (len(spans) * n_wp + 1) + wp_index
+        steps = numpy.diff(pairs)
+        pairs = pairs[numpy.concatenate(([True], steps > 0))] if (steps >= 0).all() else numpy.unique(pairs)
         token_pos = pairs // (len(spans) * n_wp + 1)
         wp_index = pairs % (len(spans) * n_wp + 1)
     lengths_out = numpy.bincount(token_pos, minlength=n_tokens).astype("i")
     return Ragged(cast(Any, wp_index.astype("i")), cast(Any, lengths_out))
 
 
-def _ranges(starts: numpy.ndarray, lengths: numpy.ndarray) -> numpy.ndarray:
-    """The concatenation of range(start, start + length) for each pair."""
-    return numpy.arange(int(lengths.sum())) - numpy.repeat(numpy.cumsum(lengths) - lengths - starts, lengths)
-
-
-def tokenize_texts(tokenizer: Any, texts: List[str]) -> Tuple[WordpieceBatch, Optional[numpy.ndarray]]:
+def tokenize_texts(
+    tokenizer: Any, texts: List[str], *, use_cache: bool = True
+) -> Tuple[WordpieceBatch, Optional[numpy.ndarray]]:
     """The wordpieces of the texts, padded to the longest, and their character
     offsets: what `huggingface_tokenize` followed by
     `WordpieceBatch.from_batch_encoding` gives (and the encoding's
@@ -148,25 +159,36 @@ def tokenize_texts(tokenizer: Any, texts: List[str]) -> Tuple[WordpieceBatch, Op
         backend.no_truncation()
     if backend.padding is not None:
         backend.no_padding()
-    encodings = backend.encode_batch(texts, add_special_tokens=True)
-    lengths = numpy.fromiter((len(e.ids) for e in encodings), dtype="int64", count=len(encodings))
+    cache = WordpieceCache.for_tokenizer(tokenizer) if use_cache else None
+    if cache is not None:
+        lengths, rows, flat_type_ids = cache.encode(texts)
+        flat_ids, flat_offsets = rows[:, 0], rows[:, 1:]
+    else:
+        encodings = backend.encode_batch(texts, add_special_tokens=True)
+        lengths = numpy.fromiter((len(e.ids) for e in encodings), dtype="int64", count=len(encodings))
+        total = int(lengths.sum())
+        flat_ids = numpy.fromiter(chain.from_iterable(e.ids for e in encodings), dtype="int64", count=total)
+        flat_offsets = numpy.fromiter(
+            chain.from_iterable(chain.from_iterable(e.offsets for e in encodings)), dtype="int64", count=2 * total
+        ).reshape((-1, 2))
+        flat_type_ids = numpy.fromiter(chain.from_iterable(e.type_ids for e in encodings), dtype="int64", count=total)
     n_wp = int(lengths.max())
     real = numpy.arange(n_wp)[None, :] < lengths[:, None]
-    total = int(lengths.sum())
     input_ids = numpy.full(real.shape, tokenizer.pad_token_id, dtype="int64")
-    input_ids[real] = numpy.fromiter(chain.from_iterable(e.ids for e in encodings), dtype="int64", count=total)
+    input_ids[real] = flat_ids
     offsets = numpy.zeros(real.shape + (2,), dtype="int64")
-    offsets[real] = numpy.fromiter(
-        chain.from_iterable(chain.from_iterable(e.offsets for e in encodings)), dtype="int64", count=2 * total
-    ).reshape((-1, 2))
+    offsets[real] = flat_offsets
     token_type_ids = None
     if "token_type_ids" in tokenizer.model_input_names:
         token_type_ids = numpy.full(real.shape, tokenizer.pad_token_type_id, dtype="int64")
-        token_type_ids[real] = numpy.fromiter(
-            chain.from_iterable(e.type_ids for e in encodings), dtype="int64", count=total
-        )
+        token_type_ids[real] = flat_type_ids
     pad = tokenizer.pad_token
-    strings = [e.tokens + [pad] * (n_wp - len(e.ids)) for e in encodings]
+    if cache is not None:
+        flat_strings = cache.wordpiece_strings(flat_ids)
+        ends = numpy.cumsum(lengths).tolist()
+        strings = [flat_strings[end - n : end] + [pad] * (n_wp - n) for n, end in zip(lengths.tolist(), ends)]
+    else:
+        strings = [e.tokens + [pad] * (n_wp - len(e.ids)) for e in encodings]
     wordpieces = WordpieceBatch(
         strings=strings,
         input_ids=cast(Ints2d, input_ids),
@@ -206,6 +228,11 @@ def split_by_doc(batch: FullTransformerBatch) -> List[TransformerData]:
             and all(t.shape[0] == n_spans for t in output)
         ):
             xp_output[key] = [torch2xp(t) for t in output]
+    # Each doc's rows of the alignment, sliced here rather than by
+    # `Ragged.__getitem__`, which builds a Ragged that is then replaced.
+    align_rows = batch.align.dataXd
+    align_lengths = batch.align.lengths
+    bounds = [0] + numpy.cumsum(numpy.asarray(align_lengths)).tolist()
     outputs = []
     start = prev_tokens = 0
     for doc_spans in batch.spans:
@@ -217,8 +244,7 @@ def split_by_doc(batch: FullTransformerBatch) -> List[TransformerData]:
         end_i = offsets[id(last.doc)] + last.end
         end = start + len(doc_spans)
         doc_tokens = batch.wordpieces[start:end]
-        doc_align = batch.align[start_i:end_i]
-        doc_align.data = doc_align.data - prev_tokens
+        doc_align = Ragged(align_rows[bounds[start_i] : bounds[end_i]] - prev_tokens, align_lengths[start_i:end_i])
         model_output = ModelOutput()
         for key, output in xp_output.items():
             model_output[key] = [t[start:end] for t in output] if isinstance(output, list) else output[start:end]
@@ -236,8 +262,9 @@ def inference_forward(model: Any, docs: List[Doc], is_train: bool) -> Tuple[Full
     transformer = model.layers[0]
     nested_spans = get_spans(docs)
     flat_spans = [span for doc_spans in nested_spans for span in doc_spans]
-    # Doc.text joins the tokens on every call: once per doc, then slices.
-    doc_texts = {id(doc): doc.text for doc in docs}
+    # Doc.text joins the tokens on every call: once per doc (or none, where
+    # the sentence splitter read it already), then slices.
+    doc_texts = {id(doc): take_text(doc) for doc in docs}
     texts = [doc_texts[id(span.doc)][span.start_char : span.end_char] for span in flat_spans]
     wordpieces, offset_mapping = tokenize_texts(tokenizer, texts)
     if offset_mapping is not None:
