@@ -7,7 +7,9 @@ texts; at OpenVINO int8 speeds the two reads took about a sixth of the spaCy
 side's time on NCBI-disease sentences (py-spy of `nlp.pipe`). The splitter
 keeps what it read (`read_text`), and the transformer takes it (`take_text`),
 which also lets it go: a doc holds no second copy of its text afterwards.
-A kept text is used only while the doc's characters still add up to it.
+A kept text is used only while the doc's characters still add up to it. In a
+pipeline whose transformer does not take it (PyTorch's keeps
+spacy-transformers' forward pass), the text stays until the doc is freed.
 """
 
 import weakref

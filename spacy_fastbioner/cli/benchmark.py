@@ -113,7 +113,7 @@ def benchmark_paper_shape_cli(
         None,
         "--packed-batch-items",
         min=1,
-        help="Set every packed transformer's max_batch_items; as saved (4096) when unset",
+        help="Set every packed transformer's max_batch_items; as saved (2048, a packed export's default) when unset",
     ),
     n_latency: int = Opt(20, "--n-latency", min=0, help="Docs timed one at a time for ms/doc"),
     repeat: bool = Opt(

@@ -10,8 +10,10 @@ alignment is computed with NumPy from the tokens' character offsets and the
 tokenizer's offset mapping, and a fast tokenizer's Rust `encode_batch` is
 called directly: the Hugging Face wrapper converts every encoding to Python
 dicts and spacy-transformers then looks up every wordpiece's string by id,
-which together cost as much as the rest of the spaCy side at int8 speeds. The
-output is the same `FullTransformerBatch`: `tokenize_texts` returns what
+which together cost as much as the rest of the spaCy side at int8 speeds. A
+BERT tokenizer's wordpieces come from a cache of space-separated chunks
+(`wordpiece_cache.py`), and the doc texts from the sentence splitter
+(`doc_text.py`). The output is the same `FullTransformerBatch`: `tokenize_texts` returns what
 `huggingface_tokenize` and `WordpieceBatch.from_batch_encoding` return,
 `get_alignment_fast` what `get_alignment_via_offset_mapping` returns, and
 `split_by_doc` what `FullTransformerBatch.split_by_doc` returns, which the
@@ -136,10 +138,12 @@ def tokenize_texts(
     "offset_mapping", None for a slow tokenizer).
 
     A fast tokenizer padded on the right is called through its Rust tokenizer
-    and padded with NumPy; any other goes through `huggingface_tokenize`.
+    (for a BERT tokenizer, chunk by chunk through `WordpieceCache`) and padded
+    with NumPy; any other goes through `huggingface_tokenize`.
 
     tokenizer: The Hugging Face tokenizer.
     texts (List[str]): The span texts.
+    use_cache (bool): Take a BERT tokenizer's wordpieces from its cache.
     RETURNS (Tuple[WordpieceBatch, Optional[numpy.ndarray]]): The batch and
         the (n_texts, n_wordpieces, 2) offsets.
     """
