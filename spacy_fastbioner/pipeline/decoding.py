@@ -128,7 +128,7 @@ def _viterbi_many(
     moves[pad, :n_tags] = start
     moves[pad, pad] = 0.0
     backpointers = numpy.empty((n_steps, n_docs, n_tags + 1), dtype="int64")
-    score = numpy.concatenate([start, [0.0]]).astype("f")[None, :] + padded[:, 0]
+    score = moves[pad][None, :] + padded[:, 0]
     for t in range(1, n_steps):
         candidates = score[:, :, None] + moves[None, :, :]
         backpointers[t] = candidates.argmax(axis=1)

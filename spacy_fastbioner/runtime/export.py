@@ -33,8 +33,7 @@ N_CALIBRATION = {"onnx": 512, "openvino": 1024}
 PACKED_BY_DEFAULT = {"onnx": False, "openvino": True}
 # A packed export's max_batch_items when none is given: packing computes no
 # padding, so a sub-batch may be large, and fewer calls cost less on the spaCy
-# side (NCBI-disease test sentences, OpenVINO int8, one thread: 2048 ran
-# about an eighth faster than 512, the padded runtimes' best).
+# side (512 stays the padded runtimes' best, where padding grows with size).
 PACKED_MAX_BATCH_ITEMS = 2048
 
 
