@@ -66,6 +66,7 @@ setup(
         "thinc>=8.3,<8.4",
         "numpy>=1.19",
         "typer>=0.9",
+        "accelerate>=0.26",  # transformers.Trainer, for adapt-encoder
         "srsly>=2.4",
         "wasabi>=0.9",
         "bioc>=2.1",  # BioC XML/JSON for `spacy fastbioner annotate`

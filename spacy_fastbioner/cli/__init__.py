@@ -6,6 +6,7 @@ import their heavy dependencies (torch models, transformers) inside the
 command bodies."""
 
 from . import (  # noqa: F401  (register the commands)
+    adapt_encoder,
     annotate,
     benchmark,
     distill,
