@@ -19,7 +19,7 @@ ENTRY_POINTS = {
     ],
     "spacy_architectures": [
         "spacy_fastbioner.TransformerTagger.v1 = spacy_fastbioner.ml.tagger:build_transformer_tagger",
-        "spacy_fastbioner.QuantizedTransformerModel.v1 = spacy_fastbioner.quantize:build_quantized_transformer_model",
+        "spacy_fastbioner.QuantizedTransformerModel.v1 = spacy_fastbioner.runtime.quantize:build_quantized_transformer_model",
         "spacy_fastbioner.OnnxTransformerModel.v1 = spacy_fastbioner.runtime.architecture:build_onnx_transformer_model",
         "spacy_fastbioner.OpenVinoTransformerModel.v1 = spacy_fastbioner.runtime.architecture:build_openvino_transformer_model",
     ],
@@ -27,13 +27,13 @@ ENTRY_POINTS = {
         "spacy_fastbioner.first_wordpiece.v1 = spacy_fastbioner.ml.pooling:first_wordpiece",
     ],
     "spacy_readers": [
-        "spacy_fastbioner.IobCorpus.v1 = spacy_fastbioner.readers:create_iob_reader",
-        "spacy_fastbioner.PubTatorCorpus.v1 = spacy_fastbioner.readers:create_pubtator_reader",
-        "spacy_fastbioner.PlainTextCorpus.v1 = spacy_fastbioner.readers:create_plain_text_reader",
-        "spacy_fastbioner.MixedCorpus.v1 = spacy_fastbioner.readers:create_mixed_reader",
+        "spacy_fastbioner.IobCorpus.v1 = spacy_fastbioner.corpora.readers:create_iob_reader",
+        "spacy_fastbioner.PubTatorCorpus.v1 = spacy_fastbioner.corpora.readers:create_pubtator_reader",
+        "spacy_fastbioner.PlainTextCorpus.v1 = spacy_fastbioner.corpora.readers:create_plain_text_reader",
+        "spacy_fastbioner.MixedCorpus.v1 = spacy_fastbioner.corpora.readers:create_mixed_reader",
     ],
     "spacy_tokenizers": [
-        "spacy_fastbioner.BioTokenizer.v1 = spacy_fastbioner.tokenizer:create_bio_tokenizer",
+        "spacy_fastbioner.BioTokenizer.v1 = spacy_fastbioner.corpora.tokenizer:create_bio_tokenizer",
     ],
     "spacy_span_getters": [
         "spacy_fastbioner.sentence_spans.v1 = spacy_fastbioner.ml.span_getters:configure_sentence_spans",

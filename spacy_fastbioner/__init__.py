@@ -10,27 +10,27 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any, List
 
 from .about import __version__
+from .corpora.text import split_sentences
 from .distill import create_distill_step, create_dynamic_weights, distill
-from .evaluate_raw import evaluate_raw
+from .encoder.student import make_student
+from .encoder.transformer import count_parameters, find_transformer
+from .evaluation.raw import evaluate_raw
 from .loading import UnsafePipelineError, load_pipeline
 from .ml import build_transformer_tagger, first_wordpiece
 from .pipeline import FastBioNER, make_fastbioner_ner
 from .pipeline.sentences import SentenceSplitter, make_fastbioner_sentences
-from .student import make_student
-from .text import split_sentences
-from .threads import limit_torch_threads_in_children
-from .transformer import count_parameters, find_transformer
+from .util.threads import limit_torch_threads_in_children
 
 if TYPE_CHECKING:
+    from .encoder.sentence_windows import with_sentence_windows
     from .ml.span_getters import configure_sentence_spans
-    from .quantize import quantize_pipeline
-    from .sentence_windows import with_sentence_windows
+    from .runtime.quantize import quantize_pipeline
 
 # Loaded on first use: their modules import spacy-transformers.
 _LAZY = {
     "configure_sentence_spans": ".ml.span_getters",
-    "quantize_pipeline": ".quantize",
-    "with_sentence_windows": ".sentence_windows",
+    "quantize_pipeline": ".runtime.quantize",
+    "with_sentence_windows": ".encoder.sentence_windows",
 }
 
 __all__ = [

@@ -5,8 +5,7 @@ import os
 from pathlib import Path
 
 import pytest
-
-from spacy_fastbioner.testing import (
+from helpers import (
     make_examples,
     make_pipeline,
     make_tiny_bert,
@@ -69,7 +68,7 @@ def trained_teacher(tiny_bert4):
 def raw_text_model(tmp_path_factory) -> Path:
     """A tiny pipeline shaped like the project's (BioTokenizer, sentences,
     transformer by sentence, fastbioner_ner), trained a little and saved."""
-    from spacy_fastbioner.testing import make_raw_text_pipeline
+    from helpers import make_raw_text_pipeline
 
     path = tmp_path_factory.mktemp("raw_text_model")
     nlp = make_raw_text_pipeline(make_tiny_bert(path / "bert", n_layers=2))

@@ -14,13 +14,13 @@ from typing import Dict, List
 import numpy
 import pytest
 import spacy
+from helpers import synthetic_sentences
 from spacy.cli._util import app
 from typer.testing import CliRunner
 
 import spacy_fastbioner.cli  # noqa: F401  (registers the commands)
 from spacy_fastbioner.annotate import AnnotateError, annotate
 from spacy_fastbioner.annotate.shards import MANIFEST, SHARDS_DIR
-from spacy_fastbioner.testing import synthetic_sentences
 
 bioc = pytest.importorskip("bioc")
 from bioc import biocxml  # noqa: E402  (after the skip: bioc is optional)
@@ -424,7 +424,7 @@ def test_api_refuses_bad_settings(tmp_path: Path, raw_text_model: Path) -> None:
 
 def test_max_batch_items_reaches_the_transformer(raw_text_model: Path) -> None:
     from spacy_fastbioner.annotate.local import load_pipeline
-    from spacy_fastbioner.transformer import find_transformer
+    from spacy_fastbioner.encoder.transformer import find_transformer
 
     default = find_transformer(load_pipeline(str(raw_text_model))).cfg["max_batch_items"]
     assert find_transformer(load_pipeline(str(raw_text_model), default + 7)).cfg["max_batch_items"] == default + 7

@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Dict
 
 import pytest
+from helpers import synthetic_sentences
 
 from spacy_fastbioner.annotate import annotate
 from spacy_fastbioner.annotate.shards import MANIFEST, SHARDS_DIR
-from spacy_fastbioner.testing import synthetic_sentences
 
 ray = pytest.importorskip("ray")
 bioc = pytest.importorskip("bioc")

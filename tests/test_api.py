@@ -8,16 +8,16 @@ import sys
 import spacy_fastbioner
 from spacy_fastbioner.distill.loop import distill
 from spacy_fastbioner.distill.weights import create_dynamic_weights
-from spacy_fastbioner.evaluate_raw import evaluate_raw
-from spacy_fastbioner.student import make_student
+from spacy_fastbioner.encoder.student import make_student
+from spacy_fastbioner.evaluation.raw import evaluate_raw
 
 
 def test_public_functions_are_exported():
     assert spacy_fastbioner.make_student is make_student
     assert spacy_fastbioner.distill is distill
     assert spacy_fastbioner.create_dynamic_weights is create_dynamic_weights
-    assert spacy_fastbioner.evaluate_raw is evaluate_raw
-    from spacy_fastbioner.quantize import quantize_pipeline
+    assert spacy_fastbioner.evaluation.raw is evaluate_raw
+    from spacy_fastbioner.runtime.quantize import quantize_pipeline
 
     assert spacy_fastbioner.quantize_pipeline is quantize_pipeline
     for name in spacy_fastbioner.__all__:

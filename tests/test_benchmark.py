@@ -9,6 +9,7 @@ from typing import List, Tuple
 import pytest
 import spacy
 import torch
+from helpers import make_examples, record_encoder_inputs, synthetic_sentences, write_iob
 from spacy.tokens import Doc
 from spacy.util import load_config
 from typer.testing import CliRunner
@@ -25,10 +26,9 @@ from spacy_fastbioner.benchmark.data import load_gold_docs
 from spacy_fastbioner.benchmark.memory import measure_memory
 from spacy_fastbioner.benchmark.speed import make_batches, summarize, time_pipeline
 from spacy_fastbioner.cli import fastbioner_cli
-from spacy_fastbioner.encoder_inputs import fresh_docs, raw_batches
-from spacy_fastbioner.quantize import QUANTIZED_ARCHITECTURE, is_quantized, quantize_pipeline
-from spacy_fastbioner.testing import make_examples, record_encoder_inputs, synthetic_sentences, write_iob
-from spacy_fastbioner.transformer import count_parameters, find_transformer
+from spacy_fastbioner.encoder.inputs import fresh_docs, raw_batches
+from spacy_fastbioner.encoder.transformer import count_parameters, find_transformer
+from spacy_fastbioner.runtime.quantize import QUANTIZED_ARCHITECTURE, is_quantized, quantize_pipeline
 
 REPO = Path(__file__).parent.parent
 TINY_SHAPE = {

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import spacy
 import typer
+from helpers import make_tiny_bert, synthetic_sentences, write_iob
 
 from spacy_fastbioner.cli.distill import distill_cli, has_command, register_distill
-from spacy_fastbioner.testing import make_tiny_bert, synthetic_sentences, write_iob
 
 REPO = Path(__file__).parent.parent
 CONFIGS = REPO / "project" / "configs"

@@ -6,6 +6,12 @@ import numpy
 import pytest
 import spacy
 import torch
+from helpers import (
+    make_examples,
+    make_pipeline,
+    make_tiny_bert,
+    synthetic_sentences,
+)
 from spacy.tokens import Doc
 from spacy.training import Example
 from thinc.api import Model
@@ -13,15 +19,9 @@ from thinc.api import Model
 from spacy_fastbioner.distill.hidden import LayerCapture, hidden_state_loss
 from spacy_fastbioner.distill.step import create_distill_step
 from spacy_fastbioner.distill.weights import SHAPES, create_dynamic_weights
+from spacy_fastbioner.encoder.student import make_student, select_layers
+from spacy_fastbioner.encoder.transformer import find_transformer
 from spacy_fastbioner.pipeline.decoding import log_softmax
-from spacy_fastbioner.student import make_student, select_layers
-from spacy_fastbioner.testing import (
-    make_examples,
-    make_pipeline,
-    make_tiny_bert,
-    synthetic_sentences,
-)
-from spacy_fastbioner.transformer import find_transformer
 
 
 def transformer_state(nlp):

@@ -31,7 +31,7 @@ def test_freed_heap_memory_is_returned_on_linux():
 
     import numpy
 
-    from spacy_fastbioner.process_memory import _malloc_trim, release_free_memory, rss_mb
+    from spacy_fastbioner.util.process_memory import _malloc_trim, release_free_memory, rss_mb
 
     if not sys.platform.startswith("linux"):
         assert _malloc_trim() is None

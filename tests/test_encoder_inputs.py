@@ -5,10 +5,10 @@ from pathlib import Path
 
 import spacy
 import torch
+from helpers import record_encoder_inputs
 
-from spacy_fastbioner.encoder_inputs import encoder_inputs, fresh_docs, raw_batches
-from spacy_fastbioner.testing import record_encoder_inputs
-from spacy_fastbioner.transformer import find_transformer
+from spacy_fastbioner.encoder.inputs import encoder_inputs, fresh_docs, raw_batches
+from spacy_fastbioner.encoder.transformer import find_transformer
 
 TEXTS = [
     "Aspirin reduced the risk. Cancer of the colon was rare. 5 patients had naloxone.",

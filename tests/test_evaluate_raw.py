@@ -1,4 +1,4 @@
-"""Tests for spacy_fastbioner.evaluate_raw and `spacy fastbioner evaluate-raw`,
+"""Tests for spacy_fastbioner.evaluation.raw and `spacy fastbioner evaluate-raw`,
 with a rule-based stand-in pipeline (BioTokenizer + entity_ruler) so that
 every prediction is known in advance."""
 
@@ -10,12 +10,12 @@ import pytest
 import spacy
 from spacy.cli._util import app
 from spacy.language import Language
+from tokenization import boundary_study
 from typer.testing import CliRunner
 
 import spacy_fastbioner.cli  # noqa: F401  (registers the commands)
-from spacy_fastbioner.evaluate_raw import _max_disjoint, evaluate_raw, evaluate_token_level
-from spacy_fastbioner.readers import read_pubtator
-from spacy_fastbioner.tokenizer_study import boundary_study
+from spacy_fastbioner.corpora.readers import read_pubtator
+from spacy_fastbioner.evaluation.raw import _max_disjoint, evaluate_raw, evaluate_token_level
 
 TITLE = "Proctocolitis and breast cancer after aspirin."
 ABSTRACT = "Lithium carbonate caused diabetes in mice."

@@ -12,6 +12,7 @@ from typing import List, Set, Tuple
 import numpy
 import pytest
 import spacy
+from helpers import make_examples, make_tiny_bert, synthetic_sentences, tiny_transformer_config
 from spacy.language import Language
 from spacy.tokens import Doc
 from spacy.util import fix_random_seed
@@ -20,7 +21,6 @@ from spacy_transformers.span_getters import get_strided_spans
 from thinc.types import Ragged
 
 from spacy_fastbioner.ml.windows import best_window_alignment
-from spacy_fastbioner.testing import make_examples, make_tiny_bert, synthetic_sentences, tiny_transformer_config
 
 WINDOW, STRIDE = 16, 12
 CharSpans = Set[Tuple[int, int, str]]

@@ -7,13 +7,13 @@ import warnings
 import numpy
 import pytest
 import spacy
+from helpers import make_examples, make_pipeline, synthetic_sentences, train_pipeline
 from spacy.tokens import Doc
 from spacy.training import Example
 from spacy_transformers.data_classes import TransformerData
 from thinc.api import Model
 
 from spacy_fastbioner.pipeline.ner import FastBioNER
-from spacy_fastbioner.testing import make_examples, make_pipeline, synthetic_sentences, train_pipeline
 
 TEXTS = [
     "the patients with breast cancer were treated with aspirin",

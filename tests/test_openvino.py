@@ -17,15 +17,7 @@ pytest.importorskip("openvino")
 pytest.importorskip("nncf")
 pytest.importorskip("onnx")
 
-from spacy_fastbioner.cli import fastbioner_cli  # noqa: E402
-from spacy_fastbioner.runtime import (  # noqa: E402
-    ONNX_ARCHITECTURE,
-    OPENVINO_ARCHITECTURE,
-    PACKED_MAX_BATCH_ITEMS,
-    OpenVinoTransformer,
-    export_pipeline,
-)
-from spacy_fastbioner.testing import (  # noqa: E402
+from helpers import (  # noqa: E402
     head_logits,
     make_cased_tiny_bert,
     make_examples,
@@ -35,7 +27,16 @@ from spacy_fastbioner.testing import (  # noqa: E402
     train_pipeline,
     write_iob,
 )
-from spacy_fastbioner.transformer import count_parameters, find_transformer  # noqa: E402
+
+from spacy_fastbioner.cli import fastbioner_cli  # noqa: E402
+from spacy_fastbioner.encoder.transformer import count_parameters, find_transformer  # noqa: E402
+from spacy_fastbioner.runtime import (  # noqa: E402
+    ONNX_ARCHITECTURE,
+    OPENVINO_ARCHITECTURE,
+    PACKED_MAX_BATCH_ITEMS,
+    OpenVinoTransformer,
+    export_pipeline,
+)
 
 
 def calibration_docs(nlp, n=24):

@@ -16,16 +16,22 @@ from typing import Dict, Tuple
 import pytest
 import spacy
 import srsly
+from helpers import make_examples, make_pipeline, synthetic_sentences, train_pipeline
 from spacy.cli.evaluate import evaluate
 from spacy.tokens import DocBin
 from spacy.util import get_minor_version, get_package_version, is_compatible_version
 from thinc.api import Config
 
 from spacy_fastbioner import __version__
-from spacy_fastbioner.model_card import NOT_MEASURED, card_context, read_benchmark_speed, read_scores, render_card
-from spacy_fastbioner.packaging import corpus_slug, make_meta, model_name, package_model, requirements
-from spacy_fastbioner.student import make_student
-from spacy_fastbioner.testing import make_examples, make_pipeline, synthetic_sentences, train_pipeline
+from spacy_fastbioner.encoder.student import make_student
+from spacy_fastbioner.packaging.model_card import (
+    NOT_MEASURED,
+    card_context,
+    read_benchmark_speed,
+    read_scores,
+    render_card,
+)
+from spacy_fastbioner.packaging.package import corpus_slug, make_meta, model_name, package_model, requirements
 
 REPO = Path(__file__).parent.parent
 TEMPLATES = REPO / "project" / "templates"
@@ -348,8 +354,9 @@ def test_runtime_package_installs_and_loads_offline(trained, tmp_path, monkeypat
     needed = {"onnx": ("onnxruntime", "onnx"), "openvino": ("openvino", "nncf", "onnx")}[runtime]
     for module in needed:
         pytest.importorskip(module)
+    from helpers import synthetic_sentences, write_iob
+
     from spacy_fastbioner.runtime import export_pipeline
-    from spacy_fastbioner.testing import synthetic_sentences, write_iob
 
     root = trained["root"]
     for var in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):

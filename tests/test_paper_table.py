@@ -1,4 +1,4 @@
-"""Tests for spacy_fastbioner.paper_table, `spacy fastbioner paper-table` and
+"""Tests for project/scripts/paper_table.py and
 the project's paper-table commands, on synthetic `spacy evaluate --output`
 files. Expected figures are computed here with `statistics`, from the values
 written, never typed in."""
@@ -15,12 +15,8 @@ from typing import Dict, List, Optional
 
 import pytest
 import srsly
-from spacy.cli._util import app
-from typer.testing import CliRunner
-
-import spacy_fastbioner.cli  # noqa: F401  (registers the commands)
-from spacy_fastbioner.packaging import model_name
-from spacy_fastbioner.paper_table import (
+import typer
+from paper_table import (
     CORPORA,
     PAPER,
     PaperTableError,
@@ -29,6 +25,11 @@ from spacy_fastbioner.paper_table import (
     read_distill_log,
     write_paper_table,
 )
+from paper_table import main as paper_table_main
+from typer.testing import CliRunner
+
+import spacy_fastbioner.cli  # noqa: F401  (registers the commands)
+from spacy_fastbioner.packaging.package import model_name
 
 REPO = Path(__file__).parent.parent
 
@@ -154,7 +155,7 @@ def test_int8_forms_are_paired_with_their_fp32_seed(metrics, tmp_path):
     assert entry["variants"]["student-dynamic-int8"]["n"] == 3  # its own scores keep every seed
     compared = {row["a"] for row in entry["kd_vs_nokd"] + entry["schedules_vs_constant"]}
     assert not any("int8" in name for name in compared | set(entry["timing"]))
-    from spacy_fastbioner.paper_table_md import render_markdown
+    from paper_table_md import render_markdown
 
     rows = parse_md_table(render_markdown(table), "int8 forms against their fp32 student")
     assert ["NCBI-disease", "student-dynamic-int8", "PyTorch dynamic int8 (`quantize`)", "2"] == rows[0][:4]
@@ -282,14 +283,16 @@ def test_malformed_json_names_the_file_and_line(metrics):
 
 def test_cli_writes_both_files_and_fails_clearly(metrics, tmp_path):
     runner = CliRunner()
+    cli = typer.Typer()
+    cli.command()(paper_table_main)
     out = tmp_path / "results"
-    result = runner.invoke(app, ["fastbioner", "paper-table", str(metrics["root"]), "--output", str(out)])
+    result = runner.invoke(cli, [str(metrics["root"]), "--output", str(out)])
     assert result.exit_code == 0, result.output
     assert (out / "paper-table.md").is_file()
     assert srsly.read_json(out / "paper-table.json")["corpora"]["NCBI-disease"]["variants"]["teacher"]["n"] == 1
     bad = metrics["root"] / "NCBI-disease" / "teacher.json"
     bad.write_text("{not json", encoding="utf8")
-    result = runner.invoke(app, ["fastbioner", "paper-table", str(metrics["root"]), "--output", str(out)])
+    result = runner.invoke(cli, [str(metrics["root"]), "--output", str(out)])
     assert result.exit_code == 1
     assert str(bad) in result.output and "not valid JSON" in result.output
 

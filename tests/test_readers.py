@@ -1,4 +1,4 @@
-"""Tests for spacy_fastbioner.readers: tiny files in tmp_path, plus the real corpora when present."""
+"""Tests for spacy_fastbioner.corpora.readers: tiny files in tmp_path, plus the real corpora when present."""
 
 import random
 import re
@@ -12,7 +12,7 @@ from spacy.training import Example
 from spacy.util import fix_random_seed, registry
 from thinc.api import Config
 
-from spacy_fastbioner.readers import (
+from spacy_fastbioner.corpora.readers import (
     CorpusError,
     PubTatorDocument,
     create_iob_reader,
@@ -21,7 +21,7 @@ from spacy_fastbioner.readers import (
     create_pubtator_reader,
     read_pubtator,
 )
-from spacy_fastbioner.text import split_sentences
+from spacy_fastbioner.corpora.text import split_sentences
 
 IOB = "BRCA1\tO\nbreast\tB-Disease\ncancer\tI-Disease\n.\tO\n\nNo\tO\nentity\tO\n\n"
 TITLE = "Lithium toxicity in a newborn."

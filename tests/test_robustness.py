@@ -6,18 +6,17 @@ from typing import Iterator, List, Tuple
 
 import pytest
 import spacy
-from hypothesis import given, settings
-from hypothesis import strategies as st
-from spacy.language import Language
-from spacy.tokens import Doc
-
-from spacy_fastbioner.testing import (
+from helpers import (
     make_examples,
     make_tiny_bert,
     synthetic_sentences,
     tiny_transformer_config,
     train_pipeline,
 )
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from spacy.language import Language
+from spacy.tokens import Doc
 
 BIO_TOKENIZER = {"nlp": {"tokenizer": {"@tokenizers": "spacy_fastbioner.BioTokenizer.v1"}}}
 LABELS = {"Disease", "Chemical"}

@@ -15,10 +15,7 @@ from typer.testing import CliRunner
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")
 
-from spacy_fastbioner.cli import fastbioner_cli  # noqa: E402
-from spacy_fastbioner.quantize import quantize_pipeline  # noqa: E402
-from spacy_fastbioner.runtime import ONNX_ARCHITECTURE, OnnxTransformer, export_pipeline  # noqa: E402
-from spacy_fastbioner.testing import (  # noqa: E402
+from helpers import (  # noqa: E402
     EXPORT_TEXTS,
     head_logits,
     make_cased_tiny_bert,
@@ -28,7 +25,11 @@ from spacy_fastbioner.testing import (  # noqa: E402
     text_entities,
     train_pipeline,
 )
-from spacy_fastbioner.transformer import find_transformer  # noqa: E402
+
+from spacy_fastbioner.cli import fastbioner_cli  # noqa: E402
+from spacy_fastbioner.encoder.transformer import find_transformer  # noqa: E402
+from spacy_fastbioner.runtime import ONNX_ARCHITECTURE, OnnxTransformer, export_pipeline  # noqa: E402
+from spacy_fastbioner.runtime.quantize import quantize_pipeline  # noqa: E402
 
 
 @pytest.fixture(scope="module", params=["uncased", "cased"])
@@ -178,9 +179,9 @@ def test_smoothing_keeps_the_fp32_function(trained):
     weights: the same hidden states in fp32, smoother inputs for int8."""
     import copy
 
-    from spacy_fastbioner.encoder_inputs import encoder_inputs
+    from spacy_fastbioner.encoder.inputs import encoder_inputs
+    from spacy_fastbioner.encoder.transformer import hf_model
     from spacy_fastbioner.runtime.smoothing import SmoothedLinear, input_ranges, smooth_linear_inputs, target_layers
-    from spacy_fastbioner.transformer import hf_model
 
     model = hf_model(find_transformer(trained))
     n_layers = model.config.num_hidden_layers
@@ -253,7 +254,7 @@ def test_export_cli(trained, tmp_path):
     nlp = spacy.load(tmp_path / "out")
     assert find_transformer(nlp).model.transformer.is_int8
     assert nlp.get_pipe("transformer").cfg["max_batch_items"] == 256
-    from spacy_fastbioner.testing import write_iob
+    from helpers import write_iob
 
     data = write_iob(tmp_path / "test.tsv", synthetic_sentences(30, seed=5))
     args = ["export", str(tmp_path / "fp32"), str(tmp_path / "out32"), "--fp32", "--verify", str(data)]
@@ -283,8 +284,9 @@ def test_export_cli(trained, tmp_path):
 
 
 def test_benchmark_rows_per_runtime_and_threads(trained, exported, tmp_path):
+    from helpers import write_iob
+
     from spacy_fastbioner.benchmark import BenchmarkSettings, benchmark_threads, markdown_table, write_report
-    from spacy_fastbioner.testing import write_iob
 
     trained.to_disk(tmp_path / "pytorch")
     data = write_iob(tmp_path / "test.tsv", synthetic_sentences(24, seed=11))

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from spacy_fastbioner.cli import fastbioner_cli
 from spacy_fastbioner.loading import UnsafePipelineError, load_pipeline
-from spacy_fastbioner.quantize import quantize_pipeline
+from spacy_fastbioner.runtime.quantize import quantize_pipeline
 
 PACKAGE = Path(__file__).parent.parent / "spacy_fastbioner"
 

@@ -10,6 +10,7 @@ from typing import List, Optional, Tuple, cast
 import numpy
 import pytest
 import spacy
+from helpers import synthetic_sentences
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from spacy.cli._util import app
@@ -21,6 +22,8 @@ from spacy_transformers.span_getters import get_strided_spans
 from typer.testing import CliRunner
 
 import spacy_fastbioner.cli  # noqa: F401  (registers the commands)
+from spacy_fastbioner.corpora.text import split_sentences
+from spacy_fastbioner.encoder.sentence_windows import with_sentence_windows
 from spacy_fastbioner.ml.span_getters import (
     SENTENCE_SPANS,
     configure_sentence_spans,
@@ -29,9 +32,6 @@ from spacy_fastbioner.ml.span_getters import (
 )
 from spacy_fastbioner.pipeline.ner import FastBioNER
 from spacy_fastbioner.pipeline.sentences import SentenceSplitter
-from spacy_fastbioner.sentence_windows import with_sentence_windows
-from spacy_fastbioner.testing import synthetic_sentences
-from spacy_fastbioner.text import split_sentences
 
 Ranges = List[Tuple[int, int]]
 BLANK = spacy.blank("en")

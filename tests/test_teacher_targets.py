@@ -4,6 +4,7 @@ distillation step."""
 import numpy
 import pytest
 import torch
+from helpers import make_examples, make_pipeline, make_tiny_bert, synthetic_sentences
 from spacy.tokens import Doc
 from spacy.training import Example
 from thinc.api import fix_random_seed
@@ -19,9 +20,8 @@ from spacy_fastbioner.distill.targets import (
     teacher_logits,
 )
 from spacy_fastbioner.distill.weights import create_dynamic_weights
-from spacy_fastbioner.sentence_windows import with_sentence_windows
-from spacy_fastbioner.student import make_student
-from spacy_fastbioner.testing import make_examples, make_pipeline, make_tiny_bert, synthetic_sentences
+from spacy_fastbioner.encoder.sentence_windows import with_sentence_windows
+from spacy_fastbioner.encoder.student import make_student
 
 RAW = [(words, ["O"] * len(words)) for words, _ in synthetic_sentences(24, seed=21)]
 

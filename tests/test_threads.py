@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from spacy_fastbioner.quantize import quantize_pipeline
+from spacy_fastbioner.runtime.quantize import quantize_pipeline
 
 HOOKS_SCRIPT = """
 import os, sys
@@ -90,8 +90,9 @@ def onnx_int8_dir(trained_teacher, tmp_path_factory) -> Path:
 def openvino_int8_dir(trained_teacher, tmp_path_factory) -> Path:
     pytest.importorskip("openvino")
     pytest.importorskip("nncf")
+    from helpers import make_examples, synthetic_sentences
+
     from spacy_fastbioner.runtime import export_pipeline
-    from spacy_fastbioner.testing import make_examples, synthetic_sentences
 
     calibration = [eg.reference for eg in make_examples(trained_teacher, synthetic_sentences(16, seed=4))]
     path = tmp_path_factory.mktemp("threads") / "openvino-int8"
@@ -114,7 +115,7 @@ def test_making_a_pipeline_registers_no_fork_hook(int8_dir):
     assert result.returncode == 0, result.stderr[-3000:]
     made, limited = result.stdout.strip().splitlines()[-1].split("] [")
     assert made == "[", f"loading and running a pipeline registered fork hooks: {made}]"
-    assert limited == "'spacy_fastbioner.threads']"  # once, however often it is called
+    assert limited == "'spacy_fastbioner.util.threads']"  # once, however often it is called
 
 
 @pytest.mark.parametrize("runtime", ["pytorch", "onnx", "openvino"])
@@ -153,7 +154,7 @@ def test_one_thread_means_one_core_for_the_tokenizer(monkeypatch) -> None:
     `encode_batch` would use a second core); the benchmark sets both, and an
     annotation run with one thread keeps a user's own setting."""
     from spacy_fastbioner.annotate.threads import limit_threads
-    from spacy_fastbioner.threads import set_threads
+    from spacy_fastbioner.util.threads import set_threads
 
     monkeypatch.setenv("TOKENIZERS_PARALLELISM", "unset by the test")  # restored afterwards
     before = torch.get_num_threads()

@@ -7,9 +7,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from spacy.language import Language
 from spacy.tokenizer import Tokenizer
+from tokenization import alignment_study, boundary_study, token_split_study
 
-from spacy_fastbioner.tokenizer import TOKENIZER_NAME, BioTokenizer, create_bio_tokenizer
-from spacy_fastbioner.tokenizer_study import alignment_study, boundary_study, token_split_study
+from spacy_fastbioner.corpora.tokenizer import TOKENIZER_NAME, BioTokenizer, create_bio_tokenizer
 
 EXAMPLES = [
     ("5-fluorouracil-induced", ["5", "-", "fluorouracil", "-", "induced"]),

@@ -6,8 +6,7 @@ from itertools import chain
 
 import numpy
 import pytest
-
-from spacy_fastbioner.testing import make_cased_tiny_bert
+from helpers import make_cased_tiny_bert
 
 # Pieces that stress the assumption that a text's wordpieces are those of its
 # chunks between spaces: other whitespace inside a chunk, a combining accent

@@ -33,12 +33,12 @@ def main(
     from spacy_fastbioner.benchmark.data import load_gold_docs
     from spacy_fastbioner.benchmark.runner import score
     from spacy_fastbioner.benchmark.speed import time_raw_forward
-    from spacy_fastbioner.encoder_inputs import encoder_inputs
+    from spacy_fastbioner.encoder.inputs import encoder_inputs
+    from spacy_fastbioner.encoder.transformer import find_transformer, hf_model
     from spacy_fastbioner.loading import load_pipeline
-    from spacy_fastbioner.quantize import quantize_pipeline
     from spacy_fastbioner.runtime import OnnxTransformer, export_pipeline
     from spacy_fastbioner.runtime.onnx_model import quantize_onnx_static
-    from spacy_fastbioner.transformer import find_transformer, hf_model
+    from spacy_fastbioner.runtime.quantize import quantize_pipeline
 
     torch.set_num_threads(threads)
     nlp = load_pipeline(model)

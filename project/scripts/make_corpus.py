@@ -9,7 +9,7 @@ import typer
 from spacy.tokens import DocBin
 from wasabi import msg
 
-from spacy_fastbioner.readers import IobCorpus
+from spacy_fastbioner.corpora.readers import IobCorpus
 
 SPLITS = {"train.tsv": "train.spacy", "devel.tsv": "dev.spacy", "test.tsv": "test.spacy"}
 

@@ -37,11 +37,11 @@ def time_setting(model: str, data: str, setting: str, batches: int, max_batch_it
     from spacy_fastbioner.benchmark.data import load_gold_docs
     from spacy_fastbioner.benchmark.shapes import time_shape_passes
     from spacy_fastbioner.benchmark.speed import make_batches
-    from spacy_fastbioner.encoder_inputs import encoder_inputs
+    from spacy_fastbioner.encoder.inputs import encoder_inputs
+    from spacy_fastbioner.encoder.transformer import find_transformer, hf_model
     from spacy_fastbioner.loading import load_pipeline
     from spacy_fastbioner.runtime.openvino_model import _as_int64, compile_model
-    from spacy_fastbioner.threads import set_threads
-    from spacy_fastbioner.transformer import find_transformer, hf_model
+    from spacy_fastbioner.util.threads import set_threads
 
     set_threads(1)
     nlp = load_pipeline(model)

@@ -1,6 +1,6 @@
 """Package a trained pipeline as `en_fastbioner_<corpus>` (or `..._teacher`): a
 meta.json and model card made from the workflow's metrics, then `spacy package`
-and an offline wheel build (spacy_fastbioner.packaging holds the logic)."""
+and an offline wheel build (spacy_fastbioner.packaging.package holds the logic)."""
 
 from pathlib import Path
 from typing import Optional
@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 from wasabi import msg
 
-from spacy_fastbioner.packaging import PACKAGE_RUNTIMES, ROLES, package_model
+from spacy_fastbioner.packaging.package import PACKAGE_RUNTIMES, ROLES, package_model
 
 TEMPLATES = Path(__file__).parent.parent / "templates"
 

@@ -51,13 +51,13 @@ def main(
     import spacy_fastbioner.runtime.fast_forward as fast_forward
     from spacy_fastbioner.benchmark.data import load_gold_docs
     from spacy_fastbioner.benchmark.speed import time_raw_forward
-    from spacy_fastbioner.encoder_inputs import encoder_inputs, fresh_docs
+    from spacy_fastbioner.encoder.inputs import encoder_inputs, fresh_docs
+    from spacy_fastbioner.encoder.transformer import find_transformer, hf_model
     from spacy_fastbioner.loading import load_pipeline
     from spacy_fastbioner.pipeline.ner import FastBioNER
     from spacy_fastbioner.pipeline.sentences import SentenceSplitter
     from spacy_fastbioner.runtime.architecture import is_runtime_transformer
-    from spacy_fastbioner.threads import set_threads
-    from spacy_fastbioner.transformer import find_transformer, hf_model
+    from spacy_fastbioner.util.threads import set_threads
 
     set_threads(threads)
     nlp = load_pipeline(model)

@@ -10,8 +10,7 @@ from pathlib import Path
 from typing import Iterator, List, Tuple
 
 import spacy
-
-from spacy_fastbioner.tokenizer_study import alignment_study, boundary_study, token_split_study
+from tokenization import alignment_study, boundary_study, token_split_study
 
 PAIRS = [  # raw PubTator file, IOB file with the same documents
     ("raw/NCBI-disease/NCBItrainset_corpus.txt", "NCBI-disease-IOB/train.tsv"),

@@ -69,8 +69,8 @@ def load_pipeline(model: str, max_batch_items: Optional[int] = None) -> Language
         None keeps the pipeline's.
     RETURNS (Language): The pipeline.
     """
+    from ..encoder.transformer import set_max_batch_items
     from ..loading import load_pipeline as load_safely
-    from ..transformer import set_max_batch_items
 
     nlp = load_safely(model)
     nlp.max_length = max(nlp.max_length, MAX_LENGTH)

@@ -12,7 +12,7 @@ process asked for one thread, which its pool would turn into two cores.
 import os
 from typing import Optional
 
-from ..threads import limit_torch_threads_in_children
+from ..util.threads import limit_torch_threads_in_children
 
 
 def limit_threads(n_process: int = 1, n_threads: Optional[int] = None, *, isolate_shards: bool = False) -> None:

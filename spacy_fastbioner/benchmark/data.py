@@ -7,7 +7,7 @@ import spacy
 from spacy.tokens import Doc, DocBin
 from spacy.vocab import Vocab
 
-from ..readers import IobCorpus
+from ..corpora.readers import IobCorpus
 
 
 def load_gold_docs(path: Path, vocab: Vocab) -> List[Doc]:

@@ -43,8 +43,8 @@ def build_memory_pipelines(
     seed (int): The seed of the random weights.
     RETURNS (Dict[str, Path]): The folders of "teacher" and "student-init".
     """
-    from ..sentence_windows import with_sentence_windows
-    from ..student import make_student
+    from ..encoder.sentence_windows import with_sentence_windows
+    from ..encoder.student import make_student
     from .paper_shape import build_random_bert, build_tagger_pipeline, default_vocab_dir
 
     vocab_dir = vocab_dir or default_vocab_dir()

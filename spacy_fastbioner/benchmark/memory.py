@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any, Dict, Optional
 
-from ..process_memory import peak_rss_mb, rss_mb
+from ..util.process_memory import peak_rss_mb, rss_mb
 
 METHOD = (
     "peak RSS (VmHWM of /proc/self/status) of a fresh process that loads the pipeline and "
@@ -78,10 +78,10 @@ def _child(
     max_batch_items: Optional[int],
 ) -> Dict[str, Any]:
 
-    from ..encoder_inputs import fresh_docs
+    from ..encoder.inputs import fresh_docs
+    from ..encoder.transformer import set_max_batch_items
     from ..loading import load_pipeline
-    from ..threads import set_threads
-    from ..transformer import set_max_batch_items
+    from ..util.threads import set_threads
     from .data import load_gold_docs
 
     if threads:

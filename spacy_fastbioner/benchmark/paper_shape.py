@@ -15,10 +15,10 @@ from spacy.language import Language
 from spacy.tokens import Doc
 from spacy.training import Example
 
-from ..quantize import quantize_pipeline
-from ..student import make_student
-from ..tokenizer import TOKENIZER_NAME
-from ..transformer import count_parameters
+from ..corpora.tokenizer import TOKENIZER_NAME
+from ..encoder.student import make_student
+from ..encoder.transformer import count_parameters
+from ..runtime.quantize import quantize_pipeline
 
 PAPER_SHAPE = {
     "num_hidden_layers": 12,
@@ -165,7 +165,7 @@ def build_paper_shape_pipelines(
         with_openvino = openvino_available()
     if with_openvino:
         from ..runtime import export_pipeline
-        from ..testing import synthetic_sentences
+        from .synthetic import synthetic_sentences
 
         docs = [Doc(student.vocab, words=words) for words, _ in synthetic_sentences(CALIBRATION_SENTENCES, seed=seed)]
         pipelines["student-openvino"] = export_pipeline(student, runtime="openvino", int8=False, packed=False)

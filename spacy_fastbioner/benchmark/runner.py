@@ -30,14 +30,14 @@ from spacy.scorer import get_ner_prf
 from spacy.tokens import Doc
 from spacy.training import Example
 
-from ..disk_size import size_on_disk
-from ..encoder_inputs import fresh_docs, raw_batches
+from ..encoder.inputs import fresh_docs, raw_batches
+from ..encoder.transformer import count_parameters, find_transformer, hf_model
 from ..loading import load_pipeline
-from ..quantize import is_quantized
 from ..runtime.architecture import is_runtime_transformer
 from ..runtime.packing import max_row_width
-from ..threads import set_threads
-from ..transformer import count_parameters, find_transformer, hf_model
+from ..runtime.quantize import is_quantized
+from ..util.disk_size import size_on_disk
+from ..util.threads import set_threads
 from .cpu import cpu_info
 from .data import load_gold_docs
 from .memory import METHOD as MEMORY_METHOD

@@ -11,7 +11,7 @@ other batches (some of their shapes seen), and the latter again (all seen).
 import time
 from typing import Any, Callable, Dict, Sequence
 
-from ..encoder_inputs import RawBatch
+from ..encoder.inputs import RawBatch
 
 Forward = Callable[[Dict[str, Any]], Any]
 

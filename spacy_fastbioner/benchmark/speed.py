@@ -11,7 +11,7 @@ import torch
 from spacy.language import Language
 from spacy.tokens import Doc
 
-from ..encoder_inputs import RawBatch
+from ..encoder.inputs import RawBatch
 from ..runtime.packing import pack_batch
 
 Words = List[str]

@@ -16,7 +16,7 @@ from typing import Any, Tuple, cast
 import torch
 from spacy.language import Language
 
-from ..transformer import hf_model
+from ..encoder.transformer import hf_model
 
 VARIANTS = ("compile", "eager", "sdpa")
 

@@ -13,7 +13,6 @@ from . import (  # noqa: F401  (register the commands)
     evaluate_raw,
     export,
     make_student,
-    paper_table,
     quantize,
     sentence_windows,
     teacher_targets,

@@ -14,20 +14,31 @@ def adapt_encoder_cli(
     # fmt: off
     encoder: str = Arg(..., help="Hugging Face hub name or local folder of the encoder"),
     output_path: Path = Arg(..., help="Output folder: the adapted encoder, its checkpoints and report"),
-    texts: List[Path] = Opt(..., "--text", "-t", help="Raw text file, one document per line (repeatable); never test text", exists=True, dir_okay=False),
+    texts: List[Path] = Opt(
+        ...,
+        "--text",
+        "-t",
+        help="Raw text file, one document per line (repeatable); never test text",
+        exists=True,
+        dir_okay=False,
+    ),
     max_steps: int = Opt(2000, "--max-steps", help="Optimizer steps in all (a resumed run continues to this count)"),
     batch_size: int = Opt(32, "--batch-size", "-b", help="Blocks per step"),
     max_length: int = Opt(128, "--max-length", help="Wordpieces per block, special tokens included"),
     learn_rate: float = Opt(5e-5, "--learn-rate", help="Peak learning rate"),
     warmup_steps: int = Opt(100, "--warmup-steps", help="Linear learning-rate warm-up steps"),
-    head_warmup_steps: int = Opt(100, "--head-warmup-steps", help="Steps that train the MLM head alone, the encoder frozen"),
+    head_warmup_steps: int = Opt(
+        100, "--head-warmup-steps", help="Steps that train the MLM head alone, the encoder frozen"
+    ),
     mlm_probability: float = Opt(0.15, "--mlm-probability", help="Share of wordpieces masked"),
     no_whole_word: bool = Opt(False, "--no-whole-word-mask", help="Mask wordpieces independently"),
     heldout_docs: int = Opt(200, "--heldout-docs", help="Documents held out for perplexity"),
     eval_steps: int = Opt(200, "--eval-steps", help="Steps between held-out evaluations"),
     save_steps: int = Opt(100, "--save-steps", help="Steps between checkpoints"),
     seed: int = Opt(0, "--seed", help="Random seed"),
-    max_minutes: Optional[float] = Opt(None, "--max-minutes", help="Stop with a checkpoint after this many minutes; run again to resume"),
+    max_minutes: Optional[float] = Opt(
+        None, "--max-minutes", help="Stop with a checkpoint after this many minutes; run again to resume"
+    ),
     n_threads: Optional[int] = Opt(None, "--n-threads", help="torch threads (default: torch's)"),
     allow_test: bool = Opt(False, "--allow-test", help="Accept files named like test splits"),
     # fmt: on

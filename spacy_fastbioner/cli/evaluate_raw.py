@@ -36,9 +36,9 @@ def evaluate_raw_cli(
     documents: predicted entities must match the gold character offsets
     exactly. Also counts the gold mentions that the pipeline's tokenizer
     makes unreachable."""
-    from ..evaluate_raw import evaluate_raw, evaluate_token_level
+    from ..corpora.readers import CorpusError, read_pubtator
+    from ..evaluation.raw import evaluate_raw, evaluate_token_level
     from ..loading import load_pipeline
-    from ..readers import CorpusError, read_pubtator
 
     if batch_size < 1:
         msg.fail(f"Invalid --batch-size {batch_size}: expected a positive integer", exits=1)

@@ -75,9 +75,9 @@ def export_cli(
     Runtime or OpenVINO and the same tokenizer, span getter, NER head and
     decoding. Needs `pip install 'spacy-fastbioner[onnx]'` or
     `'spacy-fastbioner[openvino]'`."""
-    from ..disk_size import size_on_disk
     from ..loading import load_pipeline
     from ..runtime import N_CALIBRATION, RUNTIMES, export_pipeline
+    from ..util.disk_size import size_on_disk
 
     if runtime not in RUNTIMES:
         msg.fail(f"Unknown --runtime {runtime!r}: expected one of {', '.join(RUNTIMES)}", exits=1)

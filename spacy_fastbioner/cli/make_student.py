@@ -22,8 +22,8 @@ def make_student_cli(
 ) -> None:
     """Make a student pipeline that keeps some of the teacher's transformer
     layers (with its embeddings and NER head), ready for `spacy fastbioner distill`."""
+    from ..encoder.student import LAYER_MAPS, LayerMap, make_student
     from ..loading import load_pipeline
-    from ..student import LAYER_MAPS, LayerMap, make_student
 
     chosen: LayerMap = layer_map
     if layer_map not in LAYER_MAPS:

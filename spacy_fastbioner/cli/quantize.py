@@ -26,10 +26,10 @@ def quantize_cli(
     """Quantise the transformer's Linear layers to int8 (PyTorch dynamic
     quantisation) and save the pipeline, which `spacy.load` returns quantised.
     Quantise after training or distillation: the int8 pipeline cannot be trained."""
-    from ..disk_size import size_on_disk
+    from ..encoder.transformer import count_parameters
     from ..loading import load_pipeline
-    from ..quantize import DTYPES, quantize_pipeline
-    from ..transformer import count_parameters
+    from ..runtime.quantize import DTYPES, quantize_pipeline
+    from ..util.disk_size import size_on_disk
 
     if dtype not in DTYPES:
         msg.fail(f"Unknown --dtype {dtype!r}: expected one of {', '.join(DTYPES)}", exits=1)

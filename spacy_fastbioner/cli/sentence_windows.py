@@ -42,7 +42,7 @@ def sentence_windows_cli(
 
 def upgrade(nlp: Language, output_path: Path, *, window: int, stride: int) -> None:
     """Apply `with_sentence_windows` to the pipeline and save it to `output_path`."""
-    from ..sentence_windows import with_sentence_windows
+    from ..encoder.sentence_windows import with_sentence_windows
 
     with_sentence_windows(nlp, window=window, stride=stride)
     output_path.mkdir(parents=True, exist_ok=True)

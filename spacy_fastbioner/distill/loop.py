@@ -23,7 +23,7 @@ from thinc.api import Optimizer, fix_random_seed
 from thinc.config import Promise
 from wasabi import Printer
 
-from ..process_memory import peak_rss_mb, release_free_memory, rss_mb
+from ..util.process_memory import peak_rss_mb, release_free_memory, rss_mb
 
 DIR_MODEL_BEST = "model-best"
 DIR_MODEL_LAST = "model-last"

@@ -15,7 +15,7 @@ from spacy.util import registry
 from thinc.api import Optimizer
 from thinc.types import Floats2d, Ints2d
 
-from ..transformer import find_transformer, hf_model, hf_tokenizer
+from ..encoder.transformer import find_transformer, hf_model, hf_tokenizer
 from .hidden import capture_layers, hidden_state_loss
 from .targets import TeacherTargets, annotate, release_transformer_data, teacher_logits
 from .weights import LossWeights, create_dynamic_weights

@@ -28,7 +28,7 @@ from spacy.pipeline import TrainablePipe
 from spacy.tokens import Doc
 from thinc.types import Floats2d
 
-from ..transformer import find_transformer, hf_model, hf_tokenizer
+from ..encoder.transformer import find_transformer, hf_model, hf_tokenizer
 
 FORMAT = "spacy_fastbioner.teacher_targets.v1"
 META_FILE = "meta.json"
@@ -381,7 +381,7 @@ def read_distillation_docs(
     """
     from spacy.training import Corpus
 
-    from ..readers import PlainTextCorpus
+    from ..corpora.readers import PlainTextCorpus
 
     docs: List[Doc] = []
     for path in data:

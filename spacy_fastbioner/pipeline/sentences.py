@@ -17,8 +17,8 @@ from spacy.language import Language
 from spacy.tokens import Doc
 from thinc.types import Ints2d
 
-from ..doc_text import read_text
-from ..text import split_sentences
+from ..corpora.doc_text import read_text
+from ..corpora.text import split_sentences
 
 
 @Language.factory("fastbioner_sentences", assigns=["token.is_sent_start"])

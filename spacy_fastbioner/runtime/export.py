@@ -15,8 +15,8 @@ from spacy.language import Language
 from spacy.tokens import Doc
 from spacy.util import load_model_from_config
 
-from ..encoder_inputs import encoder_inputs
-from ..transformer import find_transformer
+from ..encoder.inputs import encoder_inputs
+from ..encoder.transformer import find_transformer
 from .architecture import ARCHITECTURES, RUNTIMES, to_runtime_objects
 from .packing import is_packable
 from .smoothing import DEFAULT_ALPHA

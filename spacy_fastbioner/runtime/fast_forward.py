@@ -39,7 +39,7 @@ from transformers import PreTrainedTokenizerFast
 from transformers.file_utils import ModelOutput
 from transformers.modeling_outputs import BaseModelOutput
 
-from ..doc_text import take_text
+from ..corpora.doc_text import take_text
 from .ragged_index import concat_ranges
 from .wordpiece_cache import WordpieceCache
 

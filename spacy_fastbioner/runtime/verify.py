@@ -7,7 +7,7 @@ import numpy
 from spacy.language import Language
 from spacy.tokens import Doc
 
-from ..encoder_inputs import fresh_docs
+from ..encoder.inputs import fresh_docs
 
 
 def _head_logits(nlp: Language, docs: List[Doc], batch_size: int) -> List[numpy.ndarray]:

@@ -43,7 +43,7 @@ from thinc.api import Model
 from thinc.types import ArgsKwargs
 from transformers import AutoModel, PretrainedConfig
 
-from .transformer import find_transformer
+from ..encoder.transformer import find_transformer
 
 QUANTIZED_ARCHITECTURE = "spacy_fastbioner.QuantizedTransformerModel.v1"
 SOURCE_ARCHITECTURE = "spacy-transformers.TransformerModel.v3"

@@ -123,7 +123,7 @@ def count_parameters(nlp: Language) -> ParameterCounts:
 def _count_transformer(model: object) -> int:
     if isinstance(model, torch.nn.Module):
         return count_torch_parameters(model)
-    from .runtime.architecture import is_runtime_transformer
+    from ..runtime.architecture import is_runtime_transformer
 
     if is_runtime_transformer(model):
         return cast(Any, model).num_parameters()

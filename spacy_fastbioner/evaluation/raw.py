@@ -17,7 +17,7 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Set, Tuple, Un
 from spacy.language import Language
 from spacy.tokens import Doc
 
-from .readers import PubTatorCorpus, PubTatorDocument
+from ..corpora.readers import PubTatorCorpus, PubTatorDocument
 
 CharSpan = Tuple[int, int, str]  # (start, end, label), character offsets
 

@@ -20,10 +20,10 @@ import srsly
 from spacy.language import Language
 from spacy.util import get_minor_version_range, get_package_version
 
-from .about import __title__, __version__
-from .loading import load_pipeline
+from ..about import __title__, __version__
+from ..loading import load_pipeline
+from ..util.threads import limit_torch_threads_in_children
 from .model_card import CORPORA, NOT_MEASURED, base_transformer, card_context, read_scores, render_card
-from .threads import limit_torch_threads_in_children
 
 ROLES = ("student", "teacher")
 # Runtimes a package can be exported to (`--runtime`); None packages the PyTorch pipeline.
@@ -38,7 +38,7 @@ __version__ = get_model_meta(Path(__file__).parent)["version"]
 
 
 def load(**overrides):
-    from spacy_fastbioner.threads import limit_torch_threads_in_children
+    from spacy_fastbioner.util.threads import limit_torch_threads_in_children
 
     limit_torch_threads_in_children()
     return load_model_from_init_py(__file__, **overrides)
@@ -92,7 +92,7 @@ def requirements(runtime: Optional[str] = None) -> List[str]:
         f"spacy-transformers{get_minor_version_range(trf_version)}",
     ]
     if runtime is not None:
-        from .runtime import runtime_requirements
+        from ..runtime import runtime_requirements
 
         reqs.extend(runtime_requirements(runtime).values())
     return reqs
@@ -263,12 +263,12 @@ def package_model(
         srsly.write_json(meta_path, meta)
         source_dir = model_dir
         if runtime is not None:
-            from .runtime import N_CALIBRATION, export_pipeline
+            from ..runtime import N_CALIBRATION, export_pipeline
 
             source_dir = Path(tmp) / "exported"
             docs = None
             if calibration is not None:
-                from .benchmark.data import load_gold_docs
+                from ..benchmark.data import load_gold_docs
 
                 docs = load_gold_docs(calibration, nlp.vocab)[: n_calibration or N_CALIBRATION[runtime]]
             export_pipeline(nlp, runtime=runtime, int8=True, calibration=docs).to_disk(source_dir)

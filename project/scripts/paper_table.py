@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import srsly
-
-from .paper_table_md import NOT_RUN, render_markdown
+import typer
+from paper_table_md import NOT_RUN, render_markdown
+from wasabi import msg
 
 CORPORA = ("NCBI-disease", "BC5CDR-chem", "BC4CHEMD", "BC5CDR")
 TEACHER = "teacher"
@@ -365,3 +366,53 @@ def write_paper_table(table: Dict[str, Any], output_dir: Path) -> Tuple[Path, Pa
     md_path.write_text(render_markdown(table), encoding="utf8")
     srsly.write_json(json_path, table)
     return md_path, json_path
+
+
+def main(
+    # fmt: off
+    metrics_dir: Path = typer.Argument(
+        ...,
+        help="Folder of `spacy evaluate --output` files: <corpus>/teacher.json, <corpus>/student-<variant>-seed<k>.json",
+        exists=True,
+        file_okay=False,
+    ),
+    output_dir: Path = typer.Option(
+        Path("results"), "--output", "-o", help="Output folder for paper-table.md and paper-table.json", file_okay=False
+    ),
+    training_dir: Optional[Path] = typer.Option(
+        None,
+        "--training",
+        "-t",
+        help="Folder of the trained students, to read each run's <corpus>/<variant>-seed<k>/distill_log.jsonl (wall seconds, seconds per step)",
+        exists=True,
+        file_okay=False,
+    ),
+    corpora: str = typer.Option(
+        ",".join(CORPORA), "--corpora", "-c", help="Comma-separated corpora, in the table's order"
+    ),
+    # fmt: on
+) -> None:
+    """Gather the teacher and student metrics of each corpus into the paper's
+    table: test P/R/F as mean ± sample SD over seeds, each student's gap to its
+    teacher, KD against no KD and schedules against constant weights with
+    their pooled SD, per-type scores for BC5CDR, and FastBioNER's figures
+    beside them. Missing runs read "not run"."""
+    names = [name.strip() for name in corpora.split(",") if name.strip()]
+    if not names:
+        msg.fail(f"Invalid --corpora {corpora!r}: expected comma-separated corpus names", exits=1)
+    try:
+        table = gather_paper_table(metrics_dir, training_dir=training_dir, corpora=names)
+    except PaperTableError as err:
+        msg.fail("Cannot make the paper table", str(err), exits=1)
+    md_path, json_path = write_paper_table(table, output_dir)
+    for corpus, entry in table["corpora"].items():
+        ran = {variant: cell["n"] for variant, cell in entry["variants"].items() if cell["n"]}
+        summary = ", ".join(f"{variant} x{n}" for variant, n in ran.items()) or "not run"
+        msg.text(f"{corpus}: {summary}")
+    for item in table["skipped"]:
+        msg.warn(f"Skipped {item['file']}: {item['reason']}")
+    msg.good(f"Saved {md_path} and {json_path}")
+
+
+if __name__ == "__main__":
+    typer.run(main)

@@ -10,9 +10,9 @@ from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple
 import srsly
 from spacy.language import Language
 
-from .about import __title__, __version__
-from .disk_size import size_on_disk
-from .transformer import count_parameters, find_transformer, hf_model
+from ..about import __title__, __version__
+from ..encoder.transformer import count_parameters, find_transformer, hf_model
+from ..util.disk_size import size_on_disk
 
 NOT_MEASURED = "not measured"
 MTL_URL = "https://github.com/cambridgeltl/MTL-Bioinformatics-2016"

@@ -7,8 +7,8 @@ from typing import cast
 from spacy.language import Language
 from spacy_transformers import Transformer
 
-from .ml.span_getters import SENTENCE_SPANS, configure_sentence_spans
-from .pipeline.sentences import make_fastbioner_sentences  # noqa: F401  (registers the factory)
+from ..ml.span_getters import SENTENCE_SPANS, configure_sentence_spans
+from ..pipeline.sentences import make_fastbioner_sentences  # noqa: F401  (registers the factory)
 from .transformer import transformer_names
 
 SENTENCES_FACTORY = "fastbioner_sentences"

@@ -1,0 +1,1 @@
+"""Scoring pipelines on raw text: entities as character spans."""

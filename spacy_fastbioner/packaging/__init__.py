@@ -1,0 +1,1 @@
+"""Model packages: `spacy package` wheels and their model cards."""

@@ -1,0 +1,1 @@
+"""Process-level helpers: torch threads, process memory, sizes on disk."""
