@@ -16,7 +16,9 @@ import json
 import math
 import random
 import re
+import struct
 import time
+import zlib
 from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -31,6 +33,7 @@ from transformers import (
     Trainer,
     TrainerCallback,
     TrainingArguments,
+    set_seed,
 )
 from transformers.trainer_utils import get_last_checkpoint
 
@@ -152,12 +155,12 @@ def adapt_encoder(
     progress_bar (bool): show the Trainer's progress bar.
     RETURNS (Dict[str, Any]): the report, also written to `output_path/adaptation.json`.
     """
-    settings = settings or AdaptSettings()
-    output_path = Path(output_path)
-    ckpt_dir = output_path / CHECKPOINTS
+    cfg = settings or AdaptSettings()
+    out = Path(output_path)
+    ckpt_dir = out / CHECKPOINTS
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     settings_file = ckpt_dir / "settings.json"
-    wanted = {"encoder": str(encoder), "texts": [str(t) for t in texts], **asdict(settings)}
+    wanted = {"encoder": str(encoder), "texts": [str(t) for t in texts], **asdict(cfg)}
     last = get_last_checkpoint(str(ckpt_dir))
     if last is not None and settings_file.exists():
         stored = json.loads(settings_file.read_text(encoding="utf8"))
@@ -171,34 +174,36 @@ def adapt_encoder(
 
     tokenizer = AutoTokenizer.from_pretrained(str(encoder), use_fast=True)
     docs = read_documents(texts, allow_test=allow_test)
-    train_docs, heldout_docs = split_heldout(docs, settings.heldout_docs, settings.seed)
-    train_blocks = make_blocks(tokenizer, train_docs, settings.max_length)
-    heldout_blocks = make_blocks(tokenizer, heldout_docs, settings.max_length)
+    train_docs, heldout_docs = split_heldout(docs, cfg.heldout_docs, cfg.seed)
+    train_blocks = make_blocks(tokenizer, train_docs, cfg.max_length)
+    heldout_blocks = make_blocks(tokenizer, heldout_docs, cfg.max_length)
     if not train_blocks or not heldout_blocks:
-        raise ValueError(f"Too little text in {', '.join(map(str, texts))} for blocks of {settings.max_length}")
-    collator_cls = DataCollatorForWholeWordMask if settings.whole_word_mask else DataCollatorForLanguageModeling
-    collator = collator_cls(tokenizer=tokenizer, mlm_probability=settings.mlm_probability)
-    heldout = _mask_once(collator, heldout_blocks, settings.seed, settings.batch_size)
+        raise ValueError(f"Too little text in {', '.join(map(str, texts))} for blocks of {cfg.max_length}")
+    collator_cls = DataCollatorForWholeWordMask if cfg.whole_word_mask else DataCollatorForLanguageModeling
+    # seed: a value, so that the collator draws from its generator (which _Masker sets per batch)
+    masker = _Masker(collator_cls(tokenizer=tokenizer, mlm_probability=cfg.mlm_probability, seed=cfg.seed), cfg.seed)
+    heldout = _mask_once(masker, heldout_blocks, cfg.batch_size)
 
+    set_seed(cfg.seed)  # a fresh head's initial weights
     model = AutoModelForMaskedLM.from_pretrained(str(encoder))
     args = TrainingArguments(
         output_dir=str(ckpt_dir),
-        max_steps=settings.max_steps,
-        per_device_train_batch_size=settings.batch_size,
-        per_device_eval_batch_size=settings.batch_size,
-        learning_rate=settings.learn_rate,
-        warmup_steps=settings.warmup_steps,
+        max_steps=cfg.max_steps,
+        per_device_train_batch_size=cfg.batch_size,
+        per_device_eval_batch_size=cfg.batch_size,
+        learning_rate=cfg.learn_rate,
+        warmup_steps=cfg.warmup_steps,
         weight_decay=0.01,
         eval_strategy="steps",
-        eval_steps=settings.eval_steps,
+        eval_steps=cfg.eval_steps,
         save_strategy="steps",
-        save_steps=settings.save_steps,
+        save_steps=cfg.save_steps,
         save_total_limit=2,
-        logging_steps=settings.logging_steps,
+        logging_steps=cfg.logging_steps,
         prediction_loss_only=True,
         report_to=[],
-        seed=settings.seed,
-        data_seed=settings.seed,
+        seed=cfg.seed,
+        data_seed=cfg.seed,
         disable_tqdm=not progress_bar,
         dataloader_num_workers=0,
         remove_unused_columns=False,
@@ -212,12 +217,12 @@ def adapt_encoder(
             self.start = time.monotonic()
 
         def on_step_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-            trainable = state.global_step >= settings.head_warmup_steps
+            trainable = state.global_step >= cfg.head_warmup_steps
             for param in model.base_model.parameters():
                 param.requires_grad_(trainable)
 
         def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-            if state.global_step == settings.head_warmup_steps:
+            if state.global_step == cfg.head_warmup_steps:
                 control.should_evaluate = True
             if max_minutes is not None and time.monotonic() - self.start > max_minutes * 60:
                 control.should_save = True
@@ -228,45 +233,45 @@ def adapt_encoder(
                 record = {"step": state.global_step, **logs}
                 if "eval_loss" in logs:
                     record["eval_perplexity"] = math.exp(logs["eval_loss"])
-                with (output_path / LOG_FILE).open("a", encoding="utf8") as file_:
+                with (out / LOG_FILE).open("a", encoding="utf8") as file_:
                     file_.write(json.dumps(record) + "\n")
 
-    trainer = MaskedOnlyTrainer(
+    trainer: Any = MaskedOnlyTrainer(
         model=model,
         args=args,
-        train_dataset=[{"input_ids": b} for b in train_blocks],
+        train_dataset=[{"input_ids": b, "index": i} for i, b in enumerate(train_blocks)],
         eval_dataset=heldout,
-        data_collator=_PremaskedOr(collator),
+        data_collator=masker,
         callbacks=[Freeze()],
     )
     if last is None:
         trainer.evaluate()  # step 0: the fresh head
     trainer.train(resume_from_checkpoint=last)
     final = trainer.evaluate()
-    model.save_pretrained(str(output_path), safe_serialization=True)
-    tokenizer.save_pretrained(str(output_path))
+    model.save_pretrained(str(out), safe_serialization=True)
+    tokenizer.save_pretrained(str(out))
     # The log file, not the trainer's state: that starts empty in train(), after the step-0 evaluation.
-    with (output_path / LOG_FILE).open(encoding="utf8") as file_:
+    with (out / LOG_FILE).open(encoding="utf8") as file_:
         history = [r for r in map(json.loads, file_) if "eval_loss" in r]
     report = {
         "encoder": str(encoder),
         "texts": [str(t) for t in texts],
-        "settings": asdict(settings),
+        "settings": asdict(cfg),
         "steps": trainer.state.global_step,
-        "complete": trainer.state.global_step >= settings.max_steps,
+        "complete": trainer.state.global_step >= cfg.max_steps,
         "train_blocks": len(train_blocks),
         "heldout_blocks": len(heldout_blocks),
         "heldout_docs": len(heldout_docs),
-        "epochs": trainer.state.global_step * settings.batch_size / len(train_blocks),
+        "epochs": trainer.state.global_step * cfg.batch_size / len(train_blocks),
         "heldout_perplexity": {
             "fresh_head": _perplexity_at(history, 0),
-            "head_warmed_up": _perplexity_at(history, settings.head_warmup_steps),
+            "head_warmed_up": _perplexity_at(history, cfg.head_warmup_steps),
             "final": math.exp(final["eval_loss"]),
         },
         "tokenization": wordpieces_per_word(tokenizer, train_docs, top=20),
         "torch_threads": torch.get_num_threads(),
     }
-    (output_path / REPORT_FILE).write_text(json.dumps(report, indent=2), encoding="utf8")
+    (out / REPORT_FILE).write_text(json.dumps(report, indent=2), encoding="utf8")
     return report
 
 
@@ -277,32 +282,35 @@ def _perplexity_at(history: List[Dict[str, Any]], step: int) -> Optional[float]:
     return None
 
 
-def _mask_once(collator: Any, blocks: List[List[int]], seed: int, batch_size: int) -> List[Dict[str, Any]]:
-    """Mask the held-out blocks once, with a fixed seed, so every evaluation
-    scores the same positions."""
-    state = random.getstate(), torch.get_rng_state()
-    random.seed(seed)
-    torch.manual_seed(seed)
+def _mask_once(masker: "_Masker", blocks: List[List[int]], batch_size: int) -> List[Dict[str, Any]]:
+    """Mask the held-out blocks once, so every evaluation scores the same positions."""
     out: List[Dict[str, Any]] = []
     for i in range(0, len(blocks), batch_size):
-        batch = collator([{"input_ids": b} for b in blocks[i : i + batch_size]])
-        for j in range(len(batch["input_ids"])):
-            out.append({key: value[j] for key, value in batch.items()})
-    random.setstate(state[0])
-    torch.set_rng_state(state[1])
+        chunk = blocks[i : i + batch_size]
+        batch = masker([{"input_ids": b, "index": -1 - i - j} for j, b in enumerate(chunk)])
+        out.extend({key: value[j] for key, value in batch.items()} for j in range(len(chunk)))
     return out
 
 
-class _PremaskedOr:
-    """Collate premasked (held-out) examples as they are, and mask the rest."""
+class _Masker:
+    """Collate premasked (held-out) examples as they are; mask the others with
+    a generator seeded by their block indices. The masks then survive a resume
+    (transformers' Trainer fetches the first batch after a resume before it
+    restores the RNG state) and no draw is taken from the global RNG."""
 
-    def __init__(self, collator: Any) -> None:
+    def __init__(self, collator: Any, seed: int) -> None:
+        if not hasattr(collator, "generator"):
+            raise ImportError("adapt-encoder needs a transformers release whose MLM collators take a generator")
         self.collator = collator
+        self.seed = seed
 
     def __call__(self, features: List[Dict[str, Any]]) -> Dict[str, Any]:
         if "labels" in features[0]:
             return {key: torch.stack([f[key] for f in features]) for key in features[0]}
-        return self.collator(features)
+        indices = [int(f["index"]) for f in features]
+        key = zlib.crc32(struct.pack(f"<{len(indices) + 1}q", self.seed, *indices))
+        self.collator.generator = torch.Generator().manual_seed(key)
+        return self.collator([{"input_ids": f["input_ids"]} for f in features])
 
 
 def _masked_only_loss(model: Any, inputs: Dict[str, Any]) -> Any:
