@@ -16,6 +16,7 @@ ENTRY_POINTS = {
     "spacy_factories": [
         "fastbioner_ner = spacy_fastbioner.pipeline.ner:make_fastbioner_ner",
         "fastbioner_sentences = spacy_fastbioner.pipeline.sentences:make_fastbioner_sentences",
+        "fastbioner_abbreviations = spacy_fastbioner.pipeline.abbreviations:make_fastbioner_abbreviations",
     ],
     "spacy_architectures": [
         "spacy_fastbioner.TransformerTagger.v1 = spacy_fastbioner.ml.tagger:build_transformer_tagger",

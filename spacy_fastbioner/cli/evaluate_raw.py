@@ -30,6 +30,11 @@ def evaluate_raw_cli(
         "-C",
         help="Also score the same documents at the token level (gold mentions moved to token boundaries), as `spacy evaluate` does",
     ),
+    abbreviations: Optional[bool] = Opt(
+        None,
+        "--abbreviations/--no-abbreviations",
+        help="Add (or remove) the fastbioner_abbreviations component before scoring (default: the pipeline as it is)",
+    ),
     # fmt: on
 ) -> None:
     """Evaluate a pipeline on the raw title + abstract text of PubTator
@@ -39,6 +44,7 @@ def evaluate_raw_cli(
     from ..corpora.readers import CorpusError, read_pubtator
     from ..evaluation.raw import evaluate_raw, evaluate_token_level
     from ..loading import load_pipeline
+    from ..pipeline.abbreviations import use_abbreviations
 
     if batch_size < 1:
         msg.fail(f"Invalid --batch-size {batch_size}: expected a positive integer", exits=1)
@@ -52,9 +58,12 @@ def evaluate_raw_cli(
         nlp = load_pipeline(model)
     except (OSError, ValueError) as err:
         msg.fail(f"Cannot load the pipeline {model!r}", str(err), exits=1)
+    if abbreviations is not None:
+        use_abbreviations(nlp, abbreviations)
     scores = evaluate_raw(nlp, documents, batch_size=batch_size)
     if compare:
         scores["token_level"] = evaluate_token_level(nlp, data_path, type_map=renames, batch_size=batch_size)
+    scores["pipeline"] = nlp.pipe_names
     print_scores(scores)
     if output is not None:
         output.parent.mkdir(parents=True, exist_ok=True)
