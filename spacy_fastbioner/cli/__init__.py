@@ -9,13 +9,16 @@ from . import (  # noqa: F401  (register the commands)
     adapt_encoder,
     annotate,
     benchmark,
+    build_kb,
     distill,
+    evaluate_linking,
     evaluate_raw,
     export,
     make_student,
     quantize,
     sentence_windows,
     teacher_targets,
+    train,
 )
 from ._util import fastbioner_cli
 
