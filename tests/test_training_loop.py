@@ -118,3 +118,21 @@ def test_final_choice_on_the_whole_dev_set(workdir):
     # model-best is that checkpoint
     assert_same_weights(out / "model-best", out / "checkpoints" / f"step-{best['step']}")
     shutil.rmtree(out)
+
+
+def test_cli_stops_with_status_3_and_continues(workdir):
+    from spacy.cli._util import app
+    from typer.testing import CliRunner
+
+    import spacy_fastbioner.cli  # noqa: F401  (registers `spacy fastbioner`)
+
+    out = workdir / "cli"
+    args = ["fastbioner", "train", str(CONFIG), "--output", str(out)]
+    for key, value in overrides(workdir, **{"training.optimizer.learn_rate.total_steps": 2}).items():
+        args += [f"--{key}", str(value)]
+    result = CliRunner().invoke(app, args + ["--steps-this-run", "1"])
+    assert result.exit_code == 3, result.output
+    assert "run the same command again" in result.output
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert (out / "model-best" / "config.cfg").is_file()

@@ -28,6 +28,7 @@ def train_cli(
     checkpoints), saving the optimizer and RNG state with model-last so that the
     run can be stopped and continued: run the same command again. At the end,
     the kept checkpoints are scored on the whole dev set to choose model-best.
+    A run that stops before its last step exits with status 3.
     Config overrides as in `spacy train`, e.g. --paths.train corpus/train.spacy."""
     from ..training.loop import train_resumable
     from ..training.state import TrainingStateError
@@ -48,4 +49,5 @@ def train_cli(
     if report["complete"]:
         msg.good(f"Trained to step {report['step']}; saved {output_path / 'model-best'}")
     else:
-        msg.info(f"Stopped at step {report['step']}: run the same command again to continue")
+        # A non-zero status, so that a workflow does not go on with an unfinished model.
+        msg.warn(f"Stopped at step {report['step']}: run the same command again to continue", exits=3)
