@@ -36,9 +36,12 @@ def make_tiny_bert(
     n_layers: int = 2,
     hidden: int = 32,
     seed: int = 0,
+    max_positions: int = 128,
 ) -> Path:
     """Save a randomly initialised BERT and its WordPiece tokenizer to `path`,
-    as a Hugging Face folder that `TransformerModel.v3` loads by name.
+    as a Hugging Face folder that `TransformerModel.v3` loads by name. The
+    tokenizer sets no `model_max_length`; the model has `max_positions`
+    position embeddings.
     """
     import torch
     from transformers import BertConfig, BertModel, BertTokenizerFast
@@ -61,7 +64,7 @@ def make_tiny_bert(
         num_hidden_layers=n_layers,
         num_attention_heads=2,
         intermediate_size=hidden * 2,
-        max_position_embeddings=128,
+        max_position_embeddings=max_positions,
     )
     BertModel(config).save_pretrained(path)
     BertTokenizerFast(vocab_file=str(vocab_file), do_lower_case=True).save_pretrained(path)

@@ -172,3 +172,47 @@ def test_entity_columns_read_tags_as_bio_to_spans(seed):
         doc.from_array(["ENT_IOB", "ENT_TYPE"], columns[end - n : end])
         expected = bio_to_spans([TAGS[i] for i in tag_ids[end - n : end]])
         assert [(e.start, e.end, e.label_) for e in doc.ents] == expected
+
+
+def test_length_groups_bound_the_padding():
+    """Issue 27 item 12: one 100k-token doc among 1,000 short ones is decoded
+    apart: every group's padded cells (docs x steps) are at most twice its
+    tokens, and the steps of all groups at most twice the longest doc."""
+    from spacy_fastbioner.pipeline.decoding import length_groups
+
+    rng = numpy.random.default_rng(0)
+    lengths = numpy.concatenate([[100_000], rng.integers(1, 60, size=1000)])
+    rng.shuffle(lengths)
+    groups = length_groups(lengths.tolist())
+    assert sorted(numpy.concatenate(groups).tolist()) == list(range(len(lengths)))
+    for group in groups:
+        assert len(group) * lengths[group].max() <= 2 * lengths[group].sum()
+    assert sum(int(lengths[group].max()) for group in groups) <= 2 * 100_000
+    # Before: a single group of 1,001 docs x 100,000 steps.
+    assert sum(len(group) * int(lengths[group].max()) for group in groups) < 3 * lengths.sum()
+    assert length_groups([]) == [] and [g.tolist() for g in length_groups([0, 3, 0])] == [[1], [0, 2]]
+
+
+def test_a_long_doc_among_short_ones_decodes_as_alone_within_bounded_memory():
+    """The batched programme gives each doc what it gives the doc alone, and
+    the memory it allocates (traced, so deterministic) stays a small multiple
+    of the scores: padding the 300 short docs to the long one's 3,000 steps
+    took over 600 times the scores."""
+    import tracemalloc
+
+    from spacy_fastbioner.pipeline.decoding import viterbi_flat
+
+    rng = numpy.random.default_rng(1)
+    start, trans = transition_constraints(TAGS)
+    tables = [rng.normal(size=(int(n), len(TAGS))).astype("f") * 3 for n in rng.integers(1, 8, size=300)]
+    tables.insert(120, rng.normal(size=(3000, len(TAGS))).astype("f") * 3)
+    tracemalloc.start()
+    try:
+        tags, lengths = viterbi_flat(tables, start, trans)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 * sum(t.nbytes for t in tables)
+    ends = numpy.cumsum(lengths).tolist()
+    found = [tags[end - n : end].tolist() for end, n in zip(ends, lengths.tolist())]
+    assert found == [viterbi(log_softmax(t), start, trans) for t in tables]

@@ -15,6 +15,7 @@ import spacy
 from helpers import make_examples, make_tiny_bert, synthetic_sentences, tiny_transformer_config
 from spacy.language import Language
 from spacy.tokens import Doc
+from spacy.training import Example
 from spacy.util import fix_random_seed
 from spacy_transformers.data_classes import TransformerData, WordpieceBatch
 from spacy_transformers.span_getters import get_strided_spans
@@ -196,3 +197,68 @@ def test_predict_leaves_the_transformer_data_alone(nlp: Language, sentences: Lis
     nlp.get_pipe("fastbioner_ner")(doc)
     assert doc._.trf_data is before and (doc._.trf_data.align.lengths == lengths).all()
     assert doc.ents
+
+
+@pytest.fixture(scope="module")
+def dropout_free_nlp(tmp_path_factory) -> Language:
+    """An initialized (untrained) tiny pipeline whose encoder has no dropout,
+    so that its features in training mode equal those at inference."""
+    bert = make_tiny_bert(tmp_path_factory.mktemp("bert_no_dropout"), n_layers=1)
+    config = tiny_transformer_config(bert, window=WINDOW, stride=STRIDE)
+    config["model"]["transformer_config"] = {"hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0}
+    nlp = spacy.blank("en")
+    nlp.add_pipe("transformer", config=config)
+    nlp.add_pipe("fastbioner_ner")
+    examples = make_examples(nlp, separated_sentences(8, seed=3))
+    fix_random_seed(0)
+    nlp.initialize(lambda: examples)
+    return nlp
+
+
+@pytest.mark.parametrize("method", ["update", "distill"])
+def test_training_reads_each_token_from_the_window_that_predict_reads(
+    dropout_free_nlp: Language, method: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 27 item 10: `update` and `distill` read a token in the overlap
+    of two windows from its best-context window, as `predict` (and hence the
+    cached teacher targets) do, so the loss sees the logits that prediction
+    gives, on one sentence of several windows."""
+    nlp = dropout_free_nlp
+    trf, ner = nlp.get_pipe("transformer"), nlp.get_pipe("fastbioner_ner")
+    words, tags = [], []
+    for sent_words, sent_tags in separated_sentences(12, seed=5):
+        words.extend(sent_words[:-1])  # one sentence: no "." between them
+        tags.extend(sent_tags[:-1])
+    assert len(words) > 3 * WINDOW
+    doc = trf(Doc(nlp.vocab, words=words))
+    assert len(doc._.trf_data.wordpieces) > 3
+    predicted = ner.predict([doc])[0]
+    # Reading the first window of each token (the alignment as the
+    # transformer gives it) changes the logits: the test can see the rule.
+    assert not numpy.allclose(ner.model.predict([doc])[0], predicted, atol=1e-4)
+
+    seen: List[numpy.ndarray] = []
+    if method == "update":
+        get_loss = ner.get_loss
+
+        def record_loss(examples, scores):  # type: ignore[no-untyped-def]
+            seen.append(numpy.array(scores[0]))
+            return get_loss(examples, scores)
+
+        monkeypatch.setattr(ner, "get_loss", record_loss)
+    else:
+        get_ts_loss = ner.get_teacher_student_loss
+
+        def record_loss(teacher_scores, student_scores, **kwargs):  # type: ignore[no-untyped-def]
+            seen.append(numpy.array(student_scores[0]))
+            return get_ts_loss(teacher_scores, student_scores, **kwargs)
+
+        monkeypatch.setattr(ner, "get_teacher_student_loss", record_loss)
+    examples = [Example(Doc(nlp.vocab, words=words), Doc(nlp.vocab, words=words, ents=tags))]
+    trf.update(examples, drop=0.0)  # no sgd: the weights stay as they are
+    if method == "update":
+        ner.update(examples, drop=0.0)
+    else:
+        ner.distill(None, examples, drop=0.0, teacher_scores=[predicted], soft_weight=1.0)
+    assert len(seen) == 1 and seen[0].shape == predicted.shape
+    numpy.testing.assert_allclose(seen[0], predicted, rtol=1e-4, atol=1e-5)

@@ -44,7 +44,7 @@ def test_factory_found_through_entry_point():
         "assert 'spacy_fastbioner' in sys.modules\n"
         "print(nlp.pipe_names)\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=600)
     assert "fastbioner_ner" in out.stdout
 
 
@@ -229,18 +229,13 @@ def test_first_wordpiece_fast_path_equals_the_model(trained):
         assert [s.shape for s in ner.predict(docs)] == [(len(doc), len(ner.tags)) for doc in docs]
 
 
-def test_set_annotations_writes_the_decoded_entities_and_clears_old_ones(trained):
+def test_set_annotations_writes_the_decoded_entities(trained):
     """The entities that set_annotations writes (one `from_array` per doc)
-    are those of `bio_to_spans` on each doc's decoded tags; entities already
-    on a doc, with their knowledge-base ids, are replaced, as `set_ents` with
-    default "outside" replaces them."""
-    from spacy.tokens import Span
-
+    are those of `bio_to_spans` on each doc's decoded tags."""
     from spacy_fastbioner.pipeline.decoding import bio_to_spans, log_softmax, viterbi
 
     ner = trained.get_pipe("fastbioner_ner")
     docs = [trained.make_doc(text) for text in TEXTS + ["cancer cancer colitis and aspirin"]]
-    docs[0].set_ents([Span(docs[0], 0, 2, label="Chemical", kb_id="MESH:D001241")])
     rng = numpy.random.default_rng(0)
     scores = [rng.normal(size=(len(doc), len(ner.tags))).astype("f") * 4 for doc in docs]
     scores[-1][:, :] = -5.0
@@ -255,3 +250,118 @@ def test_set_annotations_writes_the_decoded_entities_and_clears_old_ones(trained
         assert [(e.start, e.end, e.label_) for e in doc.ents] == bio_to_spans(tags)
         assert all(token.ent_kb_id == 0 and token.ent_iob_ in ("B", "I", "O") for token in doc)
     assert [(e.start, e.end, e.label_) for e in docs[-1].ents] == [(0, 2, "Disease")]
+
+
+def test_windows_are_checked_against_the_encoders_positions(tmp_path):
+    """Issue 27 item 13: a tokenizer that sets no model_max_length gives
+    spacy-transformers no bound to truncate a window at. At initialize, a
+    window that cannot fit the encoder's position embeddings is an error that
+    says what fits; otherwise the tokenizer gets the encoder's positions as
+    its limit, with a warning, so that a window of many wordpieces is
+    truncated instead of indexing past the embeddings."""
+    from helpers import make_tiny_bert, tiny_transformer_config
+
+    bert = make_tiny_bert(tmp_path / "bert", n_layers=1, max_positions=32)
+
+    def pipeline(window: int, stride: int) -> spacy.language.Language:
+        nlp = spacy.blank("en")
+        nlp.add_pipe("transformer", config=tiny_transformer_config(bert, window=window, stride=stride))
+        nlp.add_pipe("fastbioner_ner")
+        return nlp
+
+    nlp = pipeline(48, 32)
+    examples = make_examples(nlp, synthetic_sentences(4, seed=1))
+    with pytest.raises(ValueError, match=r"windows of 48 tokens: .* needs 50 positions, .* has 32 .* window <= 30"):
+        nlp.initialize(lambda: examples)
+    nlp = pipeline(24, 16)
+    with pytest.warns(UserWarning, match=r"sets no model_max_length, over the encoder's 32 positions: set to 32"):
+        nlp.initialize(lambda: examples)
+    tokenizer = nlp.get_pipe("transformer").model.tokenizer
+    assert tokenizer.model_max_length == 32
+    # 24 tokens of several wordpieces each: a window of over 32 wordpieces.
+    doc = nlp(" ".join(["qzxvk"] * 40))
+    assert max(doc._.trf_data.wordpieces.lengths) <= 32 < 24 * len(tokenizer.tokenize("qzxvk"))
+    # The limit is kept when the pipeline is saved.
+    loaded = type(nlp).from_config(nlp.config).from_bytes(nlp.to_bytes())
+    assert loaded.get_pipe("transformer").model.tokenizer.model_max_length == 32
+
+
+def test_preset_entities_are_kept_as_spacys_ner_keeps_them(trained):
+    """Issue 27 item 14: entities already on a doc (B or I, blocked spans
+    included) are kept with their label, knowledge-base and entity ids, even
+    a label the component does not predict; new entities are added only
+    where they overlap none, and never extend one; tokens preset to O are
+    predicted again. spaCy's `ner` does the same (the `is_valid` of its moves,
+    spacy/pipeline/_parser_internals/ner.pyx)."""
+    from spacy.tokens import Span
+
+    from spacy_fastbioner.pipeline.decoding import bio_to_spans, log_softmax, viterbi
+
+    ner = trained.get_pipe("fastbioner_ner")
+    words = ["breast", "cancer", "in", "mice", "given", "aspirin", "and", "naloxone"]
+    doc = Doc(trained.vocab, words=words)
+    gene = Span(doc, 1, 2, label="GENE", kb_id="HGNC:1", span_id="rule-1")
+    doc.set_ents([gene], blocked=[Span(doc, 3, 4)], outside=[Span(doc, 7, 8)], default="missing")
+    table = numpy.full((len(words), len(ner.tags)), -5.0, dtype="f")
+    table[:, ner.tags.index("O")] = 5.0
+    for i, tag in [(0, "B-Disease"), (1, "I-Disease"), (2, "I-Disease"), (3, "B-Disease")]:
+        table[i, ner.tags.index(tag)] = 9.0
+    for i in (5, 7):
+        table[i, ner.tags.index("B-Chemical")] = 9.0
+    plain = Doc(trained.vocab, words=words)
+    ner.set_annotations([doc, plain], [table, table.copy()])
+    assert [(e.start, e.end, e.label_) for e in doc.ents] == [
+        (0, 1, "Disease"),  # cut where the preset entity starts
+        (1, 2, "GENE"),
+        (5, 6, "Chemical"),
+        (7, 8, "Chemical"),  # preset O: predicted again
+    ]
+    assert (doc[1].ent_kb_id_, doc[1].ent_id_) == ("HGNC:1", "rule-1")
+    assert (doc[2].ent_iob_, doc[3].ent_iob, doc[3].ent_type) == ("O", 3, 0)  # mice stays blocked
+    start, trans = ner._get_constraints()
+    expected = bio_to_spans([ner.tags[i] for i in viterbi(log_softmax(table), start, trans)])
+    assert expected == [(0, 3, "Disease"), (3, 4, "Disease"), (5, 6, "Chemical"), (7, 8, "Chemical")]
+    assert [(e.start, e.end, e.label_) for e in plain.ents] == expected
+    # Run again on its own output: nothing changes.
+    before = [(e.start, e.end, e.label_, e.kb_id_, e.id_) for e in doc.ents]
+    ner.set_annotations([doc], [table])
+    assert [(e.start, e.end, e.label_, e.kb_id_, e.id_) for e in doc.ents] == before
+
+
+def test_an_entity_ruler_before_the_component_keeps_its_entities(trained):
+    """An entity ruler's entities survive `fastbioner_ner`, as they survive
+    spaCy's `ner`, and the component's own entities elsewhere are added."""
+    text = "the patients with breast cancer were treated with aspirin"
+    alone = {(e.text, e.label_) for e in trained(text).ents}
+    assert ("breast cancer", "Disease") in alone
+    ruler = trained.add_pipe("entity_ruler", before="fastbioner_ner")
+    try:
+        ruler.add_patterns([{"label": "DRUG", "pattern": "aspirin", "id": "drug-1"}])
+        doc = trained(text)
+    finally:
+        trained.remove_pipe("entity_ruler")
+    assert [(e.text, e.label_, e.id_) for e in doc.ents if e.label_ == "DRUG"] == [("aspirin", "DRUG", "drug-1")]
+    assert ("breast cancer", "Disease") in {(e.text, e.label_) for e in doc.ents}
+
+
+def test_preset_entities_get_no_confidence_and_new_ones_do(trained):
+    """With `store_confidence` on, a kept entity of a label the component does
+    not predict must not break it, and gets no confidence of the component's."""
+    from spacy.tokens import Span
+
+    ner = trained.get_pipe("fastbioner_ner")
+    words = ["breast", "cancer", "in", "mice", "given", "aspirin"]
+    doc = Doc(trained.vocab, words=words)
+    doc.set_ents([Span(doc, 3, 4, label="SPECIES")], default="missing")
+    table = numpy.full((len(words), len(ner.tags)), -5.0, dtype="f")
+    table[:, ner.tags.index("O")] = 5.0
+    table[5, ner.tags.index("B-Chemical")] = 9.0
+    stored = ner.cfg.get("store_confidence")
+    ner.cfg["store_confidence"] = True
+    try:
+        ner.set_annotations([doc], [table])
+    finally:
+        ner.cfg["store_confidence"] = stored
+    confidence = {e.label_: e._.fastbioner_confidence for e in doc.ents}
+    assert confidence["SPECIES"] is None
+    assert 0.9 < confidence["Chemical"] <= 1.0

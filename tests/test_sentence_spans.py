@@ -279,7 +279,7 @@ def test_upgraded_pipeline_loads_in_a_fresh_process(upgraded_dir: Path) -> None:
         "print(nlp.pipe_names, len(list(doc.sents)))"
     )
     result = subprocess.run(
-        [sys.executable, "-c", code, str(upgraded_dir / "upgraded")], capture_output=True, text=True
+        [sys.executable, "-c", code, str(upgraded_dir / "upgraded")], capture_output=True, text=True, timeout=600
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "['sentences', 'transformer', 'fastbioner_ner'] 2" in result.stdout

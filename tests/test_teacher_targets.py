@@ -212,3 +212,37 @@ def test_gold_sentences_reach_the_student_as_they_are(sentence_teacher):
     eg = Example(Doc(student.vocab, words=words), reference)
     create_distill_step_v2()(sentence_teacher, student, [eg])
     assert len(list(eg.predicted.sents)) == 1 and len(list(eg.reference.sents)) == 1
+
+
+def test_a_store_refuses_a_teacher_with_other_windows(trained_teacher, store, tmp_path):
+    """Issue 27 item 11: the logits depend on the windows the teacher reads a
+    doc in, so the store records its span getter (window, stride) and its
+    wordpiece limit, and refuses a teacher that differs in either, or a store
+    that recorded none."""
+    import shutil
+
+    import srsly
+
+    from spacy_fastbioner.encoder.transformer import find_transformer, hf_tokenizer
+
+    targets = TeacherTargets(store)
+    windows = targets.teacher["windows"]
+    strided = {"@span_getters": "spacy-transformers.strided_spans.v1", "stride": 32, "window": 48}
+    assert windows["span_getter"] == strided
+    assert windows["max_length"] == 128  # the tiny tokenizer sets none: the positions (check_positions)
+    narrow = make_student(trained_teacher, n_layers=4, layer_map="first")  # the same weights
+    targets.check_teacher(narrow)
+    narrow.get_pipe_config("transformer")["model"]["get_spans"]["window"] = 24
+    with pytest.raises(TeacherTargetsError, match=r"meta.json: .*transformer windows .*'window': 24.* vs the store's"):
+        targets.check_teacher(narrow)
+    truncating = make_student(trained_teacher, n_layers=4, layer_map="first")
+    hf_tokenizer(find_transformer(truncating)).model_max_length = 64
+    with pytest.raises(TeacherTargetsError, match=r"'max_length': 64\} vs the store's .*'max_length': 128"):
+        targets.check_teacher(truncating)
+    old = tmp_path / "old"
+    shutil.copytree(store, old)
+    meta = srsly.read_json(old / "meta.json")
+    del meta["teacher"]["windows"]
+    srsly.write_json(old / "meta.json", meta)
+    with pytest.raises(TeacherTargetsError, match="vs the store's none recorded"):
+        TeacherTargets(old).check_teacher(trained_teacher)

@@ -4,7 +4,8 @@ instead of running the teacher again at every step.
 
 A store is a folder:
 - `meta.json`: the format, the teacher's identity (hashes of its transformer
-  and NER head weights, its tags, its wordpiece vocabulary), the counts;
+  and NER head weights, its tags, its wordpiece vocabulary, and its windows:
+  the span getter and the wordpiece limit), the counts;
 - `index.npy`: per document a 16-byte key (a hash of its tokens, spaces and
   sentence starts), the row of its first token and its number of tokens;
 - `logits.f16`: the logits of all documents, (n_tokens, n_tags) float16,
@@ -28,7 +29,7 @@ from spacy.pipeline import TrainablePipe
 from spacy.tokens import Doc
 from thinc.types import Floats2d
 
-from ..encoder.transformer import find_transformer, hf_model, hf_tokenizer
+from ..encoder.transformer import find_transformer, hf_model, hf_tokenizer, window_settings
 
 FORMAT = "spacy_fastbioner.teacher_targets.v1"
 META_FILE = "meta.json"
@@ -85,7 +86,9 @@ def wordpiece_hash(nlp: Language) -> str:
 
 def teacher_identity(teacher: Language, ner_name: Optional[str] = None) -> Dict[str, object]:
     """What a store's logits depend on: hashes of the teacher's transformer
-    and NER head weights, its tags and its wordpiece vocabulary.
+    and NER head weights, its tags, its wordpiece vocabulary and the windows
+    its transformer reads a doc in (`window_settings`: the span getter's
+    window and stride, the wordpiece limit).
 
     teacher (Language): The teacher pipeline.
     ner_name (Optional[str]): The NER component; the first distillable one
@@ -107,6 +110,7 @@ def teacher_identity(teacher: Language, ner_name: Optional[str] = None) -> Dict[
         "head": head,
         "tags": list(ner.tags),
         "wordpieces": wordpiece_hash(teacher),
+        "windows": window_settings(teacher),
     }
 
 
@@ -331,12 +335,13 @@ class TeacherTargets:
         self._compare("student", expected, found)
 
     def _compare(self, who: str, expected: Mapping[str, object], found: Mapping[str, object]) -> None:
-        keys = ("transformer", "head", "tags", "wordpieces")
+        keys = ("transformer", "head", "tags", "wordpieces", "windows")
         what = {
             "transformer": "transformer weights",
             "head": "NER head weights",
             "tags": "tags",
             "wordpieces": "wordpiece vocabulary",
+            "windows": "transformer windows",
         }
         differ = [k for k in keys if k in found and found[k] != expected.get(k)]
         if not differ:
@@ -345,12 +350,17 @@ class TeacherTargets:
         for key in differ:
             if key == "tags":
                 details.append(f"tags {found[key]} vs the store's {expected.get(key)}")
+            elif key == "windows":
+                # A store made before windows were recorded has none: refused,
+                # since its logits may come from other windows.
+                stored = expected.get(key, "none recorded")
+                details.append(f"transformer windows {found[key]} vs the store's {stored}")
             else:
                 details.append(
                     f"{what[key]} (hash {str(found[key])[:12]} vs the store's {str(expected.get(key))[:12]})"
                 )
         raise TeacherTargetsError(
-            f"{self.path}: the {who} does not match the teacher-targets store: "
+            f"{self.path / META_FILE}: the {who} does not match the teacher-targets store: "
             + "; ".join(details)
             + ". Make the store again with `spacy fastbioner teacher-targets` from this teacher"
         )

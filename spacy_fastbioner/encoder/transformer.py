@@ -1,4 +1,5 @@
-"""A pipeline's spacy-transformers `transformer` component: finding it, and
+"""A pipeline's spacy-transformers `transformer` component: finding it, the
+settings of its windows and their check against the encoder's positions, and
 counting its parameters (and the pipeline's), int8 weights included, whether
 the encoder runs in PyTorch or in ONNX Runtime (`runtime/`).
 
@@ -6,7 +7,8 @@ spacy-transformers and the runtime are imported inside the functions: they
 import `transformers`, which `import spacy_fastbioner` must not (see `__init__.py`).
 """
 
-from typing import TYPE_CHECKING, Any, List, Optional, TypedDict, cast
+import warnings
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, TypedDict, cast
 
 import torch
 from spacy.language import Language
@@ -15,6 +17,14 @@ if TYPE_CHECKING:
     from spacy_transformers import Transformer
     from spacy_transformers.layers import TransformerModel
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+
+# A tokenizer's `model_max_length` from here up means none was set
+# (transformers' VERY_LARGE_INTEGER is 1e30).
+UNSET_MAX_LENGTH = 10**9
+# Model types whose position ids start after the padding index (RoBERTa's
+# family): the first `pad_token_id + 1` position embeddings hold no token.
+OFFSET_POSITIONS = ("roberta", "xlm-roberta", "camembert", "longformer")
 
 
 class ParameterCounts(TypedDict):
@@ -60,6 +70,81 @@ def find_transformer(nlp: Language) -> "Transformer":
         if isinstance(proc, Transformer):
             return proc
     raise ValueError(f"the pipeline {nlp.pipe_names} has no spacy-transformers 'transformer' component")
+
+
+def window_settings(nlp: Language) -> Dict[str, Any]:
+    """What decides the windows that the pipeline's transformer reads a doc
+    in: its span getter, as configured (the registered name and its
+    settings, e.g. window and stride), and the wordpiece limit at which
+    spacy-transformers truncates a window (the tokenizer's
+    `model_max_length`; None where the tokenizer sets none).
+
+    nlp (Language): A pipeline with an initialized transformer.
+    RETURNS (Dict[str, Any]): "span_getter" (a dict) and "max_length" (an int
+        or None), JSON-serialisable.
+    """
+    trf = find_transformer(nlp)
+    name = next(name for name, proc in nlp.pipeline if proc is trf)
+    get_spans = nlp.get_pipe_config(name).get("model", {}).get("get_spans", {})
+    tokenizer = hf_tokenizer(trf)
+    max_length = getattr(tokenizer, "model_max_length", None)
+    # transformers stands for "no limit" by a huge integer (1e30) that JSON
+    # writers refuse.
+    if not isinstance(max_length, int) or max_length >= UNSET_MAX_LENGTH:
+        max_length = None
+    return {"span_getter": {key: get_spans[key] for key in sorted(get_spans)}, "max_length": max_length}
+
+
+def check_positions(nlp: Language) -> None:
+    """Make sure that no window of the pipeline's initialized transformers
+    reaches past the encoder's position embeddings: a window's wordpieces
+    beyond them would index past the embedding table (an IndexError on the
+    CPU, a device-side assert on a GPU).
+
+    - A span getter whose `window` (in tokens) plus the tokenizer's special
+      tokens exceeds the positions is an error: even at one wordpiece per
+      token its windows would not fit.
+    - A tokenizer whose `model_max_length` is unset (as in a folder saved
+      without it) or over the positions gets the number of positions, with a
+      warning, so that spacy-transformers truncates a window of more
+      wordpieces (dropping its last ones) rather than failing.
+
+    nlp (Language): The pipeline; transformers not initialized yet are skipped.
+    """
+    for name in transformer_names(nlp):
+        trf = cast("Transformer", nlp.get_pipe(name))
+        model = cast("TransformerModel", trf.model)
+        tokenizer, transformer = model.tokenizer, model.transformer
+        n_positions = getattr(getattr(transformer, "config", None), "max_position_embeddings", None)
+        if tokenizer is None or not isinstance(n_positions, int):
+            continue
+        config = transformer.config
+        source = getattr(config, "_name_or_path", "") or model.attrs.get("name", "?")
+        if getattr(config, "model_type", "") in OFFSET_POSITIONS:
+            n_positions -= int(getattr(config, "pad_token_id", 1) or 0) + 1
+        n_special = int(tokenizer.num_special_tokens_to_add(pair=False))
+        get_spans = nlp.get_pipe_config(name).get("model", {}).get("get_spans", {})
+        window = get_spans.get("window")
+        if isinstance(window, int) and window + n_special > n_positions:
+            raise ValueError(
+                f"[components.{name}.model.get_spans] {get_spans.get('@span_getters')} cuts windows of "
+                f"{window} tokens: with the tokenizer's {n_special} special tokens, even one wordpiece per "
+                f"token needs {window + n_special} positions, but the encoder {source} has {n_positions} "
+                f"(max_position_embeddings). Expected window <= {n_positions - n_special}, and less for "
+                "words of several wordpieces (biomedical text: about 1.6 per word)"
+            )
+        max_length = getattr(tokenizer, "model_max_length", None)
+        if not isinstance(max_length, int) or max_length > n_positions:
+            found = f"sets model_max_length {max_length}"
+            if not isinstance(max_length, int) or max_length >= UNSET_MAX_LENGTH:
+                found = "sets no model_max_length"
+            warnings.warn(
+                f"[{name}] the tokenizer of {source} {found}, over the encoder's {n_positions} positions: "
+                f"set to {n_positions}, so that a window of more wordpieces is truncated (its last "
+                "wordpieces dropped) instead of indexing past the position embeddings",
+                stacklevel=2,
+            )
+            tokenizer.model_max_length = n_positions
 
 
 def hf_model(trf: "Transformer") -> "PreTrainedModel":

@@ -10,13 +10,21 @@ rule for strided SQuAD documents, each token is here aligned to the one window
 in which the smaller of its left and right contexts is largest; across the
 overlap, this switches windows half-way, so every token keeps at least half the
 overlap as context on both sides.
+
+The rule is applied wherever the component reads the transformer: at
+inference (`best_windows`, or `best_window_alignment` straight), and in
+training and distillation (`best_context_windows`, which also covers the
+outputs that the transformer hands to its listeners in `update`), so that a
+student learns on the features it predicts with, and cached teacher targets
+(computed by `predict`) match the student's features.
 """
 
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, Iterable, Iterator, List, Optional, Tuple, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, List, Optional, Sequence, Tuple, TypeVar, cast
 
 import numpy
 from spacy.tokens import Doc
+from thinc.api import Model
 from thinc.types import Ints1d, Ragged
 
 if TYPE_CHECKING:  # imported where used: importing it imports `transformers`
@@ -91,3 +99,37 @@ def best_windows(docs: Iterable[Doc]) -> Iterator[None]:
     finally:
         for doc, trf_data in saved:
             doc._.trf_data = trf_data
+
+
+@contextmanager
+def best_context_windows(model: Model, docs: Sequence[Doc]) -> Iterator[None]:
+    """Within the block, `model` reads each token of `docs` from its
+    best-context window (`best_window_alignment`), wherever it reads the
+    transformer's output from: the docs' `doc._.trf_data` (prediction, or
+    training with a frozen transformer), or the outputs that the upstream
+    transformer's `update` handed to the model's listeners (training and
+    distillation). Both are restored on exit; the gradient still reaches
+    every wordpiece's row of the transformer output (zero where unread).
+
+    model (Model): A model whose listeners (spacy-transformers'
+        `TransformerListener`) read a transformer component's output.
+    docs (Sequence[Doc]): The docs the model is about to be run on.
+    """
+    saved: List[Tuple[Any, List[Any]]] = []
+    if Doc.has_extension("trf_data"):  # otherwise spacy-transformers is not loaded: no listeners
+        from spacy_transformers.layers.listener import TransformerListener
+
+        for node in model.walk():
+            outputs = getattr(node, "_outputs", None)
+            if isinstance(node, TransformerListener) and outputs is not None:
+                saved.append((node, outputs))
+                # A new list: the transformer hands the same list to every listener.
+                node._outputs = [best_window_alignment(output) for output in outputs]
+    try:
+        with best_windows(docs):
+            yield
+    finally:
+        for node, outputs in saved:
+            # Unless the backward pass consumed and cleared them already.
+            if node._outputs is not None:
+                node._outputs = outputs

@@ -171,7 +171,7 @@ class AbbreviationConsistency:
         for short, long in mentions:
             short._.long_form = long
             group.append(short)
-        doc.spans[self.cfg["spans_key"]] = group
+        doc.spans[str(self.cfg["spans_key"])] = group
         if mentions and self.cfg["make_consistent"]:
             doc.ents = consistent_entities(doc, mentions)
         return doc

@@ -108,16 +108,59 @@ def viterbi(log_probs: Floats2d, start: Floats1d, trans: Floats2d) -> List[int]:
     return _viterbi_many([emissions], start_scores, trans_scores)[0].tolist()
 
 
+def length_groups(lengths: Sequence[int]) -> List[numpy.ndarray]:
+    """The docs that `_viterbi_many` decodes together, each group padded to
+    its longest doc: the docs sorted by length, longest first, a group
+    taking every doc at least half as long as its first. Padding thus never
+    doubles a group's cells (docs x steps), so one very long doc among many
+    short ones is decoded apart instead of padding them all to its length;
+    and each group's longest doc is at most half the previous group's, so
+    the steps of all groups add up to at most twice the longest doc.
+
+    lengths (Sequence[int]): Each doc's number of tokens.
+    RETURNS (List[numpy.ndarray]): The groups, as indices into `lengths`;
+        every doc is in exactly one.
+    """
+    sizes = numpy.asarray(lengths, dtype="int64")
+    order = numpy.argsort(-sizes, kind="stable")
+    groups: List[numpy.ndarray] = []
+    first = 0
+    while first < len(order):
+        longest = int(sizes[order[first]])
+        # The docs from `first` on are sorted longest first: the group ends
+        # at the first doc shorter than half the group's longest.
+        end = first + int(numpy.searchsorted(-2 * sizes[order[first:]], -longest, side="right"))
+        groups.append(order[first:end])
+        first = end
+    return groups
+
+
 def _viterbi_many(
     emissions: Sequence[numpy.ndarray], start: numpy.ndarray, trans: numpy.ndarray
 ) -> List[numpy.ndarray]:
-    """The dynamic programme of `viterbi` for several docs at once, one step
-    over all docs per token position. The docs are aligned at their ends and
-    preceded by an extra tag that only the padding takes and that leads into
-    a doc's first token with the start scores, so that every doc runs every
-    step with no per-doc masks."""
+    """The dynamic programme of `viterbi` for several docs at once, the docs
+    of similar lengths (`length_groups`) decoded together, so that memory
+    stays within a constant factor of the docs' own size."""
+    found: List[numpy.ndarray] = [numpy.zeros((0,), dtype="int64")] * len(emissions)
+    for group in length_groups([len(e) for e in emissions]):
+        for i, best in zip(group.tolist(), _viterbi_padded([emissions[i] for i in group], start, trans)):
+            found[i] = best
+    return found
+
+
+def _viterbi_padded(
+    emissions: Sequence[numpy.ndarray], start: numpy.ndarray, trans: numpy.ndarray
+) -> List[numpy.ndarray]:
+    """The dynamic programme for a group of docs, one step over all of them
+    per token position. The docs are aligned at their ends and preceded by
+    an extra tag that only the padding takes and that leads into a doc's
+    first token with the start scores, so that every doc runs every step
+    with no per-doc masks. Memory: (docs x steps x tags) float32 scores and
+    backpointers of the smallest integer type that holds a tag."""
     lengths = numpy.asarray([len(e) for e in emissions], dtype="int64")
     n_docs, n_steps, n_tags = len(emissions), int(lengths.max()), int(start.shape[0])
+    if not n_steps:
+        return [numpy.zeros((0,), dtype="int64") for _ in emissions]
     pad = n_tags
     padded = numpy.full((n_docs, n_steps, n_tags + 1), -numpy.inf, dtype="f")
     for i, table in enumerate(emissions):
@@ -127,7 +170,7 @@ def _viterbi_many(
     moves[:n_tags, :n_tags] = trans
     moves[pad, :n_tags] = start
     moves[pad, pad] = 0.0
-    backpointers = numpy.empty((n_steps, n_docs, n_tags + 1), dtype="int64")
+    backpointers = numpy.empty((n_steps, n_docs, n_tags + 1), dtype=numpy.min_scalar_type(pad))
     score = moves[pad][None, :] + padded[:, 0]
     for t in range(1, n_steps):
         candidates = score[:, :, None] + moves[None, :, :]

@@ -2,7 +2,7 @@
 
 import warnings
 from itertools import islice
-from typing import Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple, cast
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple, cast
 
 import numpy
 from spacy.attrs import ENT_ID, ENT_IOB, ENT_KB_ID, ENT_TYPE
@@ -16,7 +16,8 @@ from thinc.api import Config, Model, NumpyOps, Optimizer, set_dropout_rate
 from thinc.types import Floats1d, Floats2d, Ints2d
 
 from ..ml.pooling import first_wordpiece_vectors, reads_first_wordpiece
-from ..ml.windows import best_window_alignment, best_windows
+from ..ml.windows import best_context_windows, best_window_alignment
+from .confidence import set_entity_confidence
 from .decoding import (
     OUTSIDE,
     biluo_to_bio,
@@ -27,6 +28,7 @@ from .decoding import (
     transition_constraints,
     viterbi_flat,
 )
+from .preset import pin_outside, preset_entities
 
 default_model_config = """
 [model]
@@ -163,10 +165,10 @@ class FastBioNER(TrainablePipe):
             n_tags = len(self.tags)
             return [self.model.ops.alloc2f(len(doc), n_tags) for doc in docs]
         # A token in the overlap of two transformer windows is read from the
-        # window where it has the most context on both sides.
+        # window where it has the most context on both sides, as in training.
         scores = self._predict_first_wordpiece(docs)
         if scores is None:
-            with best_windows(docs):
+            with best_context_windows(self.model, docs):
                 scores = self.model.predict(docs)
         return [self._check_scores(doc, s) for doc, s in zip(docs, scores)]
 
@@ -247,25 +249,41 @@ class FastBioNER(TrainablePipe):
 
     def set_annotations(self, docs: Iterable[Doc], scores: List[Floats2d]) -> None:
         """Decode the best valid BIO sequence of each doc and write `doc.ents`.
+        Entities already on a doc (e.g. from an entity ruler) are kept as
+        they are, as spaCy's `ner` keeps them: new ones are added only where
+        they overlap none (pipeline/preset.py).
 
         docs (Iterable[Doc]): The documents to modify.
         scores (List[Floats2d]): The scores to set, produced by `predict`.
+        With `cfg["store_confidence"]` on, each entity also gets its confidence,
+        `ent._.fastbioner_confidence` (pipeline/confidence.py).
         """
+        docs = list(docs)
         tags = self.tags
         start, trans = self._get_constraints()
         # The batch's tokens are decoded, and their entity attributes
         # computed, in one pass (viterbi_flat, entity_columns); each doc then
         # takes its rows in one `Doc.from_array`, with the knowledge base and
-        # entity ids cleared as `Doc.set_ents` clears them.
-        tag_ids, lengths = viterbi_flat([self.model.ops.to_numpy(s) for s in scores], start, trans)
+        # entity ids cleared as `Doc.set_ents` clears them, but for the tokens
+        # of preset entities, which are decoded as O and keep their rows.
+        logits = [self.model.ops.to_numpy(s) for s in scores]
+        preset = preset_entities(docs, ENT_ATTRS)
+        tables = logits if preset is None else pin_outside(logits, preset[1])
+        tag_ids, lengths = viterbi_flat(tables, start, trans)
+        if preset is not None:
+            tag_ids[preset[1]] = tags.index(OUTSIDE)
         hashes = [0 if tag == OUTSIDE else self.vocab.strings.add(tag[2:]) for tag in tags]
         columns = numpy.zeros((len(tag_ids), len(ENT_ATTRS)), dtype="uint64")
         columns[:, :2] = entity_columns(tag_ids, lengths, tags, hashes)
+        if preset is not None:
+            columns[preset[1]] = preset[0][preset[1]]
         end = 0
         for doc, n in zip(docs, lengths.tolist()):
             end += n
             if n:
                 doc.from_array(ENT_ATTRS, cast(Ints2d, columns[end - n : end]))
+        if self.cfg.get("store_confidence"):
+            set_entity_confidence(tags, docs, logits, None if preset is None else preset[1])
 
     def update(
         self,
@@ -291,13 +309,20 @@ class FastBioNER(TrainablePipe):
         if not any(len(eg.predicted) for eg in examples):
             return losses
         set_dropout_rate(self.model, drop)
-        scores, backprop = self.model.begin_update([eg.predicted for eg in examples])
+        scores, backprop = self._begin_update([eg.predicted for eg in examples])
         loss, d_scores = self.get_loss(examples, scores)
         backprop(d_scores)
         if sgd is not None:
             self.finish_update(sgd)
         losses[self.name] += loss
         return losses
+
+    def _begin_update(self, docs: List[Doc]) -> Tuple[List[Floats2d], Callable[[List[Floats2d]], Any]]:
+        """`self.model.begin_update(docs)`, with each token read from the
+        transformer window that `predict` reads it from (its best-context
+        window): the loss sees the features that prediction uses."""
+        with best_context_windows(self.model, docs):
+            return self.model.begin_update(docs)
 
     def get_loss(self, examples: Iterable[Example], scores: List[Floats2d]) -> Tuple[float, List[Floats2d]]:
         """Cross-entropy of the scores against the gold BIO tags, averaged
@@ -388,7 +413,7 @@ class FastBioNER(TrainablePipe):
                 f"differ from the student's {self.tags}"
             )
         set_dropout_rate(self.model, drop)
-        student_scores, backprop = self.model.begin_update([eg.predicted for eg in examples])
+        student_scores, backprop = self._begin_update([eg.predicted for eg in examples])
         d_scores = [self.model.ops.alloc2f(*s.shape) for s in student_scores]
         total = 0.0
         if soft_weight > 0.0 and (teacher_pipe is not None or teacher_scores is not None):
@@ -419,7 +444,8 @@ class FastBioNER(TrainablePipe):
         labels: Optional[Sequence[str]] = None,
     ) -> None:
         """Initialize for training: the labels from the data (or `labels`),
-        then the model's shapes.
+        then the model's shapes. Given `nlp`, its transformers' windows are
+        checked against their encoders' positions (`check_positions`).
 
         get_examples (Callable[[], Iterable[Example]]): Returns gold examples.
         nlp (Optional[Language]): The pipeline the component is part of.
@@ -427,6 +453,12 @@ class FastBioNER(TrainablePipe):
             `spacy init labels`; read from the data when None.
         """
         validate_get_examples(get_examples, "FastBioNER.initialize")
+        if nlp is not None:
+            # Here, not in the transformer's own initialize (spacy-transformers'):
+            # the transformers before this component are initialized by now.
+            from ..encoder.transformer import check_positions
+
+            check_positions(nlp)
         if labels is None:
             found: Set[str] = set()
             for eg in get_examples():
