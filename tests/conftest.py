@@ -19,11 +19,17 @@ REPO = Path(__file__).parent.parent
 @pytest.fixture(autouse=True)
 def _restore_threads():
     """A test that benchmarks at two threads (`set_threads`) leaves neither
-    torch's thread count nor TOKENIZERS_PARALLELISM to the tests after it."""
+    torch's thread count, nor TOKENIZERS_PARALLELISM, nor a thread limit for
+    forked children (`limit_torch_threads_in_children`, whose fork hook stays
+    registered) to the tests after it."""
     import torch
 
+    from spacy_fastbioner.util.threads import reset_torch_threads_in_children, torch_threads_in_children
+
     threads, parallelism = torch.get_num_threads(), os.environ.get("TOKENIZERS_PARALLELISM")
+    in_children = torch_threads_in_children()
     yield
+    reset_torch_threads_in_children(in_children)
     torch.set_num_threads(threads)
     if parallelism is None:
         os.environ.pop("TOKENIZERS_PARALLELISM", None)

@@ -20,7 +20,7 @@ CONFIGS = REPO / "project" / "configs"
 
 
 def run(*args: str, cwd: Path = REPO) -> str:
-    result = subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True, env=_env())
+    result = subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True, env=_env(), timeout=900)
     if result.returncode != 0:
         raise AssertionError(f"{args} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
     return result.stdout
@@ -167,6 +167,7 @@ def test_distill_rejects_a_config_without_distillation_block(workdir, teacher_di
         capture_output=True,
         text=True,
         env=_env(),
+        timeout=900,
     )
     assert result.returncode != 0
     assert "[distillation]" in result.stdout + result.stderr
@@ -249,7 +250,11 @@ def test_spacy_info_does_not_import_transformers():
     """spaCy imports the plugin's CLI entry point on every `python -m spacy`
     call: that must not import `transformers` (seconds of start-up)."""
     result = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "spacy", "info"], capture_output=True, text=True, env=_env()
+        [sys.executable, "-X", "importtime", "-m", "spacy", "info"],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=900,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     imported = set(re.findall(r"^import time:\s+\d+ \|\s+\d+ \|\s+(\S+)$", result.stderr, re.MULTILINE))

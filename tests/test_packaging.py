@@ -81,6 +81,7 @@ def install_and_check(tmp_path: Path, wheel: Path, package: str, **env_extra: st
          str(build_plugin(tmp_path)), str(wheel)],
         check=True,
         capture_output=True,
+        timeout=900,
     )  # fmt: skip
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", HF_HOME=str(tmp_path / "hf"), **env_extra)
@@ -263,6 +264,7 @@ def build_plugin(tmp_path: Path) -> Path:
         check=True,
         capture_output=True,
         env=env,
+        timeout=900,
     )
     sdist = next(dist.glob("spacy_fastbioner-*.tar.gz"))
     names = {name.split("/", 1)[1] for name in tarfile.open(sdist).getnames() if "/" in name}
@@ -287,7 +289,7 @@ def fresh_venv(tmp_path: Path) -> Path:
     heavy dependencies (spaCy, torch, transformers) is a folder of links to
     this environment's site-packages, without the plugin or any .pth file."""
     venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=900)
     python = venv / "bin" / "python"
     site = Path(
         subprocess.run(
@@ -295,6 +297,7 @@ def fresh_venv(tmp_path: Path) -> Path:
             check=True,
             capture_output=True,
             text=True,
+            timeout=900,
         ).stdout.strip()
     )
     deps = tmp_path / "deps"

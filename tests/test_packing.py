@@ -7,6 +7,7 @@ import torch
 from transformers import BertConfig, BertModel, RobertaConfig
 
 from spacy_fastbioner.runtime import PACKED_BY_DEFAULT
+from spacy_fastbioner.runtime.architecture import ARCHITECTURES
 from spacy_fastbioner.runtime.packing import (
     PACK_WIDTH,
     PackedEncoder,
@@ -141,7 +142,9 @@ def test_packed_bert_equals_padded_bert(seed):
 
 def test_only_bert_models_are_packed():
     assert is_packable(BertConfig()) and not is_packable(RobertaConfig())
-    assert PACKED_BY_DEFAULT == {"onnx": False, "openvino": True}
+    # Every runtime has a default (its effect on an export is tested in
+    # test_runtime.py, ONNX unpacked, and test_openvino.py, OpenVINO packed).
+    assert set(PACKED_BY_DEFAULT) == set(ARCHITECTURES) and all(isinstance(v, bool) for v in PACKED_BY_DEFAULT.values())
     check_packable(BertConfig())
     with pytest.raises(ValueError, match="--padded"):
         check_packable(RobertaConfig())

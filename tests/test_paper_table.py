@@ -404,6 +404,7 @@ def test_paper_runs_plan(tmp_path):
         capture_output=True,
         text=True,
         cwd=tmp_path,
+        timeout=900,
     )
     assert result.returncode == 0, result.stderr
     steps = [re.search(r"project run (\S+) .*", line) for line in result.stdout.splitlines()]

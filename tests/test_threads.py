@@ -110,7 +110,7 @@ def _env():
 
 def test_making_a_pipeline_registers_no_fork_hook(int8_dir):
     result = subprocess.run(
-        [sys.executable, "-c", HOOKS_SCRIPT, str(int8_dir)], capture_output=True, text=True, env=_env()
+        [sys.executable, "-c", HOOKS_SCRIPT, str(int8_dir)], capture_output=True, text=True, env=_env(), timeout=600
     )
     assert result.returncode == 0, result.stderr[-3000:]
     made, limited = result.stdout.strip().splitlines()[-1].split("] [")

@@ -1,10 +1,14 @@
 """Annotating collections: `annotate()` and `spacy fastbioner annotate`.
 
-formats.py reads the inputs (records.py: what it yields; bioc_input.py: BioC
-XML and JSON), writers.py renders the outputs, confidence.py gives each entity
-its confidence, shards.py keeps the sharded output and its manifest, local.py
-runs `nlp.pipe` (one or more processes), ray.py runs the same shards on Ray
-(optional extra `[ray]`), threads.py sets threads and fork behaviour.
+formats.py reads the inputs (records.py: what it yields; chunks.py: cutting a
+stream into records, linear and bounded; pubmed_xml.py: PubMed/MEDLINE XML;
+bioc_input.py and bioc_json.py: BioC XML and JSON), writers.py renders the
+outputs, ids.py refuses ids that they cannot hold, confidence.py reads each
+entity's confidence, shards.py keeps the sharded output and its manifest,
+lock.py keeps a second run out of an output folder, local.py runs `nlp.pipe`
+(one or more processes), workers.py ends its workers with it, ray.py runs the
+same shards on Ray (optional extra `[ray]`), threads.py sets threads and fork
+behaviour.
 """
 
 from .confidence import add_entity_confidence, entity_confidence
@@ -12,6 +16,7 @@ from .formats import (
     FORMATS,
     InputDocument,
     InputError,
+    InputSkipped,
     InputSource,
     detect_format,
     read_records,
@@ -24,6 +29,7 @@ __all__ = [
     "FORMATS",
     "InputDocument",
     "InputError",
+    "InputSkipped",
     "InputSource",
     "OUTPUT_FORMATS",
     "add_entity_confidence",

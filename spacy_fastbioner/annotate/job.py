@@ -10,8 +10,9 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import srsly
 
-from .formats import FORMATS, InputSource, detect_format, read_collection_info
+from .formats import DEFAULT_MAX_BYTES, FORMATS, InputSource, detect_format, read_collection_info, xml_format
 from .local import ShardResult, ShardSettings
+from .lock import OutputLock, OutputLocked
 from .progress import Monitor, Progress
 from .shards import (
     MANIFEST_VERSION,
@@ -85,6 +86,45 @@ def resolve_model(model: str) -> Tuple[Path, Dict[str, Any]]:
     return path, meta
 
 
+# The packages whose version can change a runtime's numbers, by a word of its architecture's name.
+_RUNTIME_PACKAGES = (("Onnx", "onnxruntime"), ("OpenVino", "openvino"), ("", "torch"))
+
+
+def describe_runtime(model_path: Path) -> Dict[str, Any]:
+    """The transformer architectures of a pipeline's config and the version of
+    the library that runs them (torch, onnxruntime or openvino), for the
+    manifest: a resume on another runtime can change the numbers.
+
+    model_path (Path): The pipeline folder.
+    RETURNS (Dict[str, Any]): "architectures" and the runtime's "versions".
+    """
+    from importlib.metadata import PackageNotFoundError, version
+
+    from thinc.api import Config
+
+    config = Config().from_disk(model_path / "config.cfg", interpolate=False)
+    names: List[str] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            name = node.get("@architectures")
+            if isinstance(name, str) and "Transformer" in name and name not in names:
+                names.append(name)
+            for value in node.values():
+                walk(value)
+
+    walk(config.get("components", {}))
+    versions: Dict[str, Optional[str]] = {}
+    for word, package in _RUNTIME_PACKAGES:
+        if names and any(word in name for name in names):
+            try:
+                versions[package] = version(package)
+            except PackageNotFoundError:
+                versions[package] = None
+            break
+    return {"architectures": names, "versions": versions}
+
+
 def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name)[:80]
 
@@ -109,6 +149,8 @@ def annotate(
     backend: str = "local",
     address: Optional[str] = None,
     resume: bool = False,
+    force: bool = False,
+    max_doc_bytes: int = DEFAULT_MAX_BYTES,
     quiet: bool = False,
     monitor: Optional[Monitor] = None,
 ) -> Dict[str, Any]:
@@ -141,13 +183,23 @@ def annotate(
     backend (str): "local" or "ray".
     address (Optional[str]): Ray: the cluster's address; a local Ray when None.
     resume (bool): Require an earlier run's output folder to resume.
+    force (bool): Resume although the batch size, max_batch_items or the
+        runtime differ from the earlier run's (they can change the numbers).
+    max_doc_bytes (int): The largest document read, in bytes (a line, a
+        PubTator block, an XML or JSON document); a larger one goes to
+        errors.jsonl with its id and size, and is never held whole.
     quiet (bool): No progress bar.
     monitor (Optional[Monitor]): Called with (documents done, documents in
         the run, words done) when annotation starts and as it goes.
     RETURNS (Dict[str, Any]): The summary: n_shards, n_read, n_written,
-        n_errors, n_entities, n_words, and the output files by format.
+        n_errors, n_skipped, n_deleted, n_entities, n_words, and the output
+        files by format.
+    RAISES (AnnotateError): Before any work, for what stops the run; among
+        them another run writing to `output` (each run holds its lock).
     """
     output = Path(output)
+    if max_doc_bytes < 1:
+        raise AnnotateError(f"Invalid max doc bytes: {max_doc_bytes} (expected a positive integer)")
     _check_settings(input_format, formats, shard_size, batch_size, n_process, n_threads, backend, min_confidence)
     _check_isolation(isolate_shards, n_process, backend)
     if max_batch_items is not None and max_batch_items < 1:
@@ -161,96 +213,124 @@ def annotate(
             raise AnnotateError("The Ray backend needs Ray: pip install spacy-fastbioner[ray]") from None
     model_path, meta = resolve_model(model)
     files = find_inputs(inputs)
-    sources = [InputSource(str(f), input_format or detect_format(f), id_field, tuple(text_fields)) for f in files]
-    header = {
-        "version": MANIFEST_VERSION,
-        "model": {
-            "name": f"{meta.get('lang', '')}_{meta.get('name', '')}",
-            "version": meta.get("version"),
-            "path": str(model_path),
-            "fingerprint": sha256_folder(model_path),
-        },
-        "inputs": input_fingerprints(sources),
-        "settings": {
-            "formats": list(formats),
-            "shard_size": shard_size,
-            "min_confidence": float(min_confidence),
-            "id_field": id_field,
-            "text_fields": list(text_fields),
-        },
-    }
+    sources = [InputSource(str(f), _format_of(f, input_format), id_field, tuple(text_fields)) for f in files]
     try:
-        manifest = Manifest.open(output, header, lambda: plan_shards(sources, shard_size))
-    except RunMismatch as err:
+        lock = OutputLock(output).acquire()
+    except OutputLocked as err:
         raise AnnotateError(str(err)) from None
-    settings = ShardSettings(tuple(formats), float(min_confidence), batch_size, max_batch_items)
-    pending = manifest.pending()
-    starts = _global_starts(manifest.header)
-
-    def pages_for(shard: Shard) -> int:
-        """The displaCy pages of a shard: its documents among the first `html` of the run."""
-        return max(0, min(html - starts[shard.input] - shard.start, shard.end - shard.start))
-
-    total = sum(inp["n_records"] for inp in manifest.header["inputs"])
-    done = total - sum(s.end - s.start for s in pending)
-
-    def on_result(shard: Shard, result: ShardResult) -> None:
-        _write_pages(output, shard, result.pages)
-        manifest.commit(shard, result.outputs, result.errors, result.counts)
-
-    if backend == "ray":
-        from .ray import run_ray
-
-        progress = Progress(total, done, quiet=quiet, monitor=monitor)
-
-        def on_ray_result(shard: Shard, result: ShardResult) -> None:
-            on_result(shard, result)
-            progress.update(shard.end - shard.start, result.counts["n_words"])
-
+    with lock:  # released however the run ends; a killed run's lock is released by the kernel
+        header = {
+            "version": MANIFEST_VERSION,
+            "model": {
+                "name": f"{meta.get('lang', '')}_{meta.get('name', '')}",
+                "version": meta.get("version"),
+                "path": str(model_path),
+                "fingerprint": sha256_folder(model_path),
+            },
+            "inputs": input_fingerprints(sources),
+            "settings": {
+                "formats": list(formats),
+                "shard_size": shard_size,
+                "min_confidence": float(min_confidence),
+                "id_field": id_field,
+                "text_fields": list(text_fields),
+                "max_doc_bytes": max_doc_bytes,
+            },
+            # What can change the numbers of a resumed run's later shards (with the model's fingerprint).
+            "run": {
+                "batch_size": batch_size,
+                "max_batch_items": max_batch_items,
+                "runtime": describe_runtime(model_path),
+            },
+        }
         try:
-            run_ray(
-                model,
-                pending,
-                sources,
-                settings,
-                address=address,
-                n_actors=n_process,
-                n_threads=n_threads or 1,
-                pages_for=pages_for,
-                on_result=on_ray_result,
+            manifest = Manifest.open(
+                output, header, lambda: plan_shards(sources, shard_size, max_doc_bytes), force=force
             )
-        finally:
-            progress.close()
-    elif pending:
-        from .local import load_pipeline, run_local
-        from .threads import limit_threads
+        except RunMismatch as err:
+            raise AnnotateError(str(err)) from None
+        settings = ShardSettings(tuple(formats), float(min_confidence), batch_size, max_batch_items, max_doc_bytes)
+        pending = manifest.pending()
+        starts = _global_starts(manifest.header)
 
-        try:
-            nlp = load_pipeline(model, max_batch_items)
-        except (OSError, ValueError) as err:
-            raise AnnotateError(f"Cannot load the pipeline {model!r}: {err}") from None
-        limit_threads(n_process, n_threads, isolate_shards=isolate_shards)
-        collections = [read_collection_info(s) if s.format.startswith("bioc") else None for s in sources]
-        progress = Progress(total, done, quiet=quiet, monitor=monitor)  # after loading: words/s of annotation only
-        try:
-            run_local(
-                nlp,
-                pending,
-                sources,
-                collections,
-                settings,
-                n_process=n_process,
-                pages_for=pages_for,
-                on_result=on_result,
-                on_doc=progress.update,
-                isolate=isolate_shards,
-            )
-        finally:
-            progress.close()
-    summary = manifest.finish()
-    if html:
-        _write_html_index(output)
-    return summary
+        def pages_for(shard: Shard) -> int:
+            """The displaCy pages of a shard: its documents among the first `html` of the run."""
+            return max(0, min(html - starts[shard.input] - shard.start, shard.end - shard.start))
+
+        total = sum(inp["n_records"] for inp in manifest.header["inputs"])
+        done = total - sum(s.end - s.start for s in pending)
+
+        def on_result(shard: Shard, result: ShardResult) -> None:
+            _write_pages(output, shard, result.pages)
+            manifest.commit(shard, result.outputs, result.errors, result.counts, result.deleted)
+
+        if backend == "ray":
+            from .ray import run_ray
+
+            progress = Progress(total, done, quiet=quiet, monitor=monitor)
+
+            def on_ray_result(shard: Shard, result: ShardResult) -> None:
+                on_result(shard, result)
+                progress.update(shard.end - shard.start, result.counts["n_words"])
+
+            try:
+                run_ray(
+                    model,
+                    pending,
+                    sources,
+                    settings,
+                    address=address,
+                    n_actors=n_process,
+                    n_threads=n_threads or 1,
+                    pages_for=pages_for,
+                    on_result=on_ray_result,
+                )
+            finally:
+                progress.close()
+        elif pending:
+            from .local import load_pipeline, run_local
+            from .threads import limit_threads
+
+            try:
+                nlp = load_pipeline(model, max_batch_items, max_doc_bytes)
+            except (OSError, ValueError) as err:
+                raise AnnotateError(f"Cannot load the pipeline {model!r}: {err}") from None
+            restore_threads = limit_threads(n_process, n_threads, isolate_shards=isolate_shards)
+            collections = [read_collection_info(s) if s.format.startswith("bioc") else None for s in sources]
+            progress = Progress(total, done, quiet=quiet, monitor=monitor)  # after loading: words/s of annotation only
+            try:
+                run_local(
+                    nlp,
+                    pending,
+                    sources,
+                    collections,
+                    settings,
+                    n_process=n_process,
+                    pages_for=pages_for,
+                    on_result=on_result,
+                    on_doc=progress.update,
+                    isolate=isolate_shards,
+                )
+            finally:
+                progress.close()
+                restore_threads()  # the fork hook's limit is the run's, not the rest of the process's
+        summary = manifest.finish()
+        if html:
+            _write_html_index(output)
+        return summary
+
+
+def _format_of(path: Path, input_format: Optional[str]) -> str:
+    """The format of an input; an XML file must be PubMed or BioC XML."""
+    try:
+        if input_format in ("pubmed-xml", "bioc-xml"):
+            found = xml_format(path)
+            if found != input_format:
+                raise ValueError(f"{path}: --input-format {input_format}, but the file is {found}")
+            return found
+        return input_format or detect_format(path)
+    except ValueError as err:
+        raise AnnotateError(str(err)) from None
 
 
 def _check_settings(

@@ -18,21 +18,20 @@ from spacy.tokens import Doc
 
 from .confidence import Entity, add_entity_confidence, doc_entities
 from .formats import (
+    DEFAULT_MAX_BYTES,
     InputDocument,
     InputError,
+    InputSkipped,
     InputSource,
     Passage,
     Record,
     passages_of,
     read_records,
 )
+from .ids import unsafe_id_reason
 from .shards import Shard
 from .writers import render, render_html
 
-# Text length is not a limit for the BioTokenizer and the sentence-windowed
-# transformer (both linear in it); spaCy's default of 1,000,000 characters is
-# there for its parser and NER's memory.
-MAX_LENGTH = 10**9
 OnDoc = Callable[[int, int], None]  # (documents, words) done
 
 
@@ -46,6 +45,8 @@ class ShardSettings:
     # The transformer's max_batch_items (padded wordpieces per forward pass);
     # None keeps the pipeline's own.
     max_batch_items: Optional[int] = None
+    # The largest document read, in bytes; a larger one goes to errors.jsonl.
+    max_doc_bytes: int = DEFAULT_MAX_BYTES
 
 
 @dataclass
@@ -56,24 +57,33 @@ class ShardResult:
     errors: List[Dict[str, Any]]
     counts: Dict[str, int]
     pages: List[Tuple[str, str]] = field(default_factory=list)  # (document id, HTML)
+    deleted: List[str] = field(default_factory=list)  # PMIDs of PubMed's DeleteCitation records
 
 
-def load_pipeline(model: str, max_batch_items: Optional[int] = None) -> Language:
-    """Load a pipeline for annotation: entity confidence on, no length limit,
-    and the transformer's output dropped from each doc once the NER has used
-    it (it is large, and `n_process` would send it back to the parent).
+def load_pipeline(
+    model: str, max_batch_items: Optional[int] = None, max_doc_bytes: int = DEFAULT_MAX_BYTES
+) -> Language:
+    """Load a pipeline for annotation: entity confidence on, the length limit
+    that of the documents read, and the transformer's output dropped from each
+    doc once the NER has used it (it is large, and `n_process` would send it
+    back to the parent).
 
     model (str): A pipeline folder or an installed package name.
     max_batch_items (Optional[int]): Set the transformer's `max_batch_items`
         (padded wordpieces per forward pass; `transformer.set_max_batch_items`);
         None keeps the pipeline's.
+    max_doc_bytes (int): The run's bound on a document's size: no document
+        read is longer in characters, so none meets spaCy's own limit.
     RETURNS (Language): The pipeline.
     """
     from ..encoder.transformer import set_max_batch_items
     from ..loading import load_pipeline as load_safely
 
     nlp = load_safely(model)
-    nlp.max_length = max(nlp.max_length, MAX_LENGTH)
+    # The BioTokenizer and the sentence-windowed transformer are linear in the
+    # text's length; spaCy's default of 1,000,000 characters is there for its
+    # parser's and NER's memory. The bound is the reader's (`max_doc_bytes`).
+    nlp.max_length = max(nlp.max_length, max_doc_bytes)
     if max_batch_items is not None:
         set_max_batch_items(nlp, max_batch_items)
     add_entity_confidence(nlp)
@@ -175,10 +185,54 @@ def _annotate_one_by_one(
     return docs, failures
 
 
-def read_shard(source: InputSource, shard: Shard) -> List[Record]:
-    """The records of a shard, read from its first byte."""
-    records = read_records(source, start_byte=shard.byte, start_index=shard.start, start_line=shard.line)
+def read_shard(source: InputSource, shard: Shard, max_doc_bytes: int = DEFAULT_MAX_BYTES) -> List[Record]:
+    """The records of a shard, read from its first byte (for a .gz, the
+    bytes before it are decompressed again: `ShardReader` reads consecutive
+    shards without that)."""
+    records = read_records(
+        source, start_byte=shard.byte, start_index=shard.start, start_line=shard.line, max_bytes=max_doc_bytes
+    )
     return list(islice(records, shard.end - shard.start))
+
+
+class ShardReader:
+    """Reads shards, keeping an input open between consecutive shards of it,
+    so that a run reads each input once, in one pass: a .gz input is
+    decompressed once, not again up to each shard's start. A shard that does
+    not follow the last one read (e.g. after finished shards on resume)
+    reopens its input at its first byte.
+
+    sources (Sequence[InputSource]): The inputs, by `shard.input`.
+    max_doc_bytes (int): The bound on a document's size.
+    """
+
+    def __init__(self, sources: Sequence[InputSource], max_doc_bytes: int = DEFAULT_MAX_BYTES) -> None:
+        self.sources, self.max_doc_bytes = sources, max_doc_bytes
+        self._open: Optional[Tuple[int, int, Iterator[Record]]] = None  # (input, next index, records)
+
+    def read(self, shard: Shard) -> List[Record]:
+        """The records of a shard."""
+        if self._open is None or self._open[:2] != (shard.input, shard.start):
+            self.close()
+            source = self.sources[shard.input]
+            records = read_records(
+                source,
+                start_byte=shard.byte,
+                start_index=shard.start,
+                start_line=shard.line,
+                max_bytes=self.max_doc_bytes,
+            )
+            self._open = (shard.input, shard.start, records)
+        records = self._open[2]
+        read = list(islice(records, shard.end - shard.start))
+        self._open = (shard.input, shard.end, records)
+        return read
+
+    def close(self) -> None:
+        """Close the open input."""
+        if self._open is not None:
+            getattr(self._open[2], "close", lambda: None)()
+            self._open = None
 
 
 def process_shard(
@@ -205,10 +259,17 @@ def process_shard(
         reported through it too, with 0 words.
     RETURNS (ShardResult): The shard's outputs.
     """
+    refused = {
+        r.index: InputError(r.file, why, index=r.index, line=r.line, byte=r.byte, id=r.id)
+        for r in records
+        if isinstance(r, InputDocument) and (why := unsafe_id_reason(r.id, settings.formats))
+    }
+    records = [refused.get(r.index, r) if isinstance(r, InputDocument) else r for r in records]
     documents = [r for r in records if isinstance(r, InputDocument)]
-    n_input_errors = len(records) - len(documents)
-    if on_doc is not None and n_input_errors:
-        on_doc(n_input_errors, 0)
+    skipped = [r for r in records if isinstance(r, InputSkipped)]
+    n_not_annotated = len(records) - len(documents)
+    if on_doc is not None and n_not_annotated:
+        on_doc(n_not_annotated, 0)
     entities, n_words, failures = annotate_documents(
         nlp,
         documents,
@@ -229,11 +290,13 @@ def process_shard(
     counts = {
         "n_written": len(annotated),
         "n_errors": len(errors),
+        "n_skipped": len(skipped),
         "n_entities": sum(len(e) for _, e in annotated),
         "n_words": n_words,
     }
     pages = [(doc.id, render_html(doc, ents)) for doc, ents in annotated[:n_pages]]
-    return ShardResult(outputs, errors, counts, pages)
+    deleted = [pmid for r in skipped for pmid in r.deleted]
+    return ShardResult(outputs, errors, counts, pages, deleted)
 
 
 def run_local(
@@ -265,24 +328,30 @@ def run_local(
         (n_process must be 1), so that this process's memory stays flat.
     """
     from .isolated import process_shard_in_child
+    from .workers import guard_workers
 
-    for shard in shards:
-        records = read_shard(sources[shard.input], shard)
-        result = (process_shard_in_child if isolate else process_shard)(
-            nlp,
-            records,
-            settings,
-            shard_id=shard.id,
-            collection=collections[shard.input],
-            n_process=n_process,
-            n_pages=pages_for(shard),
-            on_doc=on_doc,
-        )
-        on_result(shard, result)
+    reader = ShardReader(sources, settings.max_doc_bytes)
+    try:
+        with guard_workers(nlp):
+            for shard in shards:
+                result = (process_shard_in_child if isolate else process_shard)(
+                    nlp,
+                    reader.read(shard),
+                    settings,
+                    shard_id=shard.id,
+                    collection=collections[shard.input],
+                    n_process=n_process,
+                    n_pages=pages_for(shard),
+                    on_doc=on_doc,
+                )
+                on_result(shard, result)
+    finally:
+        reader.close()
 
 
 __all__ = [
     "InputError",
+    "ShardReader",
     "ShardResult",
     "ShardSettings",
     "annotate_documents",

@@ -4,7 +4,8 @@ manifest and resume rules as the local backend, on a Ray cluster.
 The pending shards become the rows of a Ray Dataset, mapped by an actor pool:
 each actor loads the pipeline once, then for each shard reads its records
 from the input file (so the inputs must be at the same path on every node,
-e.g. a shared file system), annotates them with `nlp.pipe` exactly as the
+e.g. a shared file system; a .gz input is decompressed up to each shard's
+start, as shards go to actors in any order), annotates them with `nlp.pipe` exactly as the
 local backend does and returns the rendered outputs. The driver streams the
 results and writes each shard atomically and its manifest line, as the local
 backend does; so the output folder needs to exist only where the driver runs.
@@ -33,7 +34,7 @@ class ShardAnnotator:
 
     def __init__(self, model: str, sources: List[Dict[str, Any]], settings: Dict[str, Any], n_threads: int = 1) -> None:
         self.settings = ShardSettings(**{**settings, "formats": tuple(settings["formats"])})
-        self.nlp = load_pipeline(model, self.settings.max_batch_items)
+        self.nlp = load_pipeline(model, self.settings.max_batch_items, self.settings.max_doc_bytes)
         limit_threads(1, n_threads)
         self.sources = [InputSource(**{**s, "text_fields": tuple(s["text_fields"])}) for s in sources]
         self.collections: Dict[int, Any] = {}
@@ -45,7 +46,7 @@ class ShardAnnotator:
             self.collections[shard.input] = read_collection_info(source) if source.format.startswith("bioc") else None
         result = process_shard(
             self.nlp,
-            read_shard(source, shard),
+            read_shard(source, shard, self.settings.max_doc_bytes),
             self.settings,
             shard_id=shard.id,
             collection=self.collections[shard.input],
@@ -107,5 +108,6 @@ def run_ray(
     for row in dataset.iter_rows():
         shard = by_id[json.loads(row["shard"])["id"]]
         data = json.loads(row["result"])
-        result = ShardResult(data["outputs"], data["errors"], data["counts"], [tuple(page) for page in data["pages"]])
+        pages = [tuple(page) for page in data["pages"]]
+        result = ShardResult(data["outputs"], data["errors"], data["counts"], pages, data.get("deleted", []))
         on_result(shard, result)

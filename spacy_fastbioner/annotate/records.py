@@ -4,7 +4,7 @@ for documents that cannot be, and the input files they come from."""
 import gzip
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Dict, Iterator, List, Optional, Tuple, Union, cast
+from typing import IO, Any, Dict, List, Optional, Tuple, Union, cast
 
 
 @dataclass
@@ -59,7 +59,13 @@ class InputDocument:
 
 @dataclass
 class InputError:
-    """A document of the input that cannot be annotated, and why."""
+    """A document of the input that cannot be annotated, and why.
+
+    byte (int): Where the record starts; for the rest of a file that cannot
+        be read (a truncated .gz), where that rest starts, so that reading
+        from there gives this error again, never the file's first document.
+    size (Optional[int]): The record's size in bytes, for one over the bound.
+    """
 
     file: str
     reason: str
@@ -67,13 +73,32 @@ class InputError:
     line: Optional[int] = None
     byte: int = 0
     id: Optional[str] = None
+    size: Optional[int] = None
 
     def to_dict(self) -> Dict[str, Any]:
         """RETURNS (Dict[str, Any]): The errors.jsonl record."""
-        return {"file": self.file, "line": self.line, "byte": self.byte, "id": self.id, "reason": self.reason}
+        record = {"file": self.file, "line": self.line, "byte": self.byte, "id": self.id, "reason": self.reason}
+        if self.size is not None:
+            record["size"] = self.size
+        return record
 
 
-Record = Union[InputDocument, InputError]
+@dataclass
+class InputSkipped:
+    """A record of the input that holds no document to annotate: PubMed's
+    `<DeleteCitation>` of an update file, which lists the PMIDs that PubMed
+    deleted. It is counted (`n_skipped`) and its PMIDs recorded in the
+    shard's manifest line (`deleted`) and in summary.json."""
+
+    file: str
+    reason: str
+    index: int = 0
+    line: Optional[int] = None
+    byte: int = 0
+    deleted: List[str] = field(default_factory=list)
+
+
+Record = Union[InputDocument, InputError, InputSkipped]
 
 
 @dataclass(frozen=True)
@@ -94,16 +119,10 @@ class InputSource:
 
 
 def open_input(path: Union[str, Path]) -> IO[bytes]:
+    """Open a file for reading bytes, decompressing a ".gz"."""
     if str(path).endswith(".gz"):
         return cast(IO[bytes], gzip.open(path, "rb"))
     return open(path, "rb")
-
-
-def read_lines(file_: IO[bytes], byte: int) -> Iterator[Tuple[int, bytes]]:
-    """(byte offset, line without its line break)."""
-    for raw in file_:
-        yield byte, raw.rstrip(b"\r\n")
-        byte += len(raw)
 
 
 def decode(raw: bytes, what: str = "line") -> Tuple[Optional[str], str]:

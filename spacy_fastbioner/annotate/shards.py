@@ -11,9 +11,13 @@ whose files no longer match their checksum), so the output holds every input
 document exactly once.
 
 The manifest's first line, the header, records the model's and the inputs'
-fingerprints, the settings that shape the output, and the plan (where each
-shard starts). An output folder whose header names another model, other
-inputs or other settings is refused (`RunMismatch`).
+fingerprints, the settings that shape the output (formats, shard size,
+confidence threshold, fields, the bound on a document's size), the settings
+that can change the numbers (`run`: batch size, max_batch_items, the
+runtime), and the plan (where each shard starts). An output folder whose
+header names another model, other inputs or other settings is refused
+(`RunMismatch`); other `run` settings are refused too, unless forced, and each
+shard's line records the `run` settings that made it.
 """
 
 import hashlib
@@ -24,6 +28,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from .formats import InputSource, count_records
+from .lock import LOCK
 from .writers import EXTENSIONS
 
 MANIFEST = "manifest.jsonl"
@@ -93,17 +98,19 @@ def input_fingerprints(sources: Sequence[InputSource]) -> List[Dict[str, Any]]:
     ]
 
 
-def plan_shards(sources: Sequence[InputSource], shard_size: int) -> List[Dict[str, Any]]:
-    """Count each input's records (reading it once) and cut it into shards.
+def plan_shards(sources: Sequence[InputSource], shard_size: int, max_bytes: int) -> List[Dict[str, Any]]:
+    """Count each input's records (reading it once, without parsing) and cut
+    it into shards.
 
     sources (Sequence[InputSource]): The inputs.
     shard_size (int): Records per shard.
+    max_bytes (int): The bound on a document's size (as for reading).
     RETURNS (List[Dict[str, Any]]): Per input, "n_records" and "starts", the
         (index, byte, line) where each of its shards starts.
     """
     plans = []
     for source in sources:
-        n, starts = count_records(source, shard_size)
+        n, starts = count_records(source, shard_size, max_bytes)
         plans.append({"n_records": n, "starts": [list(s) for s in starts]})
     return plans
 
@@ -152,6 +159,7 @@ class Manifest:
 
     def __init__(self, output: Path, header: Dict[str, Any], finished: Dict[str, Dict[str, Any]]) -> None:
         self.output, self.header, self.finished = output, header, finished
+        self.run: Dict[str, Any] = dict(header.get("run") or {})
 
     @property
     def path(self) -> Path:
@@ -175,23 +183,32 @@ class Manifest:
         return header if isinstance(header, dict) else None
 
     @classmethod
-    def open(cls, output: Path, header: Dict[str, Any], make_plan: Callable[[], List[Dict[str, Any]]]) -> "Manifest":
+    def open(
+        cls,
+        output: Path,
+        header: Dict[str, Any],
+        make_plan: Callable[[], List[Dict[str, Any]]],
+        *,
+        force: bool = False,
+    ) -> "Manifest":
         """Start a new output folder, or reopen one of the same run: check its
         header, drop a torn last line and stale temporary files, and keep the
-        finished shards whose files still match their checksums.
+        finished shards whose files still match their checksums. The caller
+        holds the folder's lock (`lock.py`).
 
         output (Path): The output folder; created if missing.
         header (Dict[str, Any]): The run's header without the plan: "version",
-            "model", "inputs" (fingerprints), "settings".
+            "model", "inputs" (fingerprints), "settings", "run".
         make_plan (Callable[[], List[Dict[str, Any]]]): Returns the plan of
             each input (`plan_shards`); called only for a new folder.
+        force (bool): Resume although the "run" settings differ.
         RETURNS (Manifest): The manifest.
         """
         output.mkdir(parents=True, exist_ok=True)
         path = output / MANIFEST
         old = cls.read_header(output)
         if old is None:
-            if any(p for p in output.iterdir() if not p.name.endswith(".tmp")):
+            if any(p for p in output.iterdir() if not p.name.endswith(".tmp") and p.name != LOCK):
                 raise RunMismatch(
                     f"{output} is not empty and has no {MANIFEST}; expected a new folder or the "
                     "output folder of an earlier run of the same command"
@@ -201,7 +218,8 @@ class Manifest:
             write_atomically(path, (json.dumps(header) + "\n").encode("utf8"))
             (output / SHARDS_DIR).mkdir(exist_ok=True)
             return cls(output, header, {})
-        check_same_run(old, header, output)
+        check_same_run(old, header, output, force=force)
+        run = header.get("run")
         header = old  # it holds the plan
         lines = path.read_bytes().split(b"\n")
         finished: Dict[str, Dict[str, Any]] = {}
@@ -223,6 +241,7 @@ class Manifest:
         for tmp in list(shards_dir.glob("*.tmp")) + list(output.glob("*.tmp")):
             tmp.unlink()
         manifest = cls(output, header, {})
+        manifest.run = dict(run or {})  # this run's, recorded in the shards it writes
         manifest.finished = {k: v for k, v in finished.items() if manifest._intact(v)}
         return manifest
 
@@ -238,14 +257,21 @@ class Manifest:
         return [shard for shard in shards_of(self.header) if shard.id not in self.finished]
 
     def commit(
-        self, shard: Shard, outputs: Dict[str, str], errors: Sequence[Dict[str, Any]], counts: Dict[str, int]
+        self,
+        shard: Shard,
+        outputs: Dict[str, str],
+        errors: Sequence[Dict[str, Any]],
+        counts: Dict[str, int],
+        deleted: Sequence[str] = (),
     ) -> Dict[str, Any]:
         """Write a finished shard's files atomically, then record it.
 
         shard (Shard): The shard.
         outputs (Dict[str, str]): The rendered output, by output format.
         errors (Sequence[Dict[str, Any]]): Its errors.jsonl records.
-        counts (Dict[str, int]): "n_written", "n_errors", "n_entities", "n_words".
+        counts (Dict[str, int]): "n_written", "n_errors", "n_skipped",
+            "n_entities", "n_words".
+        deleted (Sequence[str]): PMIDs of its PubMed DeleteCitation records.
         RETURNS (Dict[str, Any]): The manifest line.
         """
         files: Dict[str, Dict[str, str]] = {}
@@ -265,13 +291,17 @@ class Manifest:
             "start": shard.start,
             "end": shard.end,
             "n_read": shard.end - shard.start,
+            "n_skipped": 0,
             **counts,
             "files": files,
+            "run": self.run,
         }
-        if entry["n_read"] != counts["n_written"] + counts["n_errors"]:
+        if deleted:
+            entry["deleted"] = list(deleted)
+        if entry["n_read"] != counts["n_written"] + counts["n_errors"] + entry["n_skipped"]:
             raise AssertionError(
-                f"shard {shard.id}: read {entry['n_read']} documents, but wrote "
-                f"{counts['n_written']} and {counts['n_errors']} errors"
+                f"shard {shard.id}: read {entry['n_read']} records, but wrote "
+                f"{counts['n_written']}, {counts['n_errors']} errors and skipped {entry['n_skipped']}"
             )
         with self.path.open("ab") as file_:
             file_.write((json.dumps(entry) + "\n").encode("utf8"))
@@ -297,12 +327,12 @@ class Manifest:
             if info:
                 errors.append((self.output / SHARDS_DIR / info["name"]).read_bytes())
         write_atomically(self.output / ERRORS, b"".join(errors))
-        totals = {
-            key: sum(e[key] for e in entries) for key in ("n_read", "n_written", "n_errors", "n_entities", "n_words")
-        }
+        keys = ("n_read", "n_written", "n_errors", "n_skipped", "n_entities", "n_words")
+        totals = {key: sum(e.get(key, 0) for e in entries) for key in keys}
         summary = {
             "n_shards": len(entries),
             **totals,
+            "n_deleted": sum(len(e.get("deleted", ())) for e in entries),
             "outputs": {
                 fmt: [e["files"][fmt]["name"] for e in entries if fmt in e["files"]]
                 for fmt in self.header["settings"]["formats"]
@@ -312,8 +342,10 @@ class Manifest:
         return summary
 
 
-def check_same_run(old: Dict[str, Any], new: Dict[str, Any], output: Path) -> None:
-    """Refuse to resume a run of another model, on other inputs or with other settings."""
+def check_same_run(old: Dict[str, Any], new: Dict[str, Any], output: Path, *, force: bool = False) -> None:
+    """Refuse to resume a run of another model, on other inputs or with other
+    settings; with other run settings (batch size, max_batch_items, runtime),
+    unless `force`."""
     if old.get("version") != MANIFEST_VERSION:
         raise RunMismatch(
             f"{output}/{MANIFEST}: manifest version {old.get('version')!r}, expected "
@@ -335,6 +367,17 @@ def check_same_run(old: Dict[str, Any], new: Dict[str, Any], output: Path) -> No
         raise RunMismatch(
             f"{output} was written with other settings ({', '.join(f'{k}: {a!r} then, {b!r} now' for k, (a, b) in diff.items())}); "
             "use the same settings to resume, or another --output folder"
+        )
+    old_run, new_run = old.get("run") or {}, new.get("run") or {}
+    if old_run != new_run and not force:
+        keys = sorted(set(old_run) | set(new_run))
+        changes = ", ".join(
+            f"{k}: {old_run.get(k)!r} then, {new_run.get(k)!r} now" for k in keys if old_run.get(k) != new_run.get(k)
+        )
+        raise RunMismatch(
+            f"{output} was written with other run settings, which can change the predictions ({changes}); "
+            "use the same settings to resume, --force to resume with these (each shard's manifest line "
+            "records its run settings), or another --output folder"
         )
 
 

@@ -8,11 +8,13 @@ atomically.
 """
 
 import copy
+import html
 import json
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from .confidence import Entity
 from .formats import InputDocument
+from .ids import unsafe_id_reason
 
 OUTPUT_FORMATS = ("jsonl", "pubtator", "bioc")
 EXTENSIONS = {"jsonl": ".jsonl", "pubtator": ".pubtator", "bioc": ".bioc.xml", "errors": ".errors.jsonl"}
@@ -63,6 +65,10 @@ def render_pubtator(annotated: Sequence[Annotated]) -> str:
     offsets into title + " " + abstract are offsets into its text."""
     blocks = []
     for doc, entities in annotated:
+        if unsafe_id_reason(doc.id, ("pubtator",)):  # `process_shard` refuses these ids before
+            raise ValueError(
+                f"cannot write the id {doc.id[:80]!r} in PubTator: {unsafe_id_reason(doc.id, ('pubtator',))}"
+            )
         if doc.title is not None:
             title, abstract = doc.title, doc.abstract or ""
             text = doc.text
@@ -145,7 +151,8 @@ def render(fmt: str, annotated: Sequence[Annotated], collection: Any = None) -> 
 
 def render_html(doc: InputDocument, entities: Sequence[Entity]) -> str:
     """A displaCy page of a document and its entities, each followed by its
-    confidence (shown where displaCy shows a knowledge-base id)."""
+    confidence (shown where displaCy shows a knowledge-base id). The id is
+    escaped here: displaCy puts the title into the page as it is."""
     from spacy import displacy
 
     ents = [
@@ -153,5 +160,9 @@ def render_html(doc: InputDocument, entities: Sequence[Entity]) -> str:
         for s, e, label, c in entities
     ]
     return displacy.render(
-        {"text": doc.text, "ents": ents, "title": doc.id}, style="ent", manual=True, page=True, jupyter=False
+        {"text": doc.text, "ents": ents, "title": html.escape(doc.id)},
+        style="ent",
+        manual=True,
+        page=True,
+        jupyter=False,
     )

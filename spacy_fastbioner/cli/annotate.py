@@ -9,6 +9,10 @@ from wasabi import msg
 
 from ._util import fastbioner_cli
 
+# The default of --max-doc-bytes (annotate.formats.DEFAULT_MAX_BYTES, not
+# imported here: commands keep their heavy imports in their bodies).
+DEFAULT_MAX_BYTES = 16 * 2**20
+
 
 def _split(value: str) -> List[str]:
     return [part.strip() for part in value.split(",") if part.strip()]
@@ -30,7 +34,7 @@ def annotate_cli(
         None,
         "--input-format",
         "-i",
-        help="text, jsonl, pubtator, bioc-xml or bioc-json; guessed from each file's name by default",
+        help="text, jsonl, pubtator, pubmed-xml, bioc-xml or bioc-json; guessed from each file's name (and an XML file's root element) by default",
     ),
     id_field: str = Opt("id", "--id-field", help="JSONL: the id field (a.b for nested objects)"),
     text_field: str = Opt(
@@ -75,11 +79,21 @@ def annotate_cli(
         "--resume",
         help="Resume an earlier run into OUTPUT (running the same command again resumes too; this also fails if there is nothing to resume)",
     ),
+    force: bool = Opt(
+        False,
+        "--force",
+        help="Resume although --batch-size, --max-batch-items or the runtime differ from the earlier run's (they can change the predictions; each shard's manifest line records its own)",
+    ),
+    max_doc_bytes: int = Opt(
+        DEFAULT_MAX_BYTES,
+        "--max-doc-bytes",
+        help="The largest document read, in bytes (a line, a PubTator block, an XML or JSON document); a larger one goes to errors.jsonl with its id and size, and is never held whole",
+    ),
     quiet: bool = Opt(False, "--quiet", "-q", help="No progress bar, for logs"),
     # fmt: on
 ) -> None:
-    """Annotate documents (PubTator, BioC XML/JSON, JSONL or plain text, .gz
-    too) into shards of JSONL, PubTator or BioC XML, with character offsets
+    """Annotate documents (PubMed XML, PubTator, BioC XML/JSON, JSONL or plain
+    text, .gz too) into shards of JSONL, PubTator or BioC XML, with character offsets
     of the original text and a confidence per entity. The output is written
     shard by shard, atomically, with a manifest: run the same command again
     to resume after an interruption. Unreadable documents go to
@@ -106,14 +120,19 @@ def annotate_cli(
             backend=backend,
             address=address,
             resume=resume,
+            force=force,
+            max_doc_bytes=max_doc_bytes,
             quiet=quiet,
         )
     except AnnotateError as err:
         msg.fail(str(err), exits=1)
+    skipped = (
+        f"; {summary['n_skipped']:,} skipped (PubMed DeleteCitation, in manifest.jsonl)" if summary["n_skipped"] else ""
+    )
     msg.good(
         f"Annotated {summary['n_written']:,} of {summary['n_read']:,} documents into {output} "
         f"({summary['n_entities']:,} entities, {summary['n_shards']} shards); "
-        f"{summary['n_errors']:,} in {output / 'errors.jsonl'}"
+        f"{summary['n_errors']:,} in {output / 'errors.jsonl'}{skipped}"
     )
 
 

@@ -17,7 +17,9 @@ pipeline's `load()`, the `annotate` command), as can a user before
 import os
 import sys
 
-_settings = {"n_threads": 0}  # 0: no hook registered yet
+# n_threads: the children's torch threads, 0 for no limit (the hook, once
+# registered, then does nothing: a hook cannot be unregistered).
+_settings = {"n_threads": 0, "hooked": 0}
 
 
 def set_threads(n_threads: int) -> None:
@@ -47,12 +49,30 @@ def limit_torch_threads_in_children(n_threads: int = 1) -> None:
         raise ValueError(f"n_threads must be at least 1, got {n_threads}")
     if not hasattr(os, "register_at_fork"):
         return
-    if not _settings["n_threads"]:
+    if not _settings["hooked"]:
         os.register_at_fork(after_in_child=_limit_torch_threads)
+        _settings["hooked"] = 1
+    _settings["n_threads"] = n_threads
+
+
+def torch_threads_in_children() -> int:
+    """RETURNS (int): The torch threads that forked children get; 0 for no limit."""
+    return _settings["n_threads"]
+
+
+def reset_torch_threads_in_children(n_threads: int = 0) -> None:
+    """Put back an earlier limit (`torch_threads_in_children()`), or none (0):
+    what set a limit for a while (an annotation run, a test) leaves the
+    process's later forks as they were.
+
+    n_threads (int): The limit to put back; 0 for none.
+    """
     _settings["n_threads"] = n_threads
 
 
 def _limit_torch_threads() -> None:
+    if not _settings["n_threads"]:
+        return
     torch = sys.modules.get("torch")  # nothing to limit if the parent never imported it
     if torch is not None:
         torch.set_num_threads(_settings["n_threads"])
