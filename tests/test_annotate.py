@@ -446,6 +446,22 @@ def test_max_batch_items_leaves_a_pipeline_without_transformer_alone(tmp_path: P
     assert [e["text"] for r in all_records(tmp_path / "out") for e in r["entities"]] == ["aspirin"]
 
 
+def test_abbreviations_option_adds_the_consistency_component(tmp_path: Path) -> None:
+    """--abbreviations: a short form's mentions take its long form's entity."""
+    nlp = spacy.blank("en", config={"nlp": {"tokenizer": {"@tokenizers": "spacy_fastbioner.BioTokenizer.v1"}}})
+    ruler = nlp.add_pipe("entity_ruler")
+    ruler.add_patterns([{"label": "Disease", "pattern": "adenomatous polyposis coli"}])  # type: ignore[attr-defined]
+    nlp.to_disk(tmp_path / "ruler")
+    text = "Familial adenomatous polyposis coli (APC) is inherited. APC patients were studied."
+    (tmp_path / "in.txt").write_text(text + "\n", encoding="utf8")
+    found = {}
+    for flag in (True, False):
+        out = tmp_path / f"out-{flag}"
+        annotate(str(tmp_path / "ruler"), [tmp_path / "in.txt"], out, quiet=True, abbreviations=flag)
+        found[flag] = [e["text"] for r in all_records(out) for e in r["entities"]]
+    assert found == {True: ["adenomatous polyposis coli", "APC", "APC"], False: ["adenomatous polyposis coli"]}
+
+
 @Language.component("fail_on_zqxv")
 def fail_on_zqxv(doc):
     """A component that raises on one kind of text, as a pipeline can."""

@@ -151,6 +151,7 @@ def annotate(
     resume: bool = False,
     force: bool = False,
     max_doc_bytes: int = DEFAULT_MAX_BYTES,
+    abbreviations: Optional[bool] = None,
     quiet: bool = False,
     monitor: Optional[Monitor] = None,
 ) -> Dict[str, Any]:
@@ -188,6 +189,8 @@ def annotate(
     max_doc_bytes (int): The largest document read, in bytes (a line, a
         PubTator block, an XML or JSON document); a larger one goes to
         errors.jsonl with its id and size, and is never held whole.
+    abbreviations (Optional[bool]): Add (True) or remove (False) the
+        `fastbioner_abbreviations` component; None runs the pipeline as it is.
     quiet (bool): No progress bar.
     monitor (Optional[Monitor]): Called with (documents done, documents in
         the run, words done) when annotation starts and as it goes.
@@ -241,6 +244,7 @@ def annotate(
                 "batch_size": batch_size,
                 "max_batch_items": max_batch_items,
                 "runtime": describe_runtime(model_path),
+                "abbreviations": abbreviations,
             },
         }
         try:
@@ -249,7 +253,9 @@ def annotate(
             )
         except RunMismatch as err:
             raise AnnotateError(str(err)) from None
-        settings = ShardSettings(tuple(formats), float(min_confidence), batch_size, max_batch_items, max_doc_bytes)
+        settings = ShardSettings(
+            tuple(formats), float(min_confidence), batch_size, max_batch_items, max_doc_bytes, abbreviations
+        )
         pending = manifest.pending()
         starts = _global_starts(manifest.header)
 
@@ -292,7 +298,7 @@ def annotate(
             from .threads import limit_threads
 
             try:
-                nlp = load_pipeline(model, max_batch_items, max_doc_bytes)
+                nlp = load_pipeline(model, max_batch_items, max_doc_bytes, abbreviations)
             except (OSError, ValueError) as err:
                 raise AnnotateError(f"Cannot load the pipeline {model!r}: {err}") from None
             restore_threads = limit_threads(n_process, n_threads, isolate_shards=isolate_shards)

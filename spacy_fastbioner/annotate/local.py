@@ -47,6 +47,8 @@ class ShardSettings:
     max_batch_items: Optional[int] = None
     # The largest document read, in bytes; a larger one goes to errors.jsonl.
     max_doc_bytes: int = DEFAULT_MAX_BYTES
+    # Add (True) or remove (False) the fastbioner_abbreviations component; None keeps the pipeline's.
+    abbreviations: Optional[bool] = None
 
 
 @dataclass
@@ -61,7 +63,10 @@ class ShardResult:
 
 
 def load_pipeline(
-    model: str, max_batch_items: Optional[int] = None, max_doc_bytes: int = DEFAULT_MAX_BYTES
+    model: str,
+    max_batch_items: Optional[int] = None,
+    max_doc_bytes: int = DEFAULT_MAX_BYTES,
+    abbreviations: Optional[bool] = None,
 ) -> Language:
     """Load a pipeline for annotation: entity confidence on, the length limit
     that of the documents read, and the transformer's output dropped from each
@@ -74,10 +79,13 @@ def load_pipeline(
         None keeps the pipeline's.
     max_doc_bytes (int): The run's bound on a document's size: no document
         read is longer in characters, so none meets spaCy's own limit.
+    abbreviations (Optional[bool]): Add or remove the `fastbioner_abbreviations`
+        component (document-level consistency); None keeps the pipeline's.
     RETURNS (Language): The pipeline.
     """
     from ..encoder.transformer import set_max_batch_items
     from ..loading import load_pipeline as load_safely
+    from ..pipeline.abbreviations import use_abbreviations
 
     nlp = load_safely(model)
     # The BioTokenizer and the sentence-windowed transformer are linear in the
@@ -87,6 +95,8 @@ def load_pipeline(
     if max_batch_items is not None:
         set_max_batch_items(nlp, max_batch_items)
     add_entity_confidence(nlp)
+    if abbreviations is not None:
+        use_abbreviations(nlp, abbreviations)
     attrs: Dict[str, Any] = {"tensor": None}
     if Doc.has_extension("trf_data"):
         attrs["_.trf_data"] = None

@@ -34,7 +34,9 @@ class ShardAnnotator:
 
     def __init__(self, model: str, sources: List[Dict[str, Any]], settings: Dict[str, Any], n_threads: int = 1) -> None:
         self.settings = ShardSettings(**{**settings, "formats": tuple(settings["formats"])})
-        self.nlp = load_pipeline(model, self.settings.max_batch_items, self.settings.max_doc_bytes)
+        self.nlp = load_pipeline(
+            model, self.settings.max_batch_items, self.settings.max_doc_bytes, self.settings.abbreviations
+        )
         limit_threads(1, n_threads)
         self.sources = [InputSource(**{**s, "text_fields": tuple(s["text_fields"])}) for s in sources]
         self.collections: Dict[int, Any] = {}

@@ -57,6 +57,11 @@ def annotate_cli(
         "--max-batch-items",
         help="The transformer's padded wordpieces per forward pass (default: the pipeline's; 4096 suits fp32, 512 int8)",
     ),
+    abbreviations: Optional[bool] = Opt(
+        None,
+        "--abbreviations/--no-abbreviations",
+        help="Add (or remove) the fastbioner_abbreviations component: each abbreviation's mentions take its long form's entity (default: the pipeline as it is)",
+    ),
     n_process: int = Opt(1, "--n-process", "-n", help="Local: processes of nlp.pipe. Ray: actors"),
     n_threads: Optional[int] = Opt(
         None,
@@ -122,6 +127,7 @@ def annotate_cli(
             resume=resume,
             force=force,
             max_doc_bytes=max_doc_bytes,
+            abbreviations=abbreviations,
             quiet=quiet,
         )
     except AnnotateError as err:
