@@ -11,6 +11,9 @@ from setuptools import find_packages, setup
 HERE = Path(__file__).parent
 about: dict = {}
 exec((HERE / "spacy_fastbioner" / "about.py").read_text(encoding="utf8"), about)
+# The runtime extras' pins, in one place (a module that imports nothing).
+runtime_pins: dict = {}
+exec((HERE / "spacy_fastbioner" / "runtime" / "requirements.py").read_text(encoding="utf8"), runtime_pins)
 
 ENTRY_POINTS = {
     "spacy_factories": [
@@ -73,17 +76,19 @@ setup(
         "bioc>=2.1",  # BioC XML/JSON for `spacy fastbioner annotate`
     ],
     extras_require={
-        "test": ["pytest>=7", "hypothesis>=6", "build>=1.0"],
+        "test": ["pytest>=7", "pytest-timeout>=2.1", "hypothesis>=6", "build>=1.0"],
         "lint": ["ruff>=0.6", "mypy>=1.5"],
+        # `make docs`: the documentation site (mkdocs.yml).
+        "docs": ["mkdocs>=1.6"],
         "benchmark": ["matplotlib>=3.5"],
         # The Ray backend of `spacy fastbioner annotate` (Ray Data's actor pools).
         "ray": ["ray[data]>=2.9"],
         # The ONNX Runtime inference path: onnxruntime to run an exported
         # pipeline, onnx to export and quantise one.
-        "onnx": ["onnxruntime>=1.17", "onnx>=1.15"],
+        "onnx": runtime_pins["EXTRAS"]["onnx"],
         # The OpenVINO inference path: openvino to run an exported pipeline,
         # nncf for its static int8, onnx for the export it converts.
-        "openvino": ["openvino>=2025.0", "nncf>=2.16", "onnx>=1.15"],
+        "openvino": runtime_pins["EXTRAS"]["openvino"],
     },
     entry_points=ENTRY_POINTS,
     zip_safe=False,

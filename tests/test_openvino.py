@@ -204,11 +204,11 @@ def test_compiled_model_follows_torch_threads(exported):
         torch.set_num_threads(1)
         one = transformer.request
         assert transformer.request is one
-        assert transformer._compiled.get_property("INFERENCE_NUM_THREADS") == 1
+        assert transformer.compiled.get_property("INFERENCE_NUM_THREADS") == 1
         torch.set_num_threads(2)
         assert transformer.request is not one
-        assert transformer._compiled.get_property("INFERENCE_NUM_THREADS") == 2
-        assert str(transformer._compiled.get_property("INFERENCE_PRECISION_HINT")) in ("<Type: 'float32'>", "f32")
+        assert transformer.compiled.get_property("INFERENCE_NUM_THREADS") == 2
+        assert str(transformer.compiled.get_property("INFERENCE_PRECISION_HINT")) in ("<Type: 'float32'>", "f32")
     finally:
         torch.set_num_threads(before)
 

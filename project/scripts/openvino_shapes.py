@@ -40,7 +40,8 @@ def time_setting(model: str, data: str, setting: str, batches: int, max_batch_it
     from spacy_fastbioner.encoder.inputs import encoder_inputs
     from spacy_fastbioner.encoder.transformer import find_transformer, hf_model
     from spacy_fastbioner.loading import load_pipeline
-    from spacy_fastbioner.runtime.openvino_model import _as_int64, compile_model
+    from spacy_fastbioner.runtime.base import as_int64
+    from spacy_fastbioner.runtime.openvino_model import compile_model
     from spacy_fastbioner.util.threads import set_threads
 
     set_threads(1)
@@ -51,7 +52,7 @@ def time_setting(model: str, data: str, setting: str, batches: int, max_batch_it
     gold = load_gold_docs(Path(data), nlp.vocab)
     docs_of = make_batches(len(gold), 64, 2 * batches, seed=0)
     inputs = [
-        [{k: _as_int64(v) for k, v in kwargs.items()} for kwargs in encoder_inputs(nlp, [gold[i] for i in batch])]
+        [{k: as_int64(v) for k, v in kwargs.items()} for kwargs in encoder_inputs(nlp, [gold[i] for i in batch])]
         for batch in docs_of
     ]
     words = [sum(len(gold[i]) for batch in part for i in batch) for part in (docs_of[:batches], docs_of[batches:])]

@@ -26,11 +26,11 @@ def _quantizer(option: str):
     """`quantize_ir` with the option's NNCF settings."""
     import nncf
 
-    from spacy_fastbioner.runtime.openvino_model import _as_int64
+    from spacy_fastbioner.runtime.base import as_int64
 
     def quantize(model: Any, calibration: List[Dict[str, Any]]) -> Any:
         names = [port.get_any_name() for port in model.inputs]
-        feeds = [{name: _as_int64(batch[name]) for name in names} for batch in calibration]
+        feeds = [{name: as_int64(batch[name]) for name in names} for batch in calibration]
         kwargs: Dict[str, Any] = {"model_type": nncf.ModelType.TRANSFORMER, "subset_size": len(feeds)}
         if option == "nosq":
             kwargs["advanced_parameters"] = nncf.AdvancedQuantizationParameters(smooth_quant_alpha=-1)

@@ -22,7 +22,6 @@ from spacy.util import get_minor_version_range, get_package_version
 
 from ..about import __title__, __version__
 from ..loading import load_pipeline
-from ..util.threads import limit_torch_threads_in_children
 from .model_card import CORPORA, NOT_MEASURED, base_transformer, card_context, read_scores, render_card
 
 ROLES = ("student", "teacher")
@@ -43,8 +42,6 @@ def load(**overrides):
     limit_torch_threads_in_children()
     return load_model_from_init_py(__file__, **overrides)
 """
-# Packages built by spacy-fastbioner 0.1.0 call this name in their load().
-limit_torch_threads_after_fork = limit_torch_threads_in_children
 
 
 @dataclass(frozen=True)

@@ -269,7 +269,7 @@ class FastBioNER(TrainablePipe):
         logits = [self.model.ops.to_numpy(s) for s in scores]
         preset = preset_entities(docs, ENT_ATTRS)
         tables = logits if preset is None else pin_outside(logits, preset[1])
-        tag_ids, lengths = viterbi_flat(tables, start, trans)
+        tag_ids, lengths = viterbi_flat(cast(List[Floats2d], tables), start, trans)
         if preset is not None:
             tag_ids[preset[1]] = tags.index(OUTSIDE)
         hashes = [0 if tag == OUTSIDE else self.vocab.strings.add(tag[2:]) for tag in tags]

@@ -20,7 +20,7 @@ that is trained from nothing but a model name. The forward pass is
 import copy
 from functools import partial
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Type, Union, cast
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Type, cast
 
 import srsly
 import torch
@@ -35,6 +35,7 @@ from transformers import AutoConfig, AutoTokenizer
 from transformers.modeling_outputs import BaseModelOutput
 
 from . import onnx_model, openvino_model
+from .base import RuntimeTransformer
 from .fast_forward import inference_forward
 from .onnx_model import OnnxTransformer, export_onnx, quantize_onnx
 from .openvino_model import OpenVinoTransformer, cache_capacity_properties, ir_bytes, onnx_to_ir, quantize_ir
@@ -43,7 +44,6 @@ from .smoothing import DEFAULT_ALPHA, smooth_linear_inputs
 
 ONNX_ARCHITECTURE = "spacy_fastbioner.OnnxTransformerModel.v1"
 OPENVINO_ARCHITECTURE = "spacy_fastbioner.OpenVinoTransformerModel.v1"
-RuntimeTransformer = Union[OnnxTransformer, OpenVinoTransformer]
 # The inference runtimes, by name: the transformer class, the shim's data
 # format, the architecture and the runtime's name in messages.
 RUNTIME_CLASSES: Dict[str, Type[Any]] = {"onnx": OnnxTransformer, "openvino": OpenVinoTransformer}
@@ -55,7 +55,7 @@ RUNTIMES = tuple(RUNTIME_CLASSES)
 
 def is_runtime_transformer(model: Any) -> bool:
     """Whether a transformer runs in an inference runtime (not PyTorch)."""
-    return isinstance(model, tuple(RUNTIME_CLASSES.values()))
+    return isinstance(model, RuntimeTransformer)
 
 
 class RuntimeShim(Shim):
@@ -153,10 +153,6 @@ class RuntimeShim(Shim):
         return self
 
 
-# The name of earlier versions, kept for code that imports it.
-OnnxShim = RuntimeShim
-
-
 def _tokenizer_files(hf: HFObjects) -> Dict[str, Any]:
     """The tokenizer's files as `HFShim.to_bytes` stores them."""
     tokenizer = hf.tokenizer
@@ -251,11 +247,6 @@ def to_runtime_objects(
             ir = quantize_ir(ir, feeds)
         exported = OpenVinoTransformer(*ir_bytes(ir), config)
     return HFObjects(hf_model.tokenizer, exported, hf_model.vocab_file_contents)
-
-
-def to_onnx_objects(hf_model: HFObjects, **kwargs: Any) -> HFObjects:
-    """`to_runtime_objects` for ONNX Runtime."""
-    return to_runtime_objects(hf_model, runtime="onnx", **kwargs)
 
 
 def _build_runtime_model(
@@ -383,8 +374,3 @@ def set_runtime_transformer(
     cast(RuntimeShim, model.layers[0].shims[0]).set_transformer(hf_model)
     model.attrs["has_transformer"] = True
     model.set_dim("nO", hf_model.transformer.config.hidden_size)
-
-
-def set_onnx_transformer(model: Model, hf_model: HFObjects, *, int8: bool = True, per_channel: bool = True) -> None:
-    """`set_runtime_transformer` for ONNX Runtime (the name pickled by earlier versions)."""
-    set_runtime_transformer(model, hf_model, runtime="onnx", int8=int8, per_channel=per_channel)

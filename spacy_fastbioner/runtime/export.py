@@ -19,6 +19,7 @@ from ..encoder.inputs import encoder_inputs
 from ..encoder.transformer import find_transformer
 from .architecture import ARCHITECTURES, RUNTIMES, to_runtime_objects
 from .packing import is_packable
+from .requirements import RUN_REQUIREMENTS
 from .smoothing import DEFAULT_ALPHA
 
 SOURCE_ARCHITECTURE = "spacy-transformers.TransformerModel.v3"
@@ -38,13 +39,14 @@ PACKED_MAX_BATCH_ITEMS = 2048
 
 
 def runtime_requirements(runtime: str) -> Dict[str, str]:
-    """The pip requirement of a runtime, by distribution name, for meta.json.
+    """The pip requirement of a runtime, by distribution name, for meta.json
+    (requirements.py holds the pins).
 
     RETURNS (Dict[str, str]): e.g. {"onnxruntime": "onnxruntime>=1.17"}.
     """
     if runtime not in RUNTIMES:
         raise ValueError(f"unknown runtime {runtime!r}: expected one of {RUNTIMES}")
-    return {"onnx": {"onnxruntime": "onnxruntime>=1.17"}, "openvino": {"openvino": "openvino>=2025.0"}}[runtime]
+    return dict(RUN_REQUIREMENTS[runtime])
 
 
 def export_pipeline(

@@ -1,35 +1,23 @@
 """A Hugging Face encoder exported to ONNX and run by ONNX Runtime.
 
-`OnnxTransformer` stands where spacy-transformers keeps the PyTorch model
-(`trf.model.transformer`): it has the model's `config`, is called with the
-same keyword arguments (`input_ids`, `attention_mask`, `token_type_ids`, as
-torch tensors or NumPy arrays) and returns a `BaseModelOutput` whose
-`last_hidden_state` is a torch tensor that shares the runtime's output buffer.
-Its state is the ONNX model's bytes (a protobuf, no pickle) and the config.
-
-Threads: the session uses as many intra-op threads as torch
-(`torch.get_num_threads()`, i.e. `torch.set_num_threads` or OMP_NUM_THREADS),
-and is rebuilt when that number changes or the process was forked (ONNX
-Runtime's thread pool does not survive `fork`), so `--threads`,
-`limit_torch_threads_in_children` (threads.py) and `nlp.pipe(n_process=...)`
-behave as with the PyTorch transformer. Nothing is registered at fork: the
-session checks the process id when it is used. A forked child never destroys
-the session it inherited: its destructor would join pool threads that stayed
-in the parent, and wait for them forever.
-Spinning threads are off: on shared cores a spinning pool is catastrophic.
+`OnnxTransformer` is a `RuntimeTransformer` (base.py: the Hugging Face calling
+convention, one session per torch thread count and process, rebuilt after a
+change or a fork). Its `last_hidden_state` shares the runtime's output
+buffer. Its state is the ONNX model's bytes (a protobuf, no pickle) and the
+config. Spinning threads are off: on shared cores a spinning pool is
+catastrophic.
 """
 
-import os
 import warnings
 from io import BytesIO
-from typing import Any, Dict, List, Optional, Sequence, cast
+from typing import Any, Dict, Optional, Sequence, cast
 
 import numpy
 import torch
 from transformers import PretrainedConfig
-from transformers.modeling_outputs import BaseModelOutput
 
-from .packing import PackedEncoder, is_packed, max_row_width, pack_batch, packed_input_names, run_packed
+from .base import RuntimeTransformer, as_int64
+from .packing import PackedEncoder, pack_batch, packed_input_names
 
 FORMAT = "spacy_fastbioner.onnx.v1"
 # ONNX opset of the export: 17 has LayerNormalization, which ORT fuses.
@@ -39,8 +27,6 @@ DYNAMIC_AXES = {0: "batch", 1: "sequence"}
 # Only Linear layers (MatMul with a constant weight), as PyTorch's dynamic
 # quantisation: the embedding tables and attention products stay fp32.
 INT8_OP_TYPES = ["MatMul"]
-# Sessions inherited through fork, kept alive (see the module docstring).
-_INHERITED_SESSIONS: List[Any] = []
 
 
 def import_onnxruntime() -> Any:
@@ -55,7 +41,7 @@ def import_onnxruntime() -> Any:
     return onnxruntime
 
 
-class OnnxTransformer:
+class OnnxTransformer(RuntimeTransformer):
     """An encoder in ONNX Runtime, with the calling convention of a Hugging
     Face model (inference only).
 
@@ -64,13 +50,11 @@ class OnnxTransformer:
     """
 
     runtime = "onnx"
+    label = "ONNX"
 
     def __init__(self, model_bytes: bytes, config: PretrainedConfig) -> None:
+        super().__init__(config)
         self.model_bytes = model_bytes
-        self.config = config
-        self._session: Any = None
-        self._session_key: Optional[tuple] = None
-        self.input_names: List[str] = []
         # Parse now, so that bad bytes fail at load time with a clear error.
         _ = self.session
 
@@ -78,27 +62,20 @@ class OnnxTransformer:
     def session(self) -> Any:
         """The ONNX Runtime `InferenceSession`, (re)built for torch's current
         number of threads and for this process."""
-        key = (torch.get_num_threads(), os.getpid())
-        if self._session is None or key != self._session_key:
-            if self._session is not None and self._session_key is not None and self._session_key[1] != key[1]:
-                _INHERITED_SESSIONS.append(self._session)
-            self._session = make_session(self.model_bytes, threads=key[0])
-            self._session_key = key
-            self.input_names = [i.name for i in self._session.get_inputs()]
-        return self._session
+        return self.runner()
+
+    def _build_runner(self, *, threads: int) -> Any:
+        session = make_session(self.model_bytes, threads=threads)
+        self.input_names = [i.name for i in session.get_inputs()]
+        return session
+
+    def _run(self, runner: Any, feed: Dict[str, numpy.ndarray]) -> numpy.ndarray:
+        return runner.run([OUTPUT_NAME], feed)[0]
 
     @property
     def is_int8(self) -> bool:
         """Whether the model is quantised (dynamic or static QuantizeLinear nodes)."""
         return b"QuantizeLinear" in self.model_bytes
-
-    @property
-    def device(self) -> torch.device:
-        return torch.device("cpu")
-
-    def eval(self) -> "OnnxTransformer":
-        """For the Hugging Face calling convention: the model is inference-only."""
-        return self
 
     def num_parameters(self) -> int:
         """The number of weights (the ONNX initializers of float or int8 type,
@@ -113,25 +90,6 @@ class OnnxTransformer:
             if init.data_type in weights and len(init.dims) >= 1 and not _is_quant_param(init.name):
                 n += int(numpy.prod(init.dims))
         return n
-
-    @property
-    def packed(self) -> bool:
-        """Whether the graph takes packed batches (packing.py; `export --packed`)."""
-        return is_packed(self.input_names)
-
-    def __call__(self, **inputs: Any) -> BaseModelOutput:
-        session = self.session
-        if self.packed:
-            hidden = run_packed(
-                lambda feed: session.run([OUTPUT_NAME], feed)[0], self.input_names, inputs, max_row_width(self.config)
-            )
-            return BaseModelOutput(last_hidden_state=cast(torch.FloatTensor, torch.from_numpy(hidden)))
-        feed = {name: _as_int64(inputs[name]) for name in self.input_names if name in inputs}
-        missing = [name for name in self.input_names if name not in feed]
-        if missing:
-            raise ValueError(f"the ONNX transformer needs the inputs {missing}, got {sorted(inputs)}")
-        (hidden,) = session.run([OUTPUT_NAME], feed)
-        return BaseModelOutput(last_hidden_state=cast(torch.FloatTensor, torch.from_numpy(hidden)))
 
     def payload(self) -> Dict[str, bytes]:
         """The bytes the transformer's shim stores."""
@@ -157,12 +115,6 @@ class OnnxTransformer:
 
 def _is_quant_param(name: str) -> bool:
     return name.endswith(("_scale", "_zero_point"))
-
-
-def _as_int64(array: Any) -> numpy.ndarray:
-    if isinstance(array, torch.Tensor):
-        array = array.numpy()
-    return numpy.ascontiguousarray(array, dtype="int64")
 
 
 def make_session(model_bytes: bytes, *, threads: int = 1) -> Any:
@@ -305,7 +257,7 @@ def quantize_onnx_static(
 
     class _Reader(CalibrationDataReader):
         def __init__(self) -> None:
-            self.batches = iter([{k: _as_int64(v) for k, v in b.items()} for b in calibration])
+            self.batches = iter([{k: as_int64(v) for k, v in b.items()} for b in calibration])
 
         def get_next(self) -> Optional[Dict[str, numpy.ndarray]]:
             return next(self.batches, None)

@@ -1,9 +1,9 @@
 """A Hugging Face encoder converted to OpenVINO and run by its CPU plugin.
 
-`OpenVinoTransformer` stands where `OnnxTransformer` does (see
-onnx_model.py): the model's `config`, the Hugging Face calling convention,
-a `BaseModelOutput` with a torch `last_hidden_state`. Its state is an
-OpenVINO IR (the XML graph and the binary weights, no pickle) and the config.
+`OpenVinoTransformer` is a `RuntimeTransformer` (base.py), as
+`OnnxTransformer` is: the model's `config`, the Hugging Face calling
+convention, a `BaseModelOutput` with a torch `last_hidden_state`. Its state is
+an OpenVINO IR (the XML graph and the binary weights, no pickle) and the config.
 
 The int8 form is static: NNCF quantises the graph (its transformer preset:
 SmoothQuant, then activation ranges calibrated on training sentences), and
@@ -11,30 +11,26 @@ OpenVINO runs the attention products as well as the Linear layers in int8.
 On this project's students it is the fastest CPU path found at unchanged F
 (README: Fast inference).
 
-Threads and fork follow onnx_model.py: one compiled model per torch thread
-count and process, rebuilt after a change or a fork; a forked child keeps the
-compiled model it inherited alive rather than destroy it. Precision is fixed
+Threads and fork follow base.py: one compiled model (and its infer request)
+per torch thread count and process, rebuilt after a change or a fork; a
+forked child keeps the compiled model it inherited alive rather than destroy
+it. Precision is fixed
 to f32 where the graph is not int8: on CPUs with bf16 OpenVINO would
 otherwise run in bf16 by default, and the fp32 export would no longer give
 PyTorch's logits.
 """
 
-import os
 import tempfile
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple, cast
+from typing import Any, Dict, Optional, Sequence, Tuple
 
 import numpy
-import torch
 from transformers import PretrainedConfig
-from transformers.modeling_outputs import BaseModelOutput
 
-from .onnx_model import _as_int64
-from .packing import is_packed, max_row_width, run_packed
+from .base import RuntimeTransformer, as_int64
+from .packing import max_row_width
 
 FORMAT = "spacy_fastbioner.openvino.v1"
-# Compiled models inherited through fork, kept alive (see the module docstring).
-_INHERITED: List[Any] = []
 
 
 def import_openvino() -> Any:
@@ -49,7 +45,7 @@ def import_openvino() -> Any:
     return openvino
 
 
-class OpenVinoTransformer:
+class OpenVinoTransformer(RuntimeTransformer):
     """An encoder in OpenVINO, with the calling convention of a Hugging Face
     model (inference only).
 
@@ -61,18 +57,15 @@ class OpenVinoTransformer:
     """
 
     runtime = "openvino"
+    label = "OpenVINO"
 
     def __init__(
         self, xml: bytes, weights: bytes, config: PretrainedConfig, properties: Optional[Dict[str, Any]] = None
     ) -> None:
+        super().__init__(config)
         self.xml = xml
         self.weights = weights
-        self.config = config
         self.properties: Dict[str, Any] = dict(properties or {})
-        self._compiled: Any = None
-        self._request: Any = None
-        self._key: Optional[Tuple[int, int]] = None
-        self.input_names: List[str] = []
         # Read now, so that bad bytes fail at load time with a clear error.
         self._model = bound_sequence_length(read_ir(xml, weights), max_row_width(config))
         self.input_names = [port.get_any_name() for port in self._model.inputs]
@@ -81,27 +74,27 @@ class OpenVinoTransformer:
     def request(self) -> Any:
         """An infer request of the compiled model, (re)built for torch's
         current number of threads and for this process."""
-        key = (torch.get_num_threads(), os.getpid())
-        if self._request is None or key != self._key:
-            if self._compiled is not None and self._key is not None and self._key[1] != key[1]:
-                _INHERITED.append((self._compiled, self._request))
-            self._compiled = compile_model(self._model, threads=key[0], properties=self.properties)
-            self._request = self._compiled.create_infer_request()
-            self._key = key
-        return self._request
+        return self.runner()[1]
+
+    @property
+    def compiled(self) -> Any:
+        """The compiled model of `request` (built by it)."""
+        return self.runner()[0]
+
+    def _build_runner(self, *, threads: int) -> Tuple[Any, Any]:
+        compiled = compile_model(self._model, threads=threads, properties=self.properties)
+        return compiled, compiled.create_infer_request()
+
+    def _run(self, runner: Tuple[Any, Any], feed: Dict[str, numpy.ndarray]) -> numpy.ndarray:
+        # share_outputs=False copies the output out of the request's buffer,
+        # which the next call reuses while docs still hold this one.
+        request = runner[1]
+        return request.infer({k: as_int64(v) for k, v in feed.items()}, share_inputs=True, share_outputs=False)[0]
 
     @property
     def is_int8(self) -> bool:
         """Whether the graph is quantised (NNCF's FakeQuantize operations)."""
         return b'type="FakeQuantize"' in self.xml
-
-    @property
-    def device(self) -> torch.device:
-        return torch.device("cpu")
-
-    def eval(self) -> "OpenVinoTransformer":
-        """For the Hugging Face calling convention: the model is inference-only."""
-        return self
 
     def num_parameters(self) -> int:
         """The number of weights: the elements of the graph's floating-point
@@ -123,30 +116,6 @@ class OpenVinoTransformer:
             n += size if size > 1 else 0
         return n
 
-    @property
-    def packed(self) -> bool:
-        """Whether the graph takes packed batches (packing.py; `export --packed`)."""
-        return is_packed(self.input_names)
-
-    def __call__(self, **inputs: Any) -> BaseModelOutput:
-        request = self.request
-        if self.packed:
-            hidden = run_packed(
-                lambda feed: self._infer(request, feed), self.input_names, inputs, max_row_width(self.config)
-            )
-            return BaseModelOutput(last_hidden_state=cast(torch.FloatTensor, torch.from_numpy(hidden)))
-        missing = [name for name in self.input_names if name not in inputs]
-        if missing:
-            raise ValueError(f"the OpenVINO transformer needs the inputs {missing}, got {sorted(inputs)}")
-        feed = {name: _as_int64(inputs[name]) for name in self.input_names}
-        return BaseModelOutput(last_hidden_state=cast(torch.FloatTensor, torch.from_numpy(self._infer(request, feed))))
-
-    @staticmethod
-    def _infer(request: Any, feed: Dict[str, Any]) -> numpy.ndarray:
-        # share_outputs=False copies the output out of the request's buffer,
-        # which the next call reuses while docs still hold this one.
-        return request.infer({k: _as_int64(v) for k, v in feed.items()}, share_inputs=True, share_outputs=False)[0]
-
     def payload(self) -> Dict[str, bytes]:
         """The bytes the transformer's shim stores."""
         return {"xml": self.xml, "bin": self.weights}
@@ -159,7 +128,7 @@ class OpenVinoTransformer:
         """Compile with these CPU plugin properties from the next call on."""
         if dict(properties) != self.properties:
             self.properties = dict(properties)
-            self._request = None
+            self._rebuild_runner()
 
     def __deepcopy__(self, memo: Dict[int, Any]) -> "OpenVinoTransformer":
         return OpenVinoTransformer(self.xml, self.weights, self.config, self.properties)
@@ -282,7 +251,7 @@ def quantize_ir(model: Any, calibration: Sequence[Dict[str, Any]]) -> Any:
     if not calibration:
         raise ValueError("OpenVINO's int8 is static: it needs calibration batches (training sentences)")
     names = [port.get_any_name() for port in model.inputs]
-    feeds = [{name: _as_int64(batch[name]) for name in names} for batch in calibration]
+    feeds = [{name: as_int64(batch[name]) for name in names} for batch in calibration]
     return nncf.quantize(
         model,
         nncf.Dataset(feeds),

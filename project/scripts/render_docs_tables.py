@@ -1,0 +1,176 @@
+"""Render the tables of the README and docs/ from the committed result files,
+so that no figure is typed twice.
+
+A Markdown file holds a rendered block between two markers:
+
+    <!-- render: paper-table -->
+    ...the table, written by this script...
+    <!-- end render -->
+
+`python project/scripts/render_docs_tables.py README.md docs/*.md` rewrites
+every block from `results/`; `--check` changes nothing and fails, naming the
+file and block, where a block is not what the results give (`make docs` runs
+it). The blocks:
+
+- `readme-results`: the README's table (test F of each corpus's teacher,
+  dynamic-KD student and its int8 forms, with the seeds), dated by the commit
+  of the results file;
+- `paper-table`: `results/paper-table.md`, the paper table as
+  `spacy project run gather-paper-table .` wrote it, its headings moved a
+  level down;
+- `paper-seeds`: the seeds of every model of the paper table.
+"""
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Sequence
+
+import typer
+
+sys.path.insert(0, str(Path(__file__).parent))
+from paper_table_md import format_summary, format_value  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+PAPER_JSON = Path("results/paper-table.json")
+PAPER_MD = Path("results/paper-table.md")
+MADE_BY = "`spacy project run gather-paper-table .`"
+BLOCK = re.compile(r"(<!-- render: ([a-z0-9-]+) -->\n)(.*?)(<!-- end render -->)", re.DOTALL)
+# The README's rows: the variant of the paper table and its name there.
+README_VARIANTS = {
+    "teacher": "teacher (MiniLM-L6)",
+    "student-dynamic": "student, dynamic KD (half the layers)",
+    "student-dynamic-onnx-int8-smooth": "fast student, ONNX Runtime int8, smoothed",
+    "student-dynamic-openvino-int8-packed": "fast student, OpenVINO static int8, packed",
+}
+
+
+def _table(header: Sequence[str], rows: List[List[str]]) -> List[str]:
+    return ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)] + [
+        "| " + " | ".join(row) + " |" for row in rows
+    ]
+
+
+def _seeds(cell: Dict[str, Any]) -> str:
+    seeds = [str(s) for s in cell.get("seeds") or [] if s is not None]
+    return ", ".join(seeds) if seeds else "—"
+
+
+def _last_commit(path: Path) -> str:
+    """RETURNS (str): "DATE, commit HASH" of the last commit that changed `path`."""
+    try:
+        out = subprocess.run(
+            ["git", "log", "-1", "--format=%ad, commit %h", "--date=short", "--", str(path)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError) as err:
+        raise SystemExit(f"{path}: cannot read its last commit from git: {err}") from None
+    if not out:
+        raise SystemExit(f"{path}: not committed, so its figures cannot be dated: commit it first")
+    return out
+
+
+def _paper_table() -> Dict[str, Any]:
+    return json.loads((ROOT / PAPER_JSON).read_text(encoding="utf8"))
+
+
+def render_readme_results() -> str:
+    """RETURNS (str): The README's results table, from results/paper-table.json."""
+    table = _paper_table()
+    rows = []
+    for corpus, entry in table["corpora"].items():
+        for variant, name in README_VARIANTS.items():
+            cell = entry["variants"].get(variant)
+            if not cell or not cell["n"]:
+                continue
+            paper = (
+                f"{format_value(cell['paper_f'])} / {format_value(cell['paper_gap'], signed=True)}"
+                if cell["paper_f"] is not None
+                else ""
+            )
+            rows.append(
+                [
+                    corpus,
+                    name,
+                    format_summary(cell["f"]),
+                    _seeds(cell) if variant != "teacher" else "—",
+                    format_value(cell["gap"], signed=True),
+                    paper,
+                ]
+            )
+    header = ["corpus", "model", "test F (mean ± SD)", "seeds", "gap to teacher", "FastBioNER F / gap (BioBERT)"]
+    lines = _table(header, rows)
+    lines += [
+        "",
+        f"From `{PAPER_JSON}` ({_last_commit(PAPER_JSON)}), made by {MADE_BY}; every row and the other "
+        "students are in [the results page](docs/results.md).",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def render_paper_table() -> str:
+    """RETURNS (str): results/paper-table.md without its title, headings a level down."""
+    text = (ROOT / PAPER_MD).read_text(encoding="utf8")
+    lines = [line for line in text.splitlines() if not line.startswith("# ")]
+    lines = ["#" + line if line.startswith("## ") else line for line in lines]
+    body = "\n".join(lines).strip()
+    return f"From `{PAPER_MD}` ({_last_commit(PAPER_MD)}), made by {MADE_BY}.\n\n{body}\n"
+
+
+def render_paper_seeds() -> str:
+    """RETURNS (str): The seeds of every model of the paper table."""
+    rows = []
+    for corpus, entry in _paper_table()["corpora"].items():
+        for variant, cell in entry["variants"].items():
+            rows.append([corpus, variant, str(cell["n"]), _seeds(cell) if cell["n"] else "not run"])
+    return "\n".join(_table(["corpus", "model", "runs", "seeds"], rows)) + "\n"
+
+
+RENDERERS: Dict[str, Callable[[], str]] = {
+    "readme-results": render_readme_results,
+    "paper-table": render_paper_table,
+    "paper-seeds": render_paper_seeds,
+}
+
+
+def render_file(text: str, path: Path) -> str:
+    """RETURNS (str): The text with every rendered block made again."""
+
+    def replace(match: "re.Match[str]") -> str:
+        name = match.group(2)
+        if name not in RENDERERS:
+            raise SystemExit(f"{path}: unknown rendered block {name!r}: expected one of {sorted(RENDERERS)}")
+        return match.group(1) + RENDERERS[name]() + match.group(4)
+
+    return BLOCK.sub(replace, text)
+
+
+def main(
+    files: List[Path] = typer.Argument(..., help="Markdown files with rendered blocks"),
+    check: bool = typer.Option(False, "--check", help="Change nothing; fail where a block is out of date"),
+) -> None:
+    """Render the tables of README.md and docs/ from results/."""
+    stale = []
+    for path in files:
+        text = path.read_text(encoding="utf8")
+        new = render_file(text, path)
+        if new == text:
+            continue
+        if check:
+            names = [m.group(2) for m in BLOCK.finditer(text) if m.group(0) not in new]
+            stale.append(f"{path}: rendered block(s) {', '.join(names)} out of date")
+        else:
+            path.write_text(new, encoding="utf8")
+            print(f"rendered {path}")
+    if stale:
+        print("\n".join(stale) + "\nrun: python project/scripts/render_docs_tables.py README.md docs/*.md")
+        raise typer.Exit(1)
+
+
+if __name__ == "__main__":
+    typer.run(main)
