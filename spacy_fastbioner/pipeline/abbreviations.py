@@ -104,12 +104,13 @@ def find_abbreviations(doc: Doc) -> List[Tuple[Span, Span]]:
         return []
     by_words: Dict[Tuple[str, ...], Span] = {tuple(t.text for t in short): long for short, long in definitions}
     lengths = sorted({len(key) for key in by_words}, reverse=True)
+    text = doc.text  # built once: Doc.text joins every token
     mentions: List[Tuple[Span, Span]] = []
     i = 0
     while i < len(doc):
         for n in lengths:
             key = tuple(t.text for t in doc[i : i + n])
-            if key in by_words and _stands_alone(doc, i, i + n):
+            if key in by_words and _stands_alone(doc, text, i, i + n):
                 mentions.append((doc[i : i + n], by_words[key]))
                 i += n
                 break
@@ -295,10 +296,9 @@ def _long_before(doc: Doc, short: Span, open_i: int) -> Optional[Tuple[Span, Spa
     return (short, long) if long is not None and len(long) else None
 
 
-def _stands_alone(doc: Doc, start: int, end: int) -> bool:
+def _stands_alone(doc: Doc, text: str, start: int, end: int) -> bool:
     """The tokens are not glued to letters or digits on either side (so "AR"
-    in "ARs" or "CAR" is no mention)."""
-    text = doc.text
+    in "ARs" or "CAR" is no mention); `text` is `doc.text`."""
     before = doc[start].idx - 1
     after = doc[end - 1].idx + len(doc[end - 1])
     return (before < 0 or not text[before].isalnum()) and (after >= len(text) or not text[after].isalnum())
