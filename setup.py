@@ -20,6 +20,10 @@ ENTRY_POINTS = {
         "fastbioner_ner = spacy_fastbioner.pipeline.ner:make_fastbioner_ner",
         "fastbioner_sentences = spacy_fastbioner.pipeline.sentences:make_fastbioner_sentences",
         "fastbioner_abbreviations = spacy_fastbioner.pipeline.abbreviations:make_fastbioner_abbreviations",
+        "fastbioner_linker = spacy_fastbioner.pipeline.linker:make_fastbioner_linker",
+    ],
+    "spacy_scorers": [
+        "spacy_fastbioner.linker_scorer.v1 = spacy_fastbioner.pipeline.linker:make_linker_scorer",
     ],
     "spacy_architectures": [
         "spacy_fastbioner.TransformerTagger.v1 = spacy_fastbioner.ml.tagger:build_transformer_tagger",

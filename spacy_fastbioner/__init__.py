@@ -15,9 +15,11 @@ from .distill import create_distill_step, create_dynamic_weights, distill
 from .encoder.student import make_student
 from .encoder.transformer import count_parameters, find_transformer
 from .evaluation.raw import evaluate_raw
+from .kb import ConceptKB, build_kb
 from .loading import UnsafePipelineError, load_pipeline
 from .ml import build_transformer_tagger, first_wordpiece
 from .pipeline import FastBioNER, make_fastbioner_ner
+from .pipeline.linker import FastBioLinker, make_fastbioner_linker
 from .pipeline.sentences import SentenceSplitter, make_fastbioner_sentences
 from .util.threads import limit_torch_threads_in_children
 
@@ -35,9 +37,12 @@ _LAZY = {
 
 __all__ = [
     "__version__",
+    "ConceptKB",
+    "FastBioLinker",
     "FastBioNER",
     "SentenceSplitter",
     "UnsafePipelineError",
+    "build_kb",
     "build_transformer_tagger",
     "configure_sentence_spans",
     "count_parameters",
@@ -49,6 +54,7 @@ __all__ = [
     "first_wordpiece",
     "limit_torch_threads_in_children",
     "load_pipeline",
+    "make_fastbioner_linker",
     "make_fastbioner_ner",
     "make_fastbioner_sentences",
     "make_student",

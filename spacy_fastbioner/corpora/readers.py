@@ -232,6 +232,9 @@ class PubTatorDocument:
     title_length: Optional[int] = None  # the title is text[:title_length], if known
     line: int = 0  # the title's line in the file
     mention_lines: List[int] = field(default_factory=list)  # each mention's line in the file
+    # Each mention's concept identifier (6th column; "" when absent): MeSH or OMIM, "-1" for none,
+    # "A|B" for a composite mention, "A+B" for a combination of concepts.
+    concept_ids: List[str] = field(default_factory=list)
 
 
 def read_pubtator(
@@ -304,11 +307,18 @@ def read_pubtator(
             if doc is not None and label:
                 doc.mentions.append((*mention[:3], label))
                 doc.mention_lines.append(i)
+                doc.concept_ids.append(_concept_id(line))
     if doc is not None and not has_abstract:
         raise CorpusError(path, doc.line, f"expected 'PMID|a|abstract' after the title of {doc.pmid}")
     if not docs:
         raise CorpusError(path, 0, "no documents found; expected 'PMID|t|title' and 'PMID|a|abstract' lines")
     return docs
+
+
+def _concept_id(line: str) -> str:
+    """A mention line's 6th column, the concept identifier, or "" if it has none."""
+    cols = line.split("\t")
+    return cols[5].strip() if len(cols) > 5 else ""
 
 
 def _parse_mention(path: Path, i: int, line: str, doc: Optional[PubTatorDocument], strict: bool) -> Mention:
