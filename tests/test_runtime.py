@@ -257,7 +257,7 @@ def test_export_cli(trained, tmp_path):
     from helpers import write_iob
 
     data = write_iob(tmp_path / "test.tsv", synthetic_sentences(30, seed=5))
-    args = ["export", str(tmp_path / "fp32"), str(tmp_path / "out32"), "--fp32", "--verify", str(data)]
+    args = ["export", str(tmp_path / "fp32"), str(tmp_path / "out32"), "-r", "onnx", "--fp32", "--verify", str(data)]
     result = CliRunner().invoke(fastbioner_cli, args)
     assert result.exit_code == 0, result.output
     assert "0 of 30 docs with other entities" in " ".join(result.output.split())
@@ -265,6 +265,8 @@ def test_export_cli(trained, tmp_path):
         "export",
         str(tmp_path / "fp32"),
         str(tmp_path / "smooth"),
+        "--runtime",
+        "onnx",
         "--calibration",
         str(data),
         "--n-calibration",
@@ -274,7 +276,7 @@ def test_export_cli(trained, tmp_path):
     assert result.exit_code == 0, result.output
     assert "smoothed on 8 docs" in " ".join(result.output.split())
     assert spacy.load(tmp_path / "smooth").meta["fastbioner"]["smoothing"]["calibration_docs"] == 8
-    args = ["export", str(tmp_path / "fp32"), str(tmp_path / "x"), "--fp32", "--calibration", str(data)]
+    args = ["export", str(tmp_path / "fp32"), str(tmp_path / "x"), "-r", "onnx", "--fp32", "--calibration", str(data)]
     result = CliRunner().invoke(fastbioner_cli, args)
     assert result.exit_code == 1 and "--calibration" in result.output
     bad = CliRunner().invoke(

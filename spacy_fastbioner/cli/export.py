@@ -1,5 +1,7 @@
 """`spacy fastbioner export`: a copy of a trained pipeline whose transformer
-runs in a faster inference runtime (ONNX Runtime or OpenVINO), fp32 or int8."""
+runs in a faster inference runtime (ONNX Runtime or OpenVINO), fp32 or int8;
+by default (`--runtime auto`) the fastest batch-invariant form for this CPU,
+timed on this machine (runtime/auto.py)."""
 
 import importlib.util
 from pathlib import Path
@@ -17,15 +19,33 @@ def export_cli(
     model: str = Arg(..., help="Trained fp32 pipeline (path or package), e.g. a distilled student"),
     output_path: Path = Arg(..., help="Output directory for the exported pipeline"),
     runtime: str = Opt(
-        "onnx",
+        "auto",
         "--runtime",
         "-r",
-        help="Inference runtime of the transformer: onnx (ONNX Runtime) or openvino (OpenVINO; its int8 needs --calibration)",
+        help="Inference runtime of the transformer: auto (export the candidate forms for this CPU's instruction sets, time them here, keep the fastest batch-invariant one within 0.3 dev F of fp32; needs --calibration, scores on --dev), onnx (ONNX Runtime) or openvino (OpenVINO; its int8 needs --calibration)",
     ),
     int8: bool = Opt(
         True,
         "--int8/--fp32",
-        help="Quantise to int8 (onnx: dynamic, Linear layers; openvino: static, NNCF), or keep fp32",
+        help="Quantise to int8 (onnx: dynamic by default, see --int8-scheme; openvino: static, NNCF), or keep fp32",
+    ),
+    int8_scheme: Optional[str] = Opt(
+        None,
+        "--int8-scheme",
+        help="onnx: dynamic (the default; activation scales per call, so a document's entities can depend on its batch: NOT batch-invariant) or static (scales calibrated on --calibration, batch-invariant); openvino: static only",
+    ),
+    dev: Optional[Path] = Opt(
+        None,
+        "--dev",
+        help="auto: gold docs (.spacy or IOB .tsv) to score each candidate on; without them the choice is by speed alone",
+        exists=True,
+        dir_okay=False,
+    ),
+    n_timing: int = Opt(
+        48,
+        "--n-timing",
+        min=1,
+        help="auto: docs of --calibration to time each candidate on (two passes, the second timed)",
     ),
     per_channel: bool = Opt(
         True, "--per-channel/--per-tensor", help="int8 scales per output channel (more accurate) or one per matrix"
@@ -79,8 +99,11 @@ def export_cli(
     from ..runtime import N_CALIBRATION, RUNTIMES, export_pipeline
     from ..util.disk_size import size_on_disk
 
+    if runtime == "auto":
+        _export_auto(model, output_path, calibration, dev, n_timing, per_channel, smooth_alpha, max_batch_items, int8)
+        return
     if runtime not in RUNTIMES:
-        msg.fail(f"Unknown --runtime {runtime!r}: expected one of {', '.join(RUNTIMES)}", exits=1)
+        msg.fail(f"Unknown --runtime {runtime!r}: expected auto or one of {', '.join(RUNTIMES)}", exits=1)
     needed = {"onnx": ("onnx", "onnxruntime"), "openvino": ("onnx", "openvino") + (("nncf",) if int8 else ())}
     missing = [name for name in needed[runtime] if importlib.util.find_spec(name) is None]
     if missing:
@@ -110,6 +133,7 @@ def export_cli(
             calibration=calibration_docs,
             smooth_alpha=smooth_alpha,
             packed=packed,
+            int8_scheme=int8_scheme,
         )
     except (OSError, ValueError) as err:
         msg.fail(f"Cannot export the pipeline {model!r}", str(err), exits=1)
@@ -117,7 +141,8 @@ def export_cli(
     exported.to_disk(output_path)
     before, after = size_on_disk(model), size_on_disk(output_path)
     sizes = f" ({before / 2**20:.1f} MB -> {after / 2**20:.1f} MB on disk)" if before and after else ""
-    calibrated = "calibrated" if runtime == "openvino" else "smoothed"
+    static = exported.meta["fastbioner"]["quantized"] == "qint8-static"
+    calibrated = "calibrated" if static else "smoothed"
     kind = f"int8, {calibrated} on {len(calibration_docs)} docs" if calibration_docs else ("int8" if int8 else "fp32")
     kind += ", packed" if exported.meta["fastbioner"]["packed"] else ""
     msg.good(f"Saved the {runtime} {kind} pipeline to {output_path}{sizes}")
@@ -135,3 +160,54 @@ def export_cli(
             msg.warn(line)
         else:
             msg.info(line)
+
+
+def _export_auto(
+    model: str,
+    output_path: Path,
+    calibration: Optional[Path],
+    dev: Optional[Path],
+    n_timing: int,
+    per_channel: bool,
+    smooth_alpha: float,
+    max_batch_items: Optional[int],
+    int8: bool,
+) -> None:
+    """`export --runtime auto`: export, time and score the candidate forms
+    for this CPU, and save the one chosen (runtime/auto.py)."""
+    from ..benchmark.data import load_gold_docs
+    from ..loading import load_pipeline
+    from ..runtime.auto import export_auto
+    from ..runtime.cpu import cpu_class, read_cpu_flags
+
+    if not int8:
+        msg.fail(
+            "--runtime auto chooses among int8 and fp32 forms itself: leave --fp32 out, or name a runtime", exits=1
+        )
+    if calibration is None:
+        msg.fail(
+            "--runtime auto needs training docs (--calibration TRAIN) to calibrate int8 and time the candidates on",
+            exits=1,
+        )
+    flags = read_cpu_flags()
+    msg.info(f"CPU class: {cpu_class(flags)}; timing each candidate on {n_timing} docs of {calibration}")
+    try:
+        nlp = load_pipeline(model)
+        train = load_gold_docs(calibration, nlp.vocab)
+        dev_docs = load_gold_docs(dev, nlp.vocab) if dev is not None else None
+        exported, choice = export_auto(
+            nlp,
+            calibration=train,
+            dev=dev_docs,
+            flags=flags,
+            n_timing=n_timing,
+            per_channel=per_channel,
+            smooth_alpha=smooth_alpha,
+            max_batch_items=max_batch_items,
+            log=msg.text,
+        )
+    except (OSError, ValueError) as err:
+        msg.fail(f"Cannot export the pipeline {model!r}", str(err), exits=1)
+    output_path.mkdir(parents=True, exist_ok=True)
+    exported.to_disk(output_path)
+    msg.good(f"Saved the {choice['form']} pipeline to {output_path}: {choice['reason']}")

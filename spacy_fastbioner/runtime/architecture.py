@@ -36,8 +36,10 @@ from transformers.modeling_outputs import BaseModelOutput
 
 from . import onnx_model, openvino_model
 from .base import RuntimeTransformer
+from .choice import warn_if_slow
+from .cpu import read_cpu_flags
 from .fast_forward import inference_forward
-from .onnx_model import OnnxTransformer, export_onnx, quantize_onnx
+from .onnx_model import OnnxTransformer, export_onnx, quantize_onnx, quantize_onnx_static
 from .openvino_model import OpenVinoTransformer, cache_capacity_properties, ir_bytes, onnx_to_ir, quantize_ir
 from .packing import check_packable, max_row_width, pack_batch
 from .smoothing import DEFAULT_ALPHA, smooth_linear_inputs
@@ -51,6 +53,9 @@ FORMATS = {"onnx": onnx_model.FORMAT, "openvino": openvino_model.FORMAT}
 ARCHITECTURES = {"onnx": ONNX_ARCHITECTURE, "openvino": OPENVINO_ARCHITECTURE}
 RUNTIME_TITLES = {"onnx": "ONNX Runtime", "openvino": "OpenVINO"}
 RUNTIMES = tuple(RUNTIME_CLASSES)
+# The int8 schemes of each runtime, its default first. Dynamic int8 measures
+# activation scales per call: not batch-invariant (choice.py).
+INT8_SCHEMES = {"onnx": ("dynamic", "static"), "openvino": ("static",)}
 
 
 def is_runtime_transformer(model: Any) -> bool:
@@ -73,6 +78,10 @@ class RuntimeShim(Shim):
         # OpenVINO's CPU plugin properties, from the architecture's settings:
         # given to every transformer this shim holds, never serialised.
         self.properties: Dict[str, Any] = dict(properties or {})
+        # What `export --runtime auto` chose and measured (choice.py): stored
+        # with the model, so that `spacy.load` of a package can check it
+        # against the CPU it runs on, which sees no meta.json.
+        self.runtime_choice: Optional[Dict[str, Any]] = None
         self.set_transformer(hf_model)
 
     def set_transformer(self, hf_model: HFObjects) -> None:
@@ -118,6 +127,8 @@ class RuntimeShim(Shim):
             msg["config"] = transformer.config.to_dict()
             msg.update(transformer.payload())
             msg["tokenizer"] = _tokenizer_files(hf)
+        if self.runtime_choice is not None:
+            msg["runtime_choice"] = self.runtime_choice
         return srsly.msgpack_dumps(msg)
 
     def from_bytes(self, bytes_data: bytes) -> "RuntimeShim":
@@ -147,6 +158,8 @@ class RuntimeShim(Shim):
                 vocab_file = temp_dir / tokenizer.vocab_files_names["vocab_file"]
                 vocab_file_contents = vocab_file.read_bytes() if vocab_file.exists() else None
         transformer = RUNTIME_CLASSES[self.runtime].from_payload(msg, config)
+        self.runtime_choice = msg.get("runtime_choice")
+        warn_if_slow(self.runtime_choice, read_cpu_flags())
         self.set_transformer(
             HFObjects(tokenizer, transformer, vocab_file_contents, SimpleFrozenDict(), SimpleFrozenDict())
         )
@@ -205,21 +218,28 @@ def to_runtime_objects(
     calibration: Optional[Sequence[Dict[str, torch.Tensor]]] = None,
     smooth_alpha: float = DEFAULT_ALPHA,
     packed: bool = False,
+    int8_scheme: Optional[str] = None,
 ) -> HFObjects:
     """The Hugging Face objects with the PyTorch transformer exported to an
     inference runtime (and quantised to int8 if asked); the tokenizer is kept.
 
-    ONNX Runtime: dynamic int8; with calibration batches (the encoder's
-    keyword inputs), a copy of the encoder has its Linear inputs smoothed
-    (`smoothing.py`) first. OpenVINO: the ONNX export read by OpenVINO;
+    ONNX Runtime: dynamic int8, or static int8 (`int8_scheme="static"`, QDQ,
+    calibrated on the calibration batches); with calibration batches (the
+    encoder's keyword inputs), a copy of the encoder has its Linear inputs
+    smoothed (`smoothing.py`) first. OpenVINO: the ONNX export read by OpenVINO;
     int8 is NNCF's static quantisation and needs the calibration batches.
     `packed`: the graph takes packed batches (packing.py), and OpenVINO
     calibrates on the calibration batches packed.
     """
     if runtime not in RUNTIMES:
         raise ValueError(f"unknown runtime {runtime!r}: expected one of {RUNTIMES}")
+    scheme = int8_scheme or INT8_SCHEMES[runtime][0]
+    if scheme not in INT8_SCHEMES[runtime]:
+        raise ValueError(f"unknown int8 scheme {scheme!r} for {runtime}: expected one of {INT8_SCHEMES[runtime]}")
     if calibration is not None and not int8:
         raise ValueError("calibration batches are for the int8 export only")
+    if runtime == "onnx" and int8 and scheme == "static" and not calibration:
+        raise ValueError("ONNX Runtime's static int8 needs calibration batches of training sentences")
     if runtime == "openvino" and int8 and not calibration:
         raise ValueError(
             "OpenVINO's int8 is static: it needs calibration batches of training sentences "
@@ -235,7 +255,14 @@ def to_runtime_objects(
     model_bytes = export_onnx(transformer, example_inputs(hf_model.tokenizer), packed=packed)
     exported: RuntimeTransformer
     if runtime == "onnx":
-        if int8:
+        if int8 and scheme == "static":
+            batches = [_numpy_feed(b) for b in cast(Sequence[Dict[str, Any]], calibration)]
+            if packed:
+                batches = [pack_batch(b, max_row_width(config)).inputs for b in batches]
+            model_bytes = quantize_onnx_static(
+                model_bytes, batches, per_channel=per_channel, qdq=True, linear_only=True
+            )
+        elif int8:
             model_bytes = quantize_onnx(model_bytes, per_channel=per_channel)
         exported = OnnxTransformer(model_bytes, config)
     else:
@@ -247,6 +274,11 @@ def to_runtime_objects(
             ir = quantize_ir(ir, feeds)
         exported = OpenVinoTransformer(*ir_bytes(ir), config)
     return HFObjects(hf_model.tokenizer, exported, hf_model.vocab_file_contents)
+
+
+def _numpy_feed(batch: Dict[str, Any]) -> Dict[str, Any]:
+    """A batch of encoder inputs as NumPy arrays (torch tensors converted)."""
+    return {k: v.numpy() if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
 
 
 def _build_runtime_model(

@@ -17,7 +17,7 @@ from spacy.util import load_model_from_config
 
 from ..encoder.inputs import encoder_inputs
 from ..encoder.transformer import find_transformer
-from .architecture import ARCHITECTURES, RUNTIMES, to_runtime_objects
+from .architecture import ARCHITECTURES, INT8_SCHEMES, RUNTIMES, to_runtime_objects
 from .packing import is_packable
 from .requirements import RUN_REQUIREMENTS
 from .smoothing import DEFAULT_ALPHA
@@ -59,6 +59,7 @@ def export_pipeline(
     calibration: Optional[Sequence[Doc]] = None,
     smooth_alpha: float = DEFAULT_ALPHA,
     packed: Optional[bool] = None,
+    int8_scheme: Optional[str] = None,
 ) -> Language:
     """A copy of a trained pipeline whose transformer runs in an inference
     runtime. The given pipeline is not changed.
@@ -66,9 +67,10 @@ def export_pipeline(
     nlp (Language): A trained pipeline with a spacy-transformers transformer
         (`TransformerModel.v3`, fp32).
     runtime (str): "onnx" (ONNX Runtime) or "openvino" (OpenVINO).
-    int8 (bool): Quantise to int8: ONNX Runtime's dynamic quantisation of the
-        Linear layers, or NNCF's static quantisation for OpenVINO (which
-        needs `calibration`).
+    int8 (bool): Quantise to int8: ONNX Runtime's dynamic (or, with
+        `int8_scheme="static"`, static) quantisation of the Linear layers,
+        or NNCF's static quantisation for OpenVINO. Static int8 needs
+        `calibration`.
     per_channel (bool): ONNX Runtime: one int8 scale per output channel.
     max_batch_items (Optional[int]): A new `max_batch_items` for the
         transformer component (see `quantize_pipeline`); when None, kept, or
@@ -82,6 +84,10 @@ def export_pipeline(
         (the spans laid end to end in rows, packing.py): less padding, fewer
         input shapes. When None: the runtime's default (`PACKED_BY_DEFAULT`)
         for BERT models, padded for others.
+    int8_scheme (Optional[str]): "dynamic" or "static" (`INT8_SCHEMES`; the
+        runtime's default when None). Dynamic int8 measures activation scales
+        per call, so a document's entities can change with its batch; static
+        scales are fixed at export (batch-invariant).
     RETURNS (Language): The exported pipeline.
     """
     if runtime not in RUNTIMES:
@@ -102,10 +108,15 @@ def export_pipeline(
         raise ValueError("calibration docs are for the int8 export: the fp32 export needs none")
     if calibration is not None and not calibration:
         raise ValueError("no calibration docs: give some training docs, or none for plain dynamic int8")
+    scheme = int8_scheme or INT8_SCHEMES[runtime][0]
+    if scheme not in INT8_SCHEMES[runtime]:
+        raise ValueError(f"unknown int8 scheme {scheme!r} for {runtime}: expected one of {INT8_SCHEMES[runtime]}")
     if runtime == "openvino" and int8 and calibration is None:
         raise ValueError(
             "OpenVINO's int8 is static: give training docs to calibrate it on (--calibration TRAIN), or export --fp32"
         )
+    if int8 and scheme == "static" and calibration is None:
+        raise ValueError(f"{runtime}'s static int8 needs training docs to calibrate it on (--calibration TRAIN)")
     source = cast(Any, trf.model.layers[0].shims[0])._hfmodel
     if packed is None:
         packed = PACKED_BY_DEFAULT[runtime] and is_packable(source.transformer.config)
@@ -114,8 +125,8 @@ def export_pipeline(
     batches = None
     if calibration is not None:
         # NNCF's ranges include padded positions and it calibrates per batch:
-        # OpenVINO calibrates on the sub-batches the exported pipeline will cut.
-        batch_items = max_batch_items if runtime == "openvino" else None
+        # static int8 calibrates on the sub-batches the exported pipeline will cut.
+        batch_items = max_batch_items if scheme == "static" else None
         batches = _calibration_batches(nlp, calibration, batch_items)
     model_cfg["@architectures"] = ARCHITECTURES[runtime]
     model_cfg["int8"] = int8
@@ -140,6 +151,7 @@ def export_pipeline(
         calibration=batches,
         smooth_alpha=smooth_alpha,
         packed=packed,
+        int8_scheme=scheme,
     )
     new_trf.model.attrs["set_transformer"](new_trf.model, hf_objects)
     meta: Dict[str, Any] = dict(nlp.meta)
@@ -148,7 +160,8 @@ def export_pipeline(
     meta["fastbioner"] = {
         **dict(nlp.meta.get("fastbioner") or {}),
         "runtime": runtime,
-        "quantized": None if not int8 else ("qint8" if runtime == "onnx" else "qint8-static"),
+        "quantized": None if not int8 else ("qint8-static" if scheme == "static" else "qint8"),
+        "batch_invariant": not int8 or scheme == "static",
         "smoothing": _smoothing_meta(runtime, calibration, smooth_alpha),
         "packed": packed,
     }

@@ -229,24 +229,37 @@ def quantize_onnx(model_bytes: bytes, *, per_channel: bool = True) -> bytes:
 
 
 def quantize_onnx_static(
-    model_bytes: bytes, calibration: Sequence[Dict[str, numpy.ndarray]], *, per_channel: bool = True
+    model_bytes: bytes,
+    calibration: Sequence[Dict[str, numpy.ndarray]],
+    *,
+    per_channel: bool = True,
+    qdq: bool = False,
+    linear_only: bool = False,
 ) -> bytes:
-    """Static int8 quantisation of an ONNX model's MatMuls with constant
-    weights, activation ranges calibrated (min/max) on example batches
-    (QOperator format, uint8 activations, int8 weights). Kept for the int8
-    study (`project/scripts/int8_study.py`): on NCBI-disease it lost far more
-    F than dynamic int8, so `export` does not offer it.
+    """Static int8 quantisation of an ONNX model's MatMuls, activation ranges
+    calibrated (min/max) on example batches (uint8 activations, int8
+    weights). The scales are fixed at export, so a row's output does not
+    depend on the other rows of its batch (unlike `quantize_onnx`).
+    `export --int8-scheme static` uses the QDQ format on the Linear layers
+    only; the QOperator form over every MatMul is the int8 study's
+    (`project/scripts/int8_study.py`), where it lost far more F on
+    NCBI-disease than dynamic int8.
 
     model_bytes (bytes): The fp32 ONNX model.
     calibration (Sequence[Dict[str, numpy.ndarray]]): The model's inputs for
         some batches of training sentences.
     per_channel (bool): One weight scale per output channel.
+    qdq (bool): QuantizeLinear/DequantizeLinear pairs around fp32 ops, which
+        ONNX Runtime fuses into int8 kernels, rather than QOperator ops.
+    linear_only (bool): Quantise only the MatMuls with a constant weight (the
+        Linear layers), keeping the attention products in fp32.
     RETURNS (bytes): The int8 ONNX model.
     """
     import logging
     import tempfile
     from pathlib import Path
 
+    import onnx
     from onnxruntime.quantization import (
         CalibrationDataReader,
         CalibrationMethod,
@@ -255,9 +268,12 @@ def quantize_onnx_static(
         quantize_static,
     )
 
+    # Calibration batches may carry inputs the graph does not take.
+    names = {i.name for i in onnx.load_from_string(model_bytes).graph.input}
+
     class _Reader(CalibrationDataReader):
         def __init__(self) -> None:
-            self.batches = iter([{k: as_int64(v) for k, v in b.items()} for b in calibration])
+            self.batches = iter([{k: as_int64(v) for k, v in b.items() if k in names} for b in calibration])
 
         def get_next(self) -> Optional[Dict[str, numpy.ndarray]]:
             return next(self.batches, None)
@@ -273,12 +289,13 @@ def quantize_onnx_static(
                 source,
                 output,
                 _Reader(),
-                quant_format=QuantFormat.QOperator,
+                quant_format=QuantFormat.QDQ if qdq else QuantFormat.QOperator,
                 op_types_to_quantize=INT8_OP_TYPES,
                 per_channel=per_channel,
                 activation_type=QuantType.QUInt8,
                 weight_type=QuantType.QInt8,
                 calibrate_method=CalibrationMethod.MinMax,
+                extra_options={"MatMulConstBOnly": linear_only},
             )
         finally:
             logger.setLevel(level)
