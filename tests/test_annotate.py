@@ -298,7 +298,7 @@ def test_isolated_shards_after_the_parent_ran_two_threads(tmp_path: Path, raw_te
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="isolated shards fork (Linux)")
-def test_an_isolated_shard_that_fails_stops_the_run_with_its_reason(monkeypatch, raw_text_model: Path) -> None:
+def test_an_isolated_shard_that_fails_stops_the_run_with_its_reason(raw_text_model: Path) -> None:
     from spacy_fastbioner.annotate import isolated
 
     def boom(*args, **kwargs):
@@ -307,12 +307,10 @@ def test_an_isolated_shard_that_fails_stops_the_run_with_its_reason(monkeypatch,
     def die(*args, **kwargs):
         os._exit(3)
 
-    monkeypatch.setattr(isolated, "process_shard", boom)
     with pytest.raises(RuntimeError, match="shard s1 failed: ValueError: boom"):
-        isolated.process_shard_in_child(None, [], None, shard_id="s1")
-    monkeypatch.setattr(isolated, "process_shard", die)
+        isolated.run_in_child(boom, None, [], None, shard_id="s1")
     with pytest.raises(RuntimeError, match="shard s2 failed: exit code 3"):
-        isolated.process_shard_in_child(None, [], None, shard_id="s2")
+        isolated.run_in_child(die, None, [], None, shard_id="s2")
 
 
 def test_a_changed_shard_file_is_redone(tmp_path: Path, raw_text_model: Path) -> None:

@@ -229,6 +229,39 @@ def test_first_wordpiece_fast_path_equals_the_model(trained):
         assert [s.shape for s in ner.predict(docs)] == [(len(doc), len(ner.tags)) for doc in docs]
 
 
+def test_fast_path_is_recognised_by_attributes_not_layer_names(trained):
+    """The default model is recognised by the attributes that its builders
+    set (`TransformerTagger.v1`, `first_wordpiece.v1`), not by thinc's
+    generated layer names: renamed layers still take the fast path, and a
+    model without the attribute takes the general path with the same output."""
+    from spacy_fastbioner.ml.tagger import FAST_PATH_ATTR
+
+    ner = trained.get_pipe("fastbioner_ner")
+    docs = [trained.make_doc(text) for text in TEXTS]
+    trf = trained.get_pipe("transformer")
+    trf.set_annotations(docs, trf.predict(docs))
+    expected = ner.predict(docs)
+    layers = [ner.model, *ner.model.layers, *ner.model.layers[0].layers, *ner.model.layers[0].layers[1].layers]
+    names = [layer.name for layer in layers]
+    try:
+        for k, layer in enumerate(layers):
+            layer.name = f"renamed-{k}"
+        assert ner._predict_first_wordpiece(docs) is not None
+        for found, exp in zip(ner.predict(docs), expected):
+            assert found.tobytes() == exp.tobytes()
+    finally:
+        for layer, name in zip(layers, names):
+            layer.name = name
+    del ner.model.attrs[FAST_PATH_ATTR]
+    try:
+        assert ner._predict_first_wordpiece(docs) is None
+        for found, exp in zip(ner.predict(docs), expected):
+            assert found.shape == exp.shape
+            numpy.testing.assert_allclose(found, exp, rtol=1e-6, atol=1e-6)
+    finally:
+        ner.model.attrs[FAST_PATH_ATTR] = True
+
+
 def test_set_annotations_writes_the_decoded_entities(trained):
     """The entities that set_annotations writes (one `from_array` per doc)
     are those of `bio_to_spans` on each doc's decoded tags."""

@@ -153,8 +153,7 @@ def test_one_thread_means_one_core_for_the_tokenizer(monkeypatch) -> None:
     """At one thread the tokenizers library's Rust pool is off (its parallel
     `encode_batch` would use a second core); the benchmark sets both, and an
     annotation run with one thread keeps a user's own setting."""
-    from spacy_fastbioner.annotate.threads import limit_threads
-    from spacy_fastbioner.util.threads import set_threads
+    from spacy_fastbioner.util.threads import limit_threads, set_threads
 
     monkeypatch.setenv("TOKENIZERS_PARALLELISM", "unset by the test")  # restored afterwards
     before = torch.get_num_threads()

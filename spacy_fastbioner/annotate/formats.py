@@ -23,6 +23,8 @@ import zlib
 from pathlib import Path
 from typing import IO, Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
+from ..corpora.pubtator import HEAD as PUBTATOR_HEAD
+from ..corpora.pubtator import PubTatorError, parse_pubtator_block
 from . import bioc_input, bioc_json, pubmed_xml
 from .bioc_input import read_collection_info, xml_chunks
 from .chunks import Chunk, UnreadableInput, split_blocks, split_elements, split_lines
@@ -42,7 +44,6 @@ XML_FORMATS = {bioc_input.ROOT: "bioc-xml", pubmed_xml.ROOT: "pubmed-xml"}
 # The default bound on one document's size: far above a PubMed article
 # (a few kB) or a full-text article (under 1 MB), far below what fills memory.
 DEFAULT_MAX_BYTES = 16 * 2**20
-_PUBTATOR_HEAD = re.compile(r"^([^\t|]*)\|([ta])\|(.*)$", re.DOTALL)
 
 
 def detect_format(path: Union[str, Path]) -> str:
@@ -73,7 +74,7 @@ def detect_format(path: Union[str, Path]) -> str:
             for raw in file_:
                 if raw.strip():
                     line = raw.decode("utf8", errors="replace")
-                    return "pubtator" if _PUBTATOR_HEAD.match(line.rstrip("\r\n")) else "text"
+                    return "pubtator" if PUBTATOR_HEAD.match(line.rstrip("\r\n")) else "text"
     except OSError:
         pass
     return "text"
@@ -246,8 +247,9 @@ def _parse_jsonl(source: InputSource, chunk: Chunk, where: Dict[str, Any]) -> Re
 
 
 def _parse_pubtator(source: InputSource, chunk: Chunk, where: Dict[str, Any]) -> Record:
-    """'PMID|t|title', 'PMID|a|abstract', then annotation lines; a blank line
-    between documents."""
+    """'PMID|t|title', 'PMID|a|abstract' (optional here), then annotation
+    lines; a blank line between documents. The block is checked by the
+    readers' rules (`corpora/pubtator.py`); a broken one is an error record."""
     assert chunk.data is not None and chunk.line is not None
     path, block, line = source.path, chunk.data.split(b"\n"), chunk.line
     decoded: List[str] = []
@@ -256,63 +258,35 @@ def _parse_pubtator(source: InputSource, chunk: Chunk, where: Dict[str, Any]) ->
         if text is None:
             return InputError(path, f"{why} (line {line + k})", id=_pmid_of(block[0]), **where)
         decoded.append(text.lstrip("\ufeff"))
-    head = _PUBTATOR_HEAD.match(decoded[0])
-    if not head or head.group(2) != "t":
-        return InputError(path, f"expected 'PMID|t|title', found {decoded[0][:60]!r}", **where)
-    pmid, title = head.group(1), head.group(3)
-    rest = decoded[1:]
-    abstract: Optional[str] = None
-    second = _PUBTATOR_HEAD.match(rest[0]) if rest else None
-    if second and second.group(2) == "a":
-        if second.group(1) != pmid:
-            return InputError(
-                path, f"'|a|' line of PMID {second.group(1)!r} after the title of {pmid!r}", id=pmid, **where
-            )
-        abstract, rest = second.group(3), rest[1:]
-    text = title if abstract is None else f"{title} {abstract}"
-    if not text.strip():
-        return InputError(path, "empty text", id=pmid, **where)
-    annotations: List[Dict[str, Any]] = []
-    for k, ann_line in enumerate(rest, len(decoded) - len(rest)):
-        at = f"line {line + k}"
-        cols = ann_line.split("\t")
-        if len(cols) < 3 or cols[0] != pmid:
-            return InputError(
-                path,
-                f"{at}: expected 'PMID<TAB>start<TAB>end<TAB>mention<TAB>type' or a relation "
-                f"of {pmid}, found {ann_line[:60]!r}",
-                id=pmid,
-                **where,
-            )
-        if not (cols[1].isascii() and cols[1].isdigit()):
-            annotations.append({"relation": cols[1:]})  # e.g. 'PMID<TAB>CID<TAB>...'
-            continue
-        if len(cols) < 5 or not (cols[2].isascii() and cols[2].isdigit()):
-            return InputError(
-                path,
-                f"{at}: expected 'PMID<TAB>start<TAB>end<TAB>mention<TAB>type', found {ann_line[:60]!r}",
-                id=pmid,
-                **where,
-            )
-        start, end = int(cols[1]), int(cols[2])
-        if not 0 <= start < end <= len(text):
-            return InputError(
-                path,
-                f"{at}: offsets {start}-{end} outside the text of {pmid} ({len(text)} "
-                "characters); expected offsets into title + ' ' + abstract",
-                id=pmid,
-                **where,
-            )
-        annotations.append(
+    try:
+        document = parse_pubtator_block(path, decoded, line, require_abstract=False)
+    except PubTatorError as err:
+        return InputError(path, f"line {err.line}: {err.message}", id=err.pmid, **where)
+    if not document.text.strip():
+        return InputError(path, "empty text", id=document.pmid, **where)
+    # Mentions and relations (e.g. CID) in the order of their lines, as the input holds them.
+    annotations: List[Tuple[int, Dict[str, Any]]] = [
+        (
+            m.line,
             {
-                "start": start,
-                "end": end,
-                "text": cols[3],
-                "label": cols[4],
-                **({"concept": cols[5]} if len(cols) > 5 else {}),
-            }
+                "start": m.start,
+                "end": m.end,
+                "text": m.text,
+                "label": m.label,
+                **({"concept": m.concept_id} if m.concept_id else {}),
+            },
         )
-    return InputDocument(pmid, [Passage(0, text)], annotations=annotations, title=title, abstract=abstract, **where)
+        for m in document.mentions
+    ]
+    annotations.extend((k, {"relation": columns}) for k, columns in document.relations)
+    return InputDocument(
+        document.pmid,
+        [Passage(0, document.text)],
+        annotations=[annotation for _, annotation in sorted(annotations, key=lambda a: a[0])],
+        title=document.title,
+        abstract=document.abstract,
+        **where,
+    )
 
 
 _PARSERS: Dict[str, Callable[[InputSource, Chunk, Dict[str, Any]], Record]] = {

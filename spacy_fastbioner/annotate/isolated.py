@@ -20,9 +20,13 @@ threads are safe.
 import multiprocessing
 import os
 import sys
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, TypeVar
 
-from .local import OnDoc, ShardResult, process_shard
+from .progress import OnDoc
+
+# The shard's work is passed in (local.py's `process_shard`), so that this
+# module imports nothing of local.py's and the imports go one way.
+Result = TypeVar("Result")
 
 
 def can_isolate() -> bool:
@@ -30,21 +34,23 @@ def can_isolate() -> bool:
     return sys.platform.startswith("linux")
 
 
-def process_shard_in_child(*args: Any, on_doc: Optional[OnDoc] = None, **kwargs: Any) -> ShardResult:
-    """`process_shard(*args, **kwargs)` in a child process forked for it.
+def run_in_child(process: Callable[..., Result], *args: Any, on_doc: Optional[OnDoc] = None, **kwargs: Any) -> Result:
+    """`process(*args, on_doc=..., **kwargs)` in a child process forked for it.
 
+    process (Callable[..., Result]): The shard's work (`local.process_shard`);
+        it reports each document's progress through its `on_doc` argument.
     on_doc (Optional[OnDoc]): Called in this process with each document's
         progress, as the child reports it.
-    RETURNS (ShardResult): The child's result.
+    RETURNS (Result): The child's result.
     RAISES (RuntimeError): If the child failed or died, with its reason.
     """
     context = multiprocessing.get_context("fork")
     receiver, sender = context.Pipe(duplex=False)
     # Fork: the pipeline reaches the child by memory, not by pickling.
-    child = context.Process(target=_child, args=(sender, os.getpid(), args, kwargs), daemon=True)
+    child = context.Process(target=_child, args=(sender, os.getpid(), process, args, kwargs), daemon=True)
     child.start()
     sender.close()
-    result: Optional[ShardResult] = None
+    result: Optional[Result] = None
     error: Optional[str] = None
     try:
         while True:
@@ -71,7 +77,7 @@ def process_shard_in_child(*args: Any, on_doc: Optional[OnDoc] = None, **kwargs:
     return result
 
 
-def _child(sender: Any, parent: int, args: tuple, kwargs: dict) -> None:
+def _child(sender: Any, parent: int, process: Callable[..., Any], args: tuple, kwargs: dict) -> None:
     send: Callable[[Any], None] = sender.send
 
     def on_doc(n_docs: int, n_words: int) -> None:
@@ -80,7 +86,7 @@ def _child(sender: Any, parent: int, args: tuple, kwargs: dict) -> None:
         send(("doc", (n_docs, n_words)))
 
     try:
-        send(("result", process_shard(*args, on_doc=on_doc, **kwargs)))
+        send(("result", process(*args, on_doc=on_doc, **kwargs)))
     except BaseException as err:  # reported to the parent, which stops the run
         send(("error", f"{type(err).__name__}: {err}"))
     finally:

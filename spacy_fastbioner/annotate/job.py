@@ -294,8 +294,8 @@ def annotate(
             finally:
                 progress.close()
         elif pending:
+            from ..util.threads import limit_threads
             from .local import load_pipeline, run_local
-            from .threads import limit_threads
 
             try:
                 nlp = load_pipeline(model, max_batch_items, max_doc_bytes, abbreviations)

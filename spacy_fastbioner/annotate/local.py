@@ -29,10 +29,10 @@ from .formats import (
     read_records,
 )
 from .ids import unsafe_id_reason
+from .isolated import run_in_child
+from .progress import OnDoc
 from .shards import Shard
 from .writers import render, render_html
-
-OnDoc = Callable[[int, int], None]  # (documents, words) done
 
 
 @dataclass
@@ -337,23 +337,23 @@ def run_local(
     isolate (bool): Annotate each shard in a child process forked for it
         (n_process must be 1), so that this process's memory stays flat.
     """
-    from .isolated import process_shard_in_child
     from .workers import guard_workers
 
     reader = ShardReader(sources, settings.max_doc_bytes)
     try:
         with guard_workers(nlp):
             for shard in shards:
-                result = (process_shard_in_child if isolate else process_shard)(
-                    nlp,
-                    reader.read(shard),
-                    settings,
-                    shard_id=shard.id,
-                    collection=collections[shard.input],
-                    n_process=n_process,
-                    n_pages=pages_for(shard),
-                    on_doc=on_doc,
-                )
+                args = (nlp, reader.read(shard), settings)
+                kwargs: Dict[str, Any] = {
+                    "shard_id": shard.id,
+                    "collection": collections[shard.input],
+                    "n_process": n_process,
+                    "n_pages": pages_for(shard),
+                }
+                if isolate:
+                    result = run_in_child(process_shard, *args, on_doc=on_doc, **kwargs)
+                else:
+                    result = process_shard(*args, on_doc=on_doc, **kwargs)
                 on_result(shard, result)
     finally:
         reader.close()

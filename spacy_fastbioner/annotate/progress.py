@@ -7,6 +7,9 @@ from typing import Any, Callable, Optional
 # Called with (documents done, documents in the run, words done) when the
 # annotation starts (after the model is loaded) and after each update.
 Monitor = Callable[[int, int, int], None]
+# Called with (documents, words) done, by the shard's work in this process or
+# a forked child (isolated.py) and the Ray actors.
+OnDoc = Callable[[int, int], None]
 
 
 class Progress:

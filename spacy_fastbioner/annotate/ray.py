@@ -17,10 +17,10 @@ import json
 from dataclasses import asdict
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
+from ..util.threads import limit_threads
 from .formats import InputSource, read_collection_info
 from .local import ShardResult, ShardSettings, load_pipeline, process_shard, read_shard
 from .shards import Shard
-from .threads import limit_threads
 
 
 class ShardAnnotator:

@@ -17,6 +17,9 @@ from spacy.training import Example, biluo_tags_to_spans, iob_to_biluo
 from spacy.util import filter_spans, registry
 from wasabi import msg
 
+from .pubtator import HEAD as PUBTATOR_HEAD
+from .pubtator import PubTatorBlock, PubTatorError, parse_pubtator_block
+from .pubtator import quote as _quote
 from .text import split_sentences, trim
 
 logger = logging.getLogger(__name__)
@@ -26,10 +29,7 @@ DEFAULT_TYPE_MAP: Dict[str, str] = dict.fromkeys(
     ("SpecificDisease", "DiseaseClass", "Modifier", "CompositeMention"), "Disease"
 )
 IOB_FORMAT = "'token<TAB>tag'"
-MENTION_FORMAT = "'PMID<TAB>start<TAB>end<TAB>mention<TAB>type'"
 _TAG = re.compile(r"^(?:O|[BI]-\S+)$")
-_TITLE_OR_ABSTRACT = re.compile(r"^([^\t|]+)\|([ta])\|(.*)$")
-_RELATION = re.compile(r"^[A-Za-z_][\w-]*$")  # second column of a relation line, e.g. CID
 
 IobSentence = Tuple[List[str], List[str]]  # (words, IOB2 tags)
 Mention = Tuple[int, int, str, str]  # (start, end, text, label)
@@ -46,10 +46,6 @@ class CorpusError(ValueError):
     def __init__(self, path: Union[str, Path], line: int, message: str) -> None:
         self.path, self.line = Path(path), line
         super().__init__(f"{path}:{line}: {message}" if line else f"{path}: {message}")
-
-
-def _quote(text: str, width: int = 60) -> str:
-    return repr(text if len(text) <= width else text[:width] + "...")
 
 
 def _check_path(path: Union[str, Path], expected: str) -> Path:
@@ -240,7 +236,8 @@ class PubTatorDocument:
 def read_pubtator(
     path: Union[str, Path], type_map: Optional[Dict[str, str]] = None, *, strict: bool = False
 ) -> List[PubTatorDocument]:
-    """Read and validate a PubTator file; relation lines (second column not an integer) are skipped.
+    """Read and validate a PubTator file (`parse_pubtator_block` checks each
+    document); relation lines are skipped.
 
     path (Union[str, Path]): The file.
     type_map (Optional[Dict[str, str]]): Label renames; types not in it are kept, types mapped to ""
@@ -248,113 +245,61 @@ def read_pubtator(
     strict (bool): Also refuse a mention text that differs from `text[start:end]` only by surrounding
         whitespace (NCBI train has one); by default that is accepted and the document's text is used.
     RETURNS (List[PubTatorDocument]): The documents in file order (duplicates kept).
+    RAISES (CorpusError): At the first line that breaks the format, naming file and line.
     """
     path = Path(path)
     type_map = DEFAULT_TYPE_MAP if type_map is None else type_map
     docs: List[PubTatorDocument] = []
-    doc: Optional[PubTatorDocument] = None
-    has_abstract = False
-    for i, line in _read_lines(path, "PubTator"):
-        head = _TITLE_OR_ABSTRACT.match(line)
-        if doc is not None and not has_abstract and not (head and head.group(2) == "a"):
-            raise CorpusError(
-                path,
-                i,
-                f"expected 'PMID|a|abstract' after the title of {doc.pmid} (line {doc.line}), found {_quote(line)}",
-            )
-        if not line.strip():
-            doc = None
-        elif head and head.group(2) == "t":
-            doc, has_abstract = (
-                PubTatorDocument(head.group(1), head.group(3), title_length=len(head.group(3)), line=i),
-                False,
-            )
-            docs.append(doc)
-        elif head:
-            if doc is None or has_abstract:
-                raise CorpusError(
-                    path,
-                    i,
-                    f"'|a|' line without a 'PMID|t|title' line before it; expected "
-                    f"'PMID|t|title' first, found {_quote(line)}",
-                )
-            if head.group(1) != doc.pmid:
-                raise CorpusError(
-                    path,
-                    i,
-                    f"PMID {head.group(1)!r} does not match the current document "
-                    f"{doc.pmid!r} (title on line {doc.line})",
-                )
-            doc.text, has_abstract = doc.text + " " + head.group(3), True
-        elif "\t" not in line:
-            raise CorpusError(
-                path,
-                i,
-                "expected 'PMID|t|title', 'PMID|a|abstract', a tab-separated mention "
-                f"line or a blank line, found {_quote(line)}",
-            )
-        elif _RELATION.match(line.split("\t")[1]):
-            if doc is None or not line.startswith(doc.pmid + "\t") or line.count("\t") < 2:
-                raise CorpusError(
-                    path,
-                    i,
-                    f"expected a mention {MENTION_FORMAT} or a relation 'PMID<TAB>type<TAB>"
-                    f"...' of the current document, found {_quote(line)}",
-                )
-        else:
-            mention = _parse_mention(path, i, line, doc, strict)
-            label = type_map.get(mention[3], mention[3])
-            if doc is not None and label:
-                doc.mentions.append((*mention[:3], label))
-                doc.mention_lines.append(i)
-                doc.concept_ids.append(_concept_id(line))
-    if doc is not None and not has_abstract:
-        raise CorpusError(path, doc.line, f"expected 'PMID|a|abstract' after the title of {doc.pmid}")
+    try:
+        for first, lines in _pubtator_blocks(path):
+            block = parse_pubtator_block(path, lines, first)
+            docs.append(_pubtator_document(path, block, type_map, strict))
+    except PubTatorError as err:
+        raise CorpusError(path, err.line, err.message) from None
     if not docs:
         raise CorpusError(path, 0, "no documents found; expected 'PMID|t|title' and 'PMID|a|abstract' lines")
     return docs
 
 
-def _concept_id(line: str) -> str:
-    """A mention line's 6th column, the concept identifier, or "" if it has none."""
-    cols = line.split("\t")
-    return cols[5].strip() if len(cols) > 5 else ""
+def _pubtator_blocks(path: Path) -> Iterator[Tuple[int, List[str]]]:
+    """A file's blocks of lines: (first line number, lines), cut at blank
+    lines and, as the readers always accepted, at a title line without a
+    blank line before it."""
+    first = 0
+    lines: List[str] = []
+    for i, line in _read_lines(path, "PubTator"):
+        if lines and (not line.strip() or _is_title(line)):
+            yield first, lines
+            lines = []
+        if line.strip():
+            first = first if lines else i
+            lines.append(line)
+    if lines:
+        yield first, lines
 
 
-def _parse_mention(path: Path, i: int, line: str, doc: Optional[PubTatorDocument], strict: bool) -> Mention:
-    cols = line.split("\t")
-    if len(cols) < 5:
-        raise CorpusError(path, i, f"expected {MENTION_FORMAT}, found {_quote(line)} ({len(cols)} columns)")
-    if doc is None:
-        raise CorpusError(
-            path,
-            i,
-            f"mention line before its document's 'PMID|t|title' and 'PMID|a|abstract' lines, found {_quote(line)}",
-        )
-    if cols[0] != doc.pmid:
-        raise CorpusError(
-            path, i, f"PMID {cols[0]!r} does not match the current document {doc.pmid!r} (title on line {doc.line})"
-        )
-    if not all(c.isascii() and c.isdigit() for c in cols[1:3]):
-        raise CorpusError(path, i, f"expected integer offsets, found start={cols[1]!r} end={cols[2]!r}")
-    start, end, label = int(cols[1]), int(cols[2]), cols[4].strip()
-    if start >= end:
-        raise CorpusError(path, i, f"expected start < end, found start={start} end={end}")
-    if end > len(doc.text):
-        raise CorpusError(
-            path,
-            i,
-            f"end={end} is beyond the text of {doc.pmid} ({len(doc.text)} characters); "
-            "expected offsets into title + ' ' + abstract",
-        )
-    found = doc.text[start:end]
-    if found != cols[3] and (strict or found.strip() != cols[3].strip()):
-        raise CorpusError(
-            path, i, f"mention {_quote(cols[3])} does not equal the text at {start}:{end}, {_quote(found)}"
-        )
-    if not label:
-        raise CorpusError(path, i, f"expected an entity type in column 5, found {_quote(line)}")
-    return start, end, found, label
+def _is_title(line: str) -> bool:
+    head = PUBTATOR_HEAD.match(line)
+    return head is not None and head.group(2) == "t"
+
+
+def _pubtator_document(path: Path, block: PubTatorBlock, type_map: Dict[str, str], strict: bool) -> PubTatorDocument:
+    """A checked block as a PubTatorDocument: mention texts compared with the
+    document's (the gold must agree with the text), types renamed or dropped."""
+    text = block.text
+    doc = PubTatorDocument(block.pmid, text, title_length=len(block.title), line=block.line)
+    for m in block.mentions:
+        found = text[m.start : m.end]
+        if found != m.text and (strict or found.strip() != m.text.strip()):
+            raise CorpusError(
+                path, m.line, f"mention {_quote(m.text)} does not equal the text at {m.start}:{m.end}, {_quote(found)}"
+            )
+        label = type_map.get(m.label, m.label)
+        if label:
+            doc.mentions.append((m.start, m.end, found, label))
+            doc.mention_lines.append(m.line)
+            doc.concept_ids.append(m.concept_id)
+    return doc
 
 
 class PubTatorCorpus(_Reader):

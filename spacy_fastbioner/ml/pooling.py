@@ -1,5 +1,6 @@
 """Pooling of wordpiece vectors into one vector per spaCy token."""
 
+import sys
 from typing import TYPE_CHECKING, Any, Callable, List, Optional, Sequence, Tuple, cast
 
 import numpy
@@ -10,8 +11,9 @@ from thinc.types import Floats2d, Ints1d, Ragged
 if TYPE_CHECKING:  # imported where used: importing it imports `transformers`
     from spacy_transformers.data_classes import TransformerData
 
-# spacy-transformers.TransformerListener.v1 is chain(listener, trfs2arrays(pooling)).
-LISTENER_NAME = "transformer-listener>>trfs2arrays"
+# Set on the layer by `first_wordpiece` itself: inference recognises the
+# pooling by it, not by a layer name that thinc or a user may change.
+FIRST_WORDPIECE_ATTR = "fastbioner_first_wordpiece"
 
 
 @registry.layers("spacy_fastbioner.first_wordpiece.v1")
@@ -23,7 +25,9 @@ def first_wordpiece() -> Model[Ragged, Floats2d]:
     characters that the wordpiece tokenizer drops) gets a zero vector instead
     of an error, so inference never fails on unusual text.
     """
-    return Model("first_wordpiece", _forward)
+    model: Model[Ragged, Floats2d] = Model("first_wordpiece", _forward)
+    model.attrs[FIRST_WORDPIECE_ATTR] = True
+    return model
 
 
 def _forward(
@@ -90,10 +94,24 @@ def first_wordpiece_vectors(trf_datas: Sequence[Optional["TransformerData"]]) ->
 def reads_first_wordpiece(tok2vec: Model) -> bool:
     """Whether a tok2vec layer is spacy-transformers' `TransformerListener.v1`
     with `first_wordpiece` pooling, whose inference `first_wordpiece_vectors`
-    computes directly."""
+    computes directly. Recognised by the listener's class, `trfs2arrays`'s
+    forward function and the pooling's attribute (`FIRST_WORDPIECE_ATTR`),
+    never by layer names; the check runs at each prediction, so that a
+    listener replaced later (`nlp.replace_listeners`) takes the general path.
+
+    tok2vec (Model): The tagger's tok2vec layer.
+    RETURNS (bool): Whether `first_wordpiece_vectors` gives its output.
+    """
+    # Looked up, not imported: importing spacy-transformers imports
+    # `transformers`, and a listener exists only once it has been imported.
+    listener = sys.modules.get("spacy_transformers.layers.listener")
+    trfs2arrays = sys.modules.get("spacy_transformers.layers.trfs2arrays")
+    if listener is None or trfs2arrays is None or len(tok2vec.layers) != 2:
+        return False
+    first, pooler = tok2vec.layers
     return (
-        tok2vec.name == LISTENER_NAME
-        and len(tok2vec.layers) == 2
-        and bool(tok2vec.layers[1].layers)
-        and tok2vec.layers[1].layers[0].name == "first_wordpiece"
+        isinstance(first, listener.TransformerListener)
+        and pooler._func is trfs2arrays.forward
+        and len(pooler.layers) == 1
+        and bool(pooler.layers[0].attrs.get(FIRST_WORDPIECE_ATTR))
     )

@@ -7,6 +7,12 @@ from spacy.util import registry
 from thinc.api import Dropout, Linear, Model, chain, with_array
 from thinc.types import Floats2d
 
+# Set by `build_transformer_tagger` on the models it builds: the model is its
+# tok2vec, then dropout and the "output_layer" ref over the token vectors, the
+# head that `fastbioner_ner` computes directly at inference. An attribute that
+# this package sets, not thinc's generated layer names, which change silently.
+FAST_PATH_ATTR = "fastbioner_fast_path"
+
 
 @registry.architectures("spacy_fastbioner.TransformerTagger.v1")
 def build_transformer_tagger(
@@ -30,4 +36,5 @@ def build_transformer_tagger(
     model = chain(tok2vec, head)
     model.set_ref("tok2vec", tok2vec)
     model.set_ref("output_layer", output_layer)
+    model.attrs[FAST_PATH_ATTR] = True
     return model

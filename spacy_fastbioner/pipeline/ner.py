@@ -16,6 +16,7 @@ from thinc.api import Config, Model, NumpyOps, Optimizer, set_dropout_rate
 from thinc.types import Floats1d, Floats2d, Ints2d
 
 from ..ml.pooling import first_wordpiece_vectors, reads_first_wordpiece
+from ..ml.tagger import FAST_PATH_ATTR
 from ..ml.windows import best_context_windows, best_window_alignment
 from .confidence import set_entity_confidence
 from .decoding import (
@@ -45,8 +46,6 @@ upstream = "*"
 @layers = "spacy_fastbioner.first_wordpiece.v1"
 """
 DEFAULT_NER_MODEL = Config().from_str(default_model_config)["model"]
-# The head of `TransformerTagger.v1` (ml/tagger.py), which inference computes directly.
-HEAD_NAME = "with_array(dropout>>linear)"
 # The token attributes that `set_annotations` writes, in the order of its columns.
 ENT_ATTRS = [ENT_IOB, ENT_TYPE, ENT_KB_ID, ENT_ID]
 # The logit margin of "O" over every other tag in the table that stands for a
@@ -176,17 +175,18 @@ class FastBioNER(TrainablePipe):
         """`self.model.predict(docs)` for the default model (a transformer
         listener with first-wordpiece pooling, then the head), with the token
         vectors read straight from `doc._.trf_data`; None where that does not
-        apply (another model, or a doc without transformer output)."""
-        if len(self.model.layers) != 2 or not reads_first_wordpiece(self.model.layers[0]):
+        apply (another model, or a doc without transformer output). The model
+        is recognised by the attribute that `TransformerTagger.v1` sets
+        (`FAST_PATH_ATTR`) and its tok2vec by `reads_first_wordpiece`."""
+        if not self.model.attrs.get(FAST_PATH_ATTR):
+            return None
+        if not reads_first_wordpiece(self.model.get_ref("tok2vec")):
             return None
         if not Doc.has_extension("trf_data"):
             return None
         vectors = first_wordpiece_vectors([best_window_alignment(doc._.trf_data) for doc in docs])
         if vectors is None:
             return None
-        head = self.model.layers[1]
-        if head.name != HEAD_NAME or not self.model.has_ref("output_layer"):
-            return head.predict(vectors)
         # The head is the output layer on the docs' concatenated vectors
         # (dropout is off at inference), computed once for the batch without
         # with_array's and the chain's steps. On the CPU the product runs in
