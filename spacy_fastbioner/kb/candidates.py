@@ -11,6 +11,7 @@ row. `project/scripts/linking_benchmark.py` compares it with scikit-learn's
 sparse vectors, since brute force builds a dense block of distances to every name.
 """
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -18,6 +19,30 @@ from scipy import sparse
 
 if TYPE_CHECKING:
     from sklearn.feature_extraction.text import HashingVectorizer
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A concept that a mention may denote.
+
+    entity_ (str): The concept identifier, e.g. "D009369", or "D001943|D010051" for a
+        composite name that a corpus links to two concepts.
+    alias_ (str): The normal form of the KB name that matched.
+    similarity (float): 1.0 for an exact match of the normal form, else the cosine similarity.
+    prior_prob (float): The concept's share of the alias's occurrences in the sources.
+    score (float): The link score: the KB's ranker's probability that the candidate is right
+        (`kb.ranking`), or the similarity for a KB without a ranker.
+    match (str): How it was found: "exact" (the normal forms are equal), "stem" (equal without
+        derivational suffixes, `names.stem_key`; similarity STEM_SIMILARITY) or "ngram".
+    """
+
+    entity_: str
+    alias_: str
+    similarity: float
+    prior_prob: float
+    score: float
+    match: str = "exact"
+
 
 N_FEATURES = 2**18  # about 0.1% of 3-gram pairs collide at MeSH's ~60k distinct 3-grams
 NGRAM = 3

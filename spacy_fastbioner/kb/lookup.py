@@ -12,42 +12,20 @@ search among hashed keys, so a MeSH-sized KB costs arrays, not millions of Pytho
 
 import json
 from collections import defaultdict
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 from .aliases import AliasCounts, TypeIndex, build_type, type_arrays, type_from_arrays
+from .candidates import Candidate
 from .names import match_key, normalize, stem_key
 from .ranking import Ranker, pair_features, rank_scores
 from .serialize import KBFormatError, arrays_from_msg, arrays_to_msg, dumps, loads, read_npz, write_npz
 
 FORMAT_VERSION = 1
 STEM_SIMILARITY = 0.9  # what a match of stem keys counts for without a ranker
-
-
-@dataclass(frozen=True)
-class Candidate:
-    """A concept that a mention may denote.
-
-    entity_ (str): The concept identifier, e.g. "D009369", or "D001943|D010051" for a
-        composite name that a corpus links to two concepts.
-    alias_ (str): The normal form of the KB name that matched.
-    similarity (float): 1.0 for an exact match of the normal form, else the cosine similarity.
-    prior_prob (float): The concept's share of the alias's occurrences in the sources.
-    score (float): The link score: the KB's ranker's probability that the candidate is right
-        (`kb.ranking`), or the similarity for a KB without a ranker.
-    match (str): How it was found: "exact" (the normal forms are equal), "stem" (equal without
-        derivational suffixes, `names.stem_key`; similarity STEM_SIMILARITY) or "ngram".
-    """
-
-    entity_: str
-    alias_: str
-    similarity: float
-    prior_prob: float
-    score: float
-    match: str = "exact"
 
 
 class ConceptKB:

@@ -15,14 +15,23 @@ as dev and test mentions will be. Its weights are a handful of floats kept in th
 import math
 import random
 from functools import lru_cache
-from typing import TYPE_CHECKING, Callable, Dict, FrozenSet, List, Optional, Sequence, Set, Tuple
+from typing import Callable, Dict, FrozenSet, List, Optional, Protocol, Sequence, Set, Tuple
 
 import numpy as np
 
+from .candidates import Candidate
 from .names import normalize, split_identifiers
 
-if TYPE_CHECKING:
-    from .lookup import Candidate, ConceptKB
+
+class CandidateSource(Protocol):
+    """What fitting the ranker needs of a knowledge base (`lookup.ConceptKB`)."""
+
+    def get_candidates_batch(
+        self, mentions: Sequence[str], type_: Optional[str], *, k: int = 10
+    ) -> List[List[Candidate]]: ...
+
+    def get_entity_freq(self, entity: str) -> int: ...
+
 
 FEATURES = (
     "cosine",
@@ -38,7 +47,7 @@ FEATURES = (
 )
 STOPWORDS = frozenset("of the and or in to with a an for by on".split())
 Ranker = Dict[str, List[float]]  # {"coef": [...], "intercept": [b]}
-KBFactory = Callable[[Set[int]], "ConceptKB"]  # training document indices -> a KB of their names
+KBFactory = Callable[[Set[int]], CandidateSource]  # training document indices -> a KB of their names
 
 
 def _words(text: str) -> List[str]:
@@ -64,7 +73,7 @@ def _covered(words: Sequence[str], others: Sequence[str]) -> float:
     return hits / len(words)
 
 
-def pair_features(mention: str, candidates: Sequence["Candidate"], freqs: Sequence[int]) -> np.ndarray:
+def pair_features(mention: str, candidates: Sequence[Candidate], freqs: Sequence[int]) -> np.ndarray:
     """The features of each candidate of a mention, in `FEATURES` order.
 
     mention (str): The mention's text.
