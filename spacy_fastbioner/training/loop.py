@@ -13,7 +13,7 @@ import shutil
 import sys
 import time
 from pathlib import Path
-from typing import IO, Any, Dict, List, Optional, Union
+from typing import IO, Any, Dict, Iterator, List, Optional, Union, cast
 
 from spacy import util
 from spacy.language import Language
@@ -80,7 +80,7 @@ def train_resumable(
         fix_random_seed(T["seed"])
     train_corpus, dev_corpus = resolve_dot_names(config, [T["train_corpus"], T["dev_corpus"]])
     optimizer: Optimizer = T["optimizer"]
-    dropouts = constant(T["dropout"]) if isinstance(T["dropout"], float) else T["dropout"]
+    dropouts = cast(Iterator[float], constant(T["dropout"]) if isinstance(T["dropout"], float) else T["dropout"])
     evaluate = create_evaluation_callback(nlp, dev_corpus, T["score_weights"])
     batches = create_train_batches(nlp, train_corpus, T["batcher"], T["max_epochs"])
     exclude, annotating = T["frozen_components"], T["annotating_components"]
@@ -103,10 +103,14 @@ def train_resumable(
     for step, (epoch, batch) in enumerate(batches, start=counters["next_step"]):
         dropout = next(dropouts)
         for subbatch in subdivide_batch(batch, T["accumulate_gradient"]):
-            nlp.update(subbatch, drop=dropout, losses=losses, sgd=False, exclude=exclude, annotates=annotating)
+            # sgd=False: the update is finished below, once per batch, as spaCy's loop does.
+            nlp.update(
+                subbatch, drop=dropout, losses=losses, sgd=cast(Any, False), exclude=exclude, annotates=annotating
+            )
         for name, proc in nlp.pipeline:
-            if name not in exclude and getattr(proc, "is_trainable", False) and proc.model not in (True, False, None):
-                proc.finish_update(optimizer)
+            if name not in exclude and getattr(proc, "is_trainable", False):
+                if getattr(proc, "model", None) not in (True, False, None):
+                    cast(Any, proc).finish_update(optimizer)
         optimizer.step_schedules()
         counters["words"] += sum(len(eg) for eg in batch)
         run_steps += 1
@@ -152,7 +156,7 @@ def choose_best(output_path: Path, config: Config, *, stdout: IO = sys.stdout) -
     dev_name = config["training"]["dev_corpus"]
     limit = util.dot_to_object(config, dev_name).get("limit", 0)
     candidates = sorted((output_path / CHECKPOINTS).glob("step-*"), key=lambda p: int(p.name.split("-")[1]))
-    rows = []
+    rows: List[Dict[str, Any]] = []
     with (output_path / LOG_FILE).open(encoding="utf8") as file_:
         logged = {r["step"]: r["score"] for r in map(json.loads, file_)}
     for path in candidates:

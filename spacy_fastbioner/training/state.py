@@ -11,7 +11,7 @@ lives instead (component, position in `model.walk()`, shim).
 import json
 import random
 from pathlib import Path
-from typing import Any, Dict, Hashable, Tuple, Union
+from typing import Any, Dict, Hashable, Tuple, Union, cast
 
 import numpy
 from spacy.language import Language
@@ -67,7 +67,7 @@ def save_training_state(path: Union[str, Path], nlp: Language, optimizer: Optimi
     for table, values in tables.items():
         for key, value in values.items():
             arrays[f"{table}{_SEP}{_place(to_place, key)}"] = _to_numpy(value)
-    np_state = numpy.random.get_state()
+    np_state = cast(Tuple[Any, ...], numpy.random.get_state(legacy=True))
     arrays[f"rng{_SEP}numpy"] = numpy.asarray(np_state[1])
     try:
         import torch
@@ -75,7 +75,7 @@ def save_training_state(path: Union[str, Path], nlp: Language, optimizer: Optimi
         arrays[f"rng{_SEP}torch"] = torch.get_rng_state().numpy()
     except ImportError:  # pragma: no cover
         pass
-    numpy.savez(path / ARRAYS, **arrays)
+    cast(Any, numpy.savez)(path / ARRAYS, **arrays)  # names of any kind; numpy's stubs take `allow_pickle` among them
     state = {
         "counters": counters,
         "nr_update": {_place(to_place, k): v for k, v in optimizer.nr_update.items()},
@@ -127,7 +127,7 @@ def load_training_state(path: Union[str, Path], nlp: Language, optimizer: Optimi
 def _place(to_place: Dict[Tuple[int, str], str], key: Hashable) -> str:
     if key not in to_place:
         raise TrainingStateError(f"The optimizer holds state for {key!r}, a parameter of no pipeline component")
-    return to_place[key]  # type: ignore[index]
+    return to_place[key]
 
 
 def _key(to_key: Dict[str, Tuple[int, str]], place: str, path: Path) -> Tuple[int, str]:
