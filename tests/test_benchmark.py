@@ -36,7 +36,7 @@ TINY_SHAPE = {
     "hidden_size": 32,
     "num_attention_heads": 2,
     "intermediate_size": 64,
-    "max_position_embeddings": 128,
+    "max_position_embeddings": 256,  # the paper-shape window (128) and its special tokens
 }
 
 

@@ -39,7 +39,7 @@ def workdir(tmp_path_factory) -> Path:
     """A tiny BERT, an IOB corpus converted by the project's corpus script,
     and a file of unlabelled text."""
     path = tmp_path_factory.mktemp("cli")
-    make_tiny_bert(path / "bert", n_layers=2)
+    make_tiny_bert(path / "bert", n_layers=2, max_positions=512)  # teacher.cfg cuts windows of 128 tokens
     iob = path / "iob"
     iob.mkdir()
     write_iob(iob / "train.tsv", synthetic_sentences(120, seed=1))
