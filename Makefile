@@ -22,8 +22,11 @@ install: $(BIN)/activate
 demo: install
 	$(BIN)/python -m spacy project run demo . --vars.data_dir $(DATA)
 
+# Two workers (pytest-xdist), each test file on one of them so that a file's
+# fixtures are built once; the slowest tests are listed at the end.
+TEST_WORKERS ?= 2
 test: install
-	FASTBIONER_DATA=$(DATA) $(BIN)/python -m pytest tests -q
+	FASTBIONER_DATA=$(DATA) $(BIN)/python -m pytest tests -q -n $(TEST_WORKERS) --dist loadfile --durations=15
 
 # ruff and mypy, configured in pyproject.toml (line length 120).
 lint: install

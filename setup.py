@@ -78,9 +78,10 @@ setup(
         "srsly>=2.4",
         "wasabi>=0.9",
         "bioc>=2.1",  # BioC XML/JSON for `spacy fastbioner annotate`
+        "scikit-learn>=1.2",  # fastbioner_linker: character n-gram vectors, the link ranker (and scipy)
     ],
     extras_require={
-        "test": ["pytest>=7", "pytest-timeout>=2.1", "hypothesis>=6", "build>=1.0"],
+        "test": ["pytest>=7", "pytest-timeout>=2.1", "pytest-xdist>=3.5", "hypothesis>=6", "build>=1.0"],
         "lint": ["ruff>=0.6", "mypy>=1.5"],
         # `make docs`: the documentation site (mkdocs.yml).
         "docs": ["mkdocs>=1.6"],

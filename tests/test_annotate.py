@@ -460,6 +460,45 @@ def test_abbreviations_option_adds_the_consistency_component(tmp_path: Path) -> 
     assert found == {True: ["adenomatous polyposis coli", "APC", "APC"], False: ["adenomatous polyposis coli"]}
 
 
+def test_identifiers_reach_every_output(tmp_path: Path) -> None:
+    """A pipeline with `fastbioner_linker`: JSONL `id`/`id_score`, PubTator's identifier column,
+    BioC's `identifier` infon and the --html pages, the same with two processes."""
+    from spacy_fastbioner.kb import ConceptKB
+
+    nlp = spacy.blank("en", config={"nlp": {"tokenizer": {"@tokenizers": "spacy_fastbioner.BioTokenizer.v1"}}})
+    ruler = nlp.add_pipe("entity_ruler")
+    patterns = [("Disease", "breast cancer"), ("Disease", "zqxv syndrome"), ("Chemical", "Lithium")]
+    ruler.add_patterns([{"label": label, "pattern": text} for label, text in patterns])  # type: ignore[attr-defined]
+    kb = ConceptKB()
+    kb.add_alias("breast cancer", ["D001943"], [1], type_="Disease")
+    kb.add_alias("lithium", ["D008094"], [1], type_="Chemical")
+    nlp.add_pipe("fastbioner_linker").set_kb(kb)  # type: ignore[attr-defined]
+    nlp.to_disk(tmp_path / "linked")
+    lines = [json.dumps({"id": str(k), "text": f"Lithium and breast cancer, zqxv syndrome {k}."}) for k in range(6)]
+    (tmp_path / "in.jsonl").write_text("\n".join(lines) + "\n", encoding="utf8")
+    runs = {}
+    for n_process in (1, 2):
+        out = tmp_path / f"out{n_process}"
+        fmts = ["jsonl", "pubtator", "bioc"]
+        annotate(str(tmp_path / "linked"), [tmp_path / "in.jsonl"], out, formats=fmts, n_process=n_process, html=2)
+        runs[n_process] = outputs(out)
+        records = all_records(out)
+        assert [(e["text"], e["id"]) for e in records[0]["entities"]] == [
+            ("Lithium", "D008094"),
+            ("breast cancer", "D001943"),
+            ("zqxv syndrome", None),
+        ]
+        assert records[0]["entities"][0]["id_score"] > 0.5
+    assert runs[1] == runs[2]
+    pubtator = b"".join(v for k, v in runs[1].items() if k.endswith(".pubtator")).decode("utf8")
+    assert "0\t12\t25\tbreast cancer\tDisease\tD001943" in pubtator.splitlines()
+    assert "0\t27\t40\tzqxv syndrome\tDisease\t-1" in pubtator.splitlines()
+    bioc_xml = b"".join(v for k, v in runs[1].items() if k.endswith(".bioc.xml")).decode("utf8")
+    assert '<infon key="identifier">D001943</infon>' in bioc_xml
+    page = (tmp_path / "out1" / "html" / "00000-000000-0000-0.html").read_text(encoding="utf8")
+    assert "meshb.nlm.nih.gov/record/ui?ui=D008094" in page
+
+
 @Language.component("fail_on_zqxv")
 def fail_on_zqxv(doc):
     """A component that raises on one kind of text, as a pipeline can."""

@@ -10,7 +10,7 @@ from typing import List
 import numpy
 import pytest
 
-from spacy_fastbioner.annotate.confidence import entity_confidence
+from spacy_fastbioner.annotate.confidence import Entity, entity_confidence
 from spacy_fastbioner.annotate.formats import (
     InputDocument,
     InputError,
@@ -23,6 +23,7 @@ from spacy_fastbioner.annotate.formats import (
     xml_chunks,
 )
 from spacy_fastbioner.annotate.writers import (
+    concept_url,
     render_bioc,
     render_html,
     render_jsonl,
@@ -211,7 +212,9 @@ def annotated_doc() -> InputDocument:
     )
 
 
-ENTITIES = [(12, 25, "Disease", 0.91234), (27, 44, "Chemical", None)]
+ENTITIES = [Entity(12, 25, "Disease", 0.91234), Entity(27, 44, "Chemical", None)]
+# As a pipeline with a linker gives them: an identifier, and a NIL ("") with its score.
+LINKED = [Entity(12, 25, "Disease", 0.91234, "D001943", 0.87654), Entity(27, 44, "Chemical", None, "", 0.12)]
 
 
 def test_jsonl_and_pubtator_output_round_trip(tmp_path: Path) -> None:
@@ -227,11 +230,11 @@ def test_jsonl_and_pubtator_output_round_trip(tmp_path: Path) -> None:
     (back,) = read(path, "pubtator")
     assert back.text == TEXT
     assert [(a["start"], a["end"], a["label"], a["text"]) for a in back.annotations] == [
-        (s, e, label, TEXT[s:e]) for s, e, label, _ in ENTITIES
+        (e.start, e.end, e.label, TEXT[e.start : e.end]) for e in ENTITIES
     ]
     # A text document becomes a title with an empty abstract: offsets still hold.
     line = InputDocument("5", [Passage(0, "Multi\nline aspirin")])
-    path.write_text(render_pubtator([(line, [(11, 18, "Chemical", 0.5)])]), encoding="utf8")
+    path.write_text(render_pubtator([(line, [Entity(11, 18, "Chemical", 0.5)])]), encoding="utf8")
     (back,) = read(path, "pubtator")
     assert back.annotations[0]["text"] == "aspirin" and back.text[11:18] == "aspirin"
 
@@ -249,7 +252,7 @@ def test_bioc_output_round_trips_through_bioc(tmp_path: Path) -> None:
     assert [a.id for a in title.annotations] == ["A1", "fastbioner-0"]  # the input's annotation is kept
     predicted = [a for p in document.passages for a in p.annotations if a.infons.get("annotator")]
     assert [(a.total_span.offset, a.total_span.end, a.infons["type"], a.text) for a in predicted] == [
-        (s, e, label, TEXT[s:e]) for s, e, label, _ in ENTITIES
+        (e.start, e.end, e.label, TEXT[e.start : e.end]) for e in ENTITIES
     ]
     assert predicted[0].infons["confidence"] == "0.9123" and "confidence" not in predicted[1].infons
     assert abstract.annotations[0].text == "Lithium carbonate"
@@ -261,6 +264,37 @@ def test_bioc_output_round_trips_through_bioc(tmp_path: Path) -> None:
 def test_html_page_shows_entities() -> None:
     page = render_html(annotated_doc(), ENTITIES)
     assert "<html" in page and "breast cancer" in page and "Disease" in page and "0.91" in page
+
+
+def test_identifiers_in_every_output_format(tmp_path: Path) -> None:
+    doc = annotated_doc()
+    record = json.loads(render_jsonl([(doc, LINKED)]))
+    assert [(e["id"], e["id_score"]) for e in record["entities"]] == [("D001943", 0.8765), (None, 0.12)]
+    # Without a linker the keys are absent, not null.
+    assert "id" not in json.loads(render_jsonl([(doc, ENTITIES)]))["entities"][0]
+    pubtator = render_pubtator([(doc, LINKED)])
+    assert pubtator.splitlines()[2:4] == [
+        "1\t12\t25\tbreast cancer\tDisease\tD001943",
+        "1\t27\t44\tLithium carbonate\tChemical\t-1",
+    ]
+    path = tmp_path / "linked.pubtator"
+    path.write_text(pubtator, encoding="utf8")
+    (back,) = read(path, "pubtator")
+    assert [a.get("concept") for a in back.annotations] == ["D001943", "-1"]
+    assert all(len(line.split("\t")) == 5 for line in render_pubtator([(doc, ENTITIES)]).splitlines()[2:4])
+    collection = biocxml.loads(render_bioc([(doc, LINKED)]))
+    predicted = [a for p in collection.documents[0].passages for a in p.annotations]
+    assert predicted[0].infons["identifier"] == "D001943" and predicted[0].infons["identifier_score"] == "0.8765"
+    assert "identifier" not in predicted[1].infons and predicted[1].infons["identifier_score"] == "0.1200"
+    page = render_html(doc, LINKED)
+    assert "https://meshb.nlm.nih.gov/record/ui?ui=D001943" in page and "NIL" in page
+
+
+def test_concept_urls() -> None:
+    assert concept_url("MESH:D003920") == "https://meshb.nlm.nih.gov/record/ui?ui=D003920"
+    assert concept_url("C012345") == "https://meshb.nlm.nih.gov/record/ui?ui=C012345"
+    assert concept_url("OMIM:114480|D010051") == "https://omim.org/entry/114480"
+    assert concept_url("CHEBI:15365") == "#" and concept_url('D1"><script>') == "#"
 
 
 def test_entity_confidence_is_the_mean_probability_of_the_decoded_tags() -> None:

@@ -56,6 +56,7 @@ def ents(docs):
     return [[[e.start_char, e.end_char, e.label_] for e in doc.ents] for doc in docs]
 single = ents(nlp.pipe(texts))
 multi = ents(nlp.pipe(texts * 3, n_process=2, batch_size=2))
+links = [[e.kb_id_ for e in doc.ents] for doc in nlp.pipe(texts)]
 # `spacy validate` offline: the compatibility table is served from a file.
 response = mock.Mock(status_code=200, json=lambda: table)
 with mock.patch.object(validate.requests, "get", return_value=response):
@@ -66,6 +67,7 @@ print(json.dumps({{
     "meta": nlp.meta,
     "single": single,
     "multi": multi,
+    "links": links,
     "pipelines": info_spacy()["Pipelines"],
     "validate": pkgs.get("{package}"),
 }}))
@@ -310,9 +312,24 @@ def fresh_venv(tmp_path: Path) -> Path:
 
 
 def test_package_installs_and_loads_offline(trained, tmp_path, monkeypatch):
+    """The package, with a `fastbioner_linker` and its KB (`--kb`), installs into a fresh venv
+    and loads there offline; its card states the KB's sources and size."""
+    from spacy_fastbioner.kb import ConceptKB
+    from spacy_fastbioner.packaging.package import add_linker
+
     root = trained["root"]
     for var in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
         monkeypatch.setenv(var, "http://127.0.0.1:9")  # any download fails
+    kb = ConceptKB()
+    found = {(ent.text, ent.label_) for doc in trained["student"].pipe(TEXTS) for ent in doc.ents}
+    for k, (text, label) in enumerate(sorted(found)):
+        kb.add_alias(text, [f"D{k:06d}"], [1], type_=label)
+    kb.sources.append({"kind": "pubtator", "file": "train.txt", "names": len(found)})
+    kb.to_disk(tmp_path / "kb")
+    linked = spacy.load(root / "student")
+    add_linker(linked, tmp_path / "kb")
+    expected_links = [[ent.kb_id_ for ent in doc.ents] for doc in linked.pipe(TEXTS)]
+    assert any(link for links in expected_links for link in links)
     result = package_model(
         root / "student",
         tmp_path / "packages",
@@ -324,7 +341,14 @@ def test_package_installs_and_loads_offline(trained, tmp_path, monkeypatch):
         teacher_metrics_path=root / "teacher.json",
         teacher_model_dir=root / "teacher",
         benchmark_path=root / "absent.json",
+        kb_path=tmp_path / "kb",
+        linking_paths=[REPO / "results" / "linking" / "ncbi-disease.json"],
     )
+    linker = result.meta["fastbioner"]["linker"]
+    assert (linker["concepts"], linker["names"], linker["sources"][0]["file"]) == (len(found), len(found), "train.txt")
+    card = (result.package_dir / "README.md").read_text(encoding="utf8")
+    assert "## Concept identifiers" in card and f"{len(found)} concepts and {len(found)} names" in card
+    assert "| gold spans " not in card and "| ncbi-disease | gold | 303 |" in card
     assert result.name == PACKAGE and result.wheel.name == f"{PACKAGE}-0.0.1-py3-none-any.whl"
     assert result.meta["requirements"] == requirements()
     assert result.meta["performance"]["ents_f"] == read_scores(root / "student.json")["ents_f"]
@@ -338,6 +362,7 @@ def test_package_installs_and_loads_offline(trained, tmp_path, monkeypatch):
     assert any(trained["expected"]), "the tiny student predicts no entities: the check would be vacuous"
     assert out["single"] == trained["expected"]
     assert out["multi"] == trained["expected"] * 3
+    assert out["links"] == expected_links
     assert out["pipelines"] == {PACKAGE: "0.0.1"}
     validated = out["validate"]
     assert validated["version"] == "0.0.1" and validated["spacy"] == out["meta"]["spacy_version"]

@@ -3,7 +3,7 @@ meta.json and model card made from the workflow's metrics, then `spacy package`
 and an offline wheel build (spacy_fastbioner.packaging.package holds the logic)."""
 
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import typer
 from wasabi import msg
@@ -50,6 +50,12 @@ def main(
         "--calibration",
         help="With --runtime onnx or openvino: training docs for the int8 export (as `spacy fastbioner export --calibration`; openvino needs them)",
     ),
+    kb: Optional[Path] = typer.Option(
+        None, "--kb", help="KB folder from `spacy fastbioner build-kb`: the package gets a fastbioner_linker with it"
+    ),
+    linking: List[Path] = typer.Option(
+        [], "--linking", help="`evaluate-linking --output` JSON, for the card's normalisation scores (repeatable)"
+    ),
     # fmt: on
 ) -> None:
     if role not in ROLES:
@@ -75,6 +81,8 @@ def main(
             runtime=None if runtime == "pytorch" else runtime,
             # The PyTorch package is the trained pipeline itself: nothing to calibrate.
             calibration=None if runtime == "pytorch" else calibration,
+            kb_path=kb if kb and str(kb) else None,
+            linking_paths=[path for path in linking if path.is_file()],
         )
     except (ValueError, RuntimeError) as err:
         msg.fail(str(err), exits=1)

@@ -16,7 +16,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Set,
 from spacy.language import Language
 from spacy.tokens import Doc
 
-from .confidence import Entity, add_entity_confidence, doc_entities
+from .confidence import Entity, add_entity_confidence, doc_entities, has_linker
 from .formats import (
     DEFAULT_MAX_BYTES,
     InputDocument,
@@ -144,15 +144,18 @@ def annotate_documents(
                 on_doc(1, sum(len(d) for i, d in zip(order, docs) if d is not None and units[i][0] == doc_index))
     entities: List[List[Entity]] = [[] for _ in documents]
     words = 0
+    linked = has_linker(nlp)
     for i, doc in zip(order, docs):
         doc_index, passage = units[i]
         if doc is None or doc_index in failures:
             continue
         entities[doc_index].extend(
-            ent for ent in doc_entities(doc, passage.offset) if ent[3] is None or ent[3] >= min_confidence
+            ent
+            for ent in doc_entities(doc, passage.offset, linked)
+            if ent.confidence is None or ent.confidence >= min_confidence
         )
         words += len(doc)
-    return [sorted(ents) for ents in entities], words, failures
+    return [sorted(ents, key=lambda e: (e.start, e.end, e.label)) for ents in entities], words, failures
 
 
 def _annotate_units(

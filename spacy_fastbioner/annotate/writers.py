@@ -10,6 +10,7 @@ atomically.
 import copy
 import html
 import json
+import re
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from .confidence import Entity
@@ -19,6 +20,7 @@ from .ids import unsafe_id_reason
 OUTPUT_FORMATS = ("jsonl", "pubtator", "bioc")
 EXTENSIONS = {"jsonl": ".jsonl", "pubtator": ".pubtator", "bioc": ".bioc.xml", "errors": ".errors.jsonl"}
 ANNOTATOR = "spacy-fastbioner"
+NIL_PUBTATOR = "-1"
 Annotated = Tuple[InputDocument, List[Entity]]
 
 
@@ -29,19 +31,24 @@ def entity_dicts(doc: InputDocument, entities: Sequence[Entity], text: Optional[
     entities (Sequence[Entity]): Its entities, document offsets.
     text (Optional[str]): `doc.text`, when the caller has it already.
     RETURNS (List[Dict[str, Any]]): start, end, label, text, confidence
-        (4 decimals; None where the pipeline gives none).
+        (4 decimals; None where the pipeline gives none); with a linker, also
+        `id` (the concept identifier, None for NIL) and `id_score`.
     """
     text = doc.text if text is None else text
-    return [
-        {
-            "start": start,
-            "end": end,
-            "label": label,
-            "text": text[start:end],
-            "confidence": None if conf is None else round(conf, 4),
+    dicts = []
+    for ent in entities:
+        record: Dict[str, Any] = {
+            "start": ent.start,
+            "end": ent.end,
+            "label": ent.label,
+            "text": text[ent.start : ent.end],
+            "confidence": None if ent.confidence is None else round(ent.confidence, 4),
         }
-        for start, end, label, conf in entities
-    ]
+        if ent.kb_id is not None:
+            record["id"] = ent.kb_id or None
+            record["id_score"] = None if ent.kb_score is None else round(ent.kb_score, 4)
+        dicts.append(record)
+    return dicts
 
 
 def render_jsonl(annotated: Sequence[Annotated]) -> str:
@@ -60,7 +67,9 @@ def _one_line(text: str) -> str:
 
 def render_pubtator(annotated: Sequence[Annotated]) -> str:
     """PubTator: 'id|t|title', 'id|a|abstract' and one line per predicted
-    entity, 'id<TAB>start<TAB>end<TAB>text<TAB>label'. A document that was not
+    entity, 'id<TAB>start<TAB>end<TAB>text<TAB>label', plus the concept
+    identifier when the pipeline links ("-1" for NIL, as BC5CDR writes an
+    unknown concept). A document that was not
     PubTator has its whole text as the title and an empty abstract, so that the
     offsets into title + " " + abstract are offsets into its text."""
     blocks = []
@@ -76,16 +85,24 @@ def render_pubtator(annotated: Sequence[Annotated]) -> str:
             text = doc.text
             title, abstract = text, ""
         lines = [f"{doc.id}|t|{_one_line(title)}", f"{doc.id}|a|{_one_line(abstract)}"]
-        lines += [f"{doc.id}\t{s}\t{e}\t{_one_line(text[s:e])}\t{label}" for s, e, label, _ in entities]
+        lines += [_pubtator_line(doc.id, text, ent) for ent in entities]
         blocks.append("\n".join(lines) + "\n\n")
     return "".join(blocks)
+
+
+def _pubtator_line(doc_id: str, text: str, ent: Entity) -> str:
+    line = f"{doc_id}\t{ent.start}\t{ent.end}\t{_one_line(text[ent.start : ent.end])}\t{ent.label}"
+    if ent.kb_id is not None:
+        line += f"\t{_one_line(ent.kb_id) or NIL_PUBTATOR}"
+    return line
 
 
 def render_bioc(annotated: Sequence[Annotated], collection: Any = None) -> str:
     """A BioC XML collection (through `bioc`): the input's documents with
     their passages and annotations, or new documents for other inputs, plus an
     annotation per predicted entity (infons `type`, `annotator`,
-    `confidence`) in the passage where it starts.
+    `confidence`; with a linker, `identifier` and `identifier_score`, no
+    `identifier` for NIL) in the passage where it starts.
 
     annotated (Sequence[Annotated]): The documents and their entities.
     collection (Any): The input's `bioc.BioCCollection` (source, date, key,
@@ -104,16 +121,20 @@ def render_bioc(annotated: Sequence[Annotated], collection: Any = None) -> str:
         document = copy.deepcopy(doc.bioc) if doc.bioc is not None else _bioc_document(doc)
         text = doc.text
         passages = sorted(document.passages, key=lambda p: p.offset)
-        for k, (start, end, label, conf) in enumerate(entities):
+        for k, ent in enumerate(entities):
             ann = bioc.BioCAnnotation()
             ann.id = f"fastbioner-{k}"
-            ann.infons["type"] = label
+            ann.infons["type"] = ent.label
             ann.infons["annotator"] = ANNOTATOR
-            if conf is not None:
-                ann.infons["confidence"] = f"{conf:.4f}"
-            ann.add_location(bioc.BioCLocation(start, end - start))
-            ann.text = text[start:end]
-            home = [p for p in passages if p.offset <= start] or passages
+            if ent.confidence is not None:
+                ann.infons["confidence"] = f"{ent.confidence:.4f}"
+            if ent.kb_id:
+                ann.infons["identifier"] = ent.kb_id
+            if ent.kb_id is not None and ent.kb_score is not None:
+                ann.infons["identifier_score"] = f"{ent.kb_score:.4f}"
+            ann.add_location(bioc.BioCLocation(ent.start, ent.end - ent.start))
+            ann.text = text[ent.start : ent.end]
+            home = [p for p in passages if p.offset <= ent.start] or passages
             home[-1].add_annotation(ann)
         out.add_document(document)
     return biocxml.dumps(out)
@@ -150,15 +171,13 @@ def render(fmt: str, annotated: Sequence[Annotated], collection: Any = None) -> 
 
 
 def render_html(doc: InputDocument, entities: Sequence[Entity]) -> str:
-    """A displaCy page of a document and its entities, each followed by its
-    confidence (shown where displaCy shows a knowledge-base id). The id is
-    escaped here: displaCy puts the title into the page as it is."""
+    """A displaCy page of a document and its entities. Where displaCy shows a
+    knowledge-base id, each entity shows its concept identifier, linked to
+    its MeSH or OMIM page, when the pipeline links; else its confidence.
+    The id is escaped here: displaCy puts the title into the page as it is."""
     from spacy import displacy
 
-    ents = [
-        {"start": s, "end": e, "label": label, **({} if c is None else {"kb_id": f"{c:.2f}", "kb_url": "#"})}
-        for s, e, label, c in entities
-    ]
+    ents = [{"start": ent.start, "end": ent.end, "label": ent.label, **_html_kb(ent)} for ent in entities]
     return displacy.render(
         {"text": doc.text, "ents": ents, "title": html.escape(doc.id)},
         style="ent",
@@ -166,3 +185,25 @@ def render_html(doc: InputDocument, entities: Sequence[Entity]) -> str:
         page=True,
         jupyter=False,
     )
+
+
+def concept_url(identifier: str) -> str:
+    """The public page of a MeSH ("D003920", "MESH:C012345") or OMIM ("OMIM:114480") identifier,
+    "#" for others. A composite's identifiers ("D001943|D010051") link to the first."""
+    first = identifier.split("|")[0].split("+")[0].strip()
+    prefix, _, local = first.rpartition(":")
+    if prefix.upper() == "OMIM" and local.isdigit():
+        return f"https://omim.org/entry/{local}"
+    if prefix.upper() in ("", "MESH") and re.fullmatch(r"[CD]\d{6,9}", local):
+        return f"https://meshb.nlm.nih.gov/record/ui?ui={local}"
+    return "#"
+
+
+def _html_kb(ent: Entity) -> Dict[str, str]:
+    if ent.kb_id:
+        return {"kb_id": html.escape(ent.kb_id), "kb_url": concept_url(ent.kb_id)}
+    if ent.kb_id is not None:
+        return {"kb_id": "NIL", "kb_url": "#"}
+    if ent.confidence is not None:
+        return {"kb_id": f"{ent.confidence:.2f}", "kb_url": "#"}
+    return {}

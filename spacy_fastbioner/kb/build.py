@@ -37,16 +37,21 @@ def build_kb(
     RETURNS (ConceptKB): The KB, built.
     RAISES KBSourceError: A file is missing or malformed (the message names `path:line`).
     """
+    pubtator, mesh, ctd = list(pubtator), list(mesh), list(ctd)
     documents = _read_documents(pubtator, type_map)
-    mesh, ctd = list(mesh), list(ctd)
     if not documents and not mesh and not ctd:
         raise ValueError("build_kb: no source given; expected PubTator, MeSH or CTD files")
     kb = ConceptKB()
-    logger.info("PubTator: %d names", kb.add_names(pubtator_names(documents)))
-    for path in mesh:
-        logger.info("%s: %d names", path, kb.add_names(read_mesh(path)))
-    for path in ctd:
-        logger.info("%s: %d names", path, kb.add_names(read_ctd(path)))
+    if documents:
+        n = kb.add_names(pubtator_names(documents))
+        files = [Path(path).name for path in pubtator]
+        kb.sources.append({"kind": "pubtator", "file": ", ".join(files), "names": n, "documents": len(documents)})
+        logger.info("PubTator: %d names", n)
+    for kind, paths, reader in (("mesh", mesh, read_mesh), ("ctd", ctd, read_ctd)):
+        for path in paths:
+            n = kb.add_names(reader(path))
+            kb.sources.append({"kind": kind, "file": Path(path).name, "names": n})
+            logger.info("%s: %d names", path, n)
     kb.build()
     if ranker and documents:
         kb.ranker = fit_document_ranker(documents)

@@ -47,6 +47,8 @@ class ConceptKB:
         self._types: Dict[str, TypeIndex] = {}
         self._dirty = False
         self.ranker: Optional[Ranker] = None
+        # Where the names came from ({"kind", "file", "names"}), for model cards; `build_kb` fills it.
+        self.sources: List[Dict[str, Any]] = []
         self.version = getattr(self, "version", 0) + 1  # changes with every change of the names
 
     # Entities and aliases, InMemoryLookupKB's way
@@ -235,6 +237,7 @@ class ConceptKB:
             "entities": self._entities,
             "types": {},
             "ranker": self.ranker,
+            "sources": self.sources,
         }
         arrays: Dict[str, np.ndarray] = {"freqs": np.asarray(self._freqs, dtype=np.int64)}
         for n, (type_, index) in enumerate(sorted(self._types.items())):
@@ -252,6 +255,7 @@ class ConceptKB:
             self._entity_rows = {e: i for i, e in enumerate(self._entities)}
             self._freqs = [int(f) for f in arrays["freqs"]]
             self.ranker = _check_ranker(meta.get("ranker"))
+            self.sources = [dict(source) for source in meta.get("sources", [])]
             for type_, info in meta["types"].items():
                 prefix = info["prefix"]
                 parts = {name[len(prefix) :]: a for name, a in arrays.items() if name.startswith(prefix)}

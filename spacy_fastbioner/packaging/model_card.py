@@ -169,6 +169,37 @@ def _wps(speed: Optional[Dict[str, Any]]) -> str:
     return f"{speed['median']:,.0f}{interval}"
 
 
+SOURCE_KINDS = {
+    "pubtator": "gold annotations of PubTator files",
+    "mesh": "NLM MeSH XML",
+    "ctd": "CTD vocabulary (MEDIC / chemicals)",
+}
+
+
+def linker_info(nlp: Language) -> Optional[Dict[str, Any]]:
+    """The pipeline's `fastbioner_linker` and its KB, for the meta and the card: None without one.
+
+    RETURNS (Optional[Dict[str, Any]]): name, threshold, ranker (fitted or not), concepts,
+        names, names per type, and the KB's sources ({"kind", "file", "names"}).
+    """
+    from ..pipeline.linker import FastBioLinker
+
+    for name, pipe in nlp.pipeline:
+        if isinstance(pipe, FastBioLinker):
+            kb = pipe.kb
+            kb.build()
+            return {
+                "component": name,
+                "threshold": pipe.threshold,
+                "ranker": bool(kb.ranker),
+                "concepts": kb.get_size_entities(),
+                "names": kb.get_size_aliases(),
+                "types": kb.types,
+                "sources": [dict(source) for source in kb.sources],
+            }
+    return None
+
+
 def card_context(
     nlp: Language,
     meta: Dict[str, Any],
@@ -181,6 +212,7 @@ def card_context(
     teacher_scores: Optional[Dict[str, Any]] = None,
     teacher_model_dir: Optional[Path] = None,
     benchmark_path: Optional[Path] = None,
+    linking_paths: Optional[List[Path]] = None,
 ) -> Dict[str, Any]:
     """Everything the model card template shows, as formatted strings.
 
@@ -195,6 +227,7 @@ def card_context(
     teacher_scores (Optional[Dict[str, Any]]): The teacher's.
     teacher_model_dir (Optional[Path]): The teacher's folder.
     benchmark_path (Optional[Path]): The benchmark JSON.
+    linking_paths (Optional[List[Path]]): `evaluate-linking` outputs, for the linker's scores.
     RETURNS (Dict[str, Any]): The template's variables.
     """
     made = dict(nlp.meta.get("fastbioner") or {})
@@ -277,7 +310,44 @@ def card_context(
         "teacher_package": teacher_package,
         "citation": CITATION,
         "plugin": f"{__title__} {__version__}",
+        "linker": linker_info(nlp),
+        "source_kinds": SOURCE_KINDS,
+        "linking": read_linking(linking_paths or []),
     }
+
+
+def read_linking(paths: List[Path]) -> List[Dict[str, str]]:
+    """Rows of the card's normalisation table from `evaluate-linking --output` files: doc-level
+    (document, identifier) pairs, one row per file, beside the exact-match baseline and the
+    ceiling that the KB allows.
+
+    paths (List[Path]): The files.
+    RETURNS (List[Dict[str, str]]): name, spans (gold or predicted), pairs, P, R, F, baseline
+        F, ceiling F and accuracy@1 on mentions whose concept is in the KB.
+    """
+    rows = []
+    for path in paths:
+        data = srsly.read_json(path)
+        doc_level = data["doc_level"]
+        linker = doc_level["linker"]
+        rows.append(
+            {
+                "name": Path(path).stem,
+                "spans": "gold" if not data["settings"].get("model") else "predicted",
+                "pairs": _count(linker["n_gold"]),
+                "p": _pct(linker["p"] / 100),
+                "r": _pct(linker["r"] / 100),
+                "f": _pct(linker["f"] / 100),
+                "baseline_f": _pct(doc_level["baseline"]["f"] / 100),
+                "ceiling_f": _pct(doc_level["ceiling"]["f"] / 100),
+                "accuracy_in_kb": _pct(_fraction(data["mention_level"].get("accuracy_at_1_in_kb"))),
+            }
+        )
+    return rows
+
+
+def _fraction(percent: Any) -> Optional[float]:
+    return percent / 100 if isinstance(percent, (int, float)) else None
 
 
 def render_card(context: Dict[str, Any], template_path: Path) -> str:

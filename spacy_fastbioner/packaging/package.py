@@ -22,7 +22,7 @@ from spacy.util import get_minor_version_range, get_package_version
 
 from ..about import __title__, __version__
 from ..loading import load_pipeline
-from .model_card import CORPORA, NOT_MEASURED, base_transformer, card_context, read_scores, render_card
+from .model_card import CORPORA, NOT_MEASURED, base_transformer, card_context, linker_info, read_scores, render_card
 
 ROLES = ("student", "teacher")
 # Runtimes a package can be exported to (`--runtime`); None packages the PyTorch pipeline.
@@ -147,7 +147,21 @@ def make_meta(
     if runtime is not None:
         meta["fastbioner"]["runtime"] = runtime
         meta["fastbioner"]["quantized"] = "qint8"
+    linker = linker_info(nlp)
+    if linker is not None:
+        meta["fastbioner"]["linker"] = linker
+        meta["sources"].extend({"name": f"Knowledge base: {s['kind']} {s['file']}"} for s in linker["sources"])
     return meta
+
+
+def add_linker(nlp: Language, kb_path: Path, name: str = "fastbioner_linker") -> None:
+    """Add a `fastbioner_linker` with the KB saved at `kb_path` to the end of `nlp`, in place."""
+    from ..kb import ConceptKB
+
+    if name in nlp.pipe_names:
+        raise ValueError(f"the pipeline already has a component {name!r}")
+    kb = ConceptKB().from_disk(kb_path)
+    nlp.add_pipe("fastbioner_linker", name=name).set_kb(kb)  # type: ignore[attr-defined]
 
 
 def build_wheel(package_dir: Path, name: str, version: str) -> Path:
@@ -203,6 +217,8 @@ def package_model(
     runtime: Optional[str] = None,
     calibration: Optional[Path] = None,
     n_calibration: Optional[int] = None,
+    linking_paths: Optional[List[Path]] = None,
+    kb_path: Optional[Path] = None,
 ) -> PackageResult:
     """Package a trained pipeline as an installable wheel with a model card.
     With a runtime, the packaged pipeline is the int8 export of the trained
@@ -226,6 +242,10 @@ def package_model(
         export (`export --calibration`; OpenVINO needs them).
     n_calibration (Optional[int]): How many of them (the first ones); the
         runtime's default (`runtime.N_CALIBRATION`) when None.
+    linking_paths (Optional[List[Path]]): `evaluate-linking --output` files, for the card's
+        normalisation scores (a pipeline with `fastbioner_linker`).
+    kb_path (Optional[Path]): A KB from `build-kb`: the package gets a `fastbioner_linker` with
+        it at the end of its pipeline (as `spacy fastbioner add-linker` adds one).
     RETURNS (PackageResult): The package folder, wheel and meta.
     """
     from spacy.cli.package import package as spacy_package
@@ -237,6 +257,8 @@ def package_model(
         raise ValueError("calibration docs are for a package exported to a runtime (--runtime onnx or openvino)")
     name = model_name(corpus, role, runtime)
     nlp = load_pipeline(model_dir)
+    if kb_path is not None:
+        add_linker(nlp, kb_path)
     scores = read_scores(metrics_path)
     meta = make_meta(
         nlp, srsly.read_json(meta_template), corpus=corpus, role=role, version=version, scores=scores, runtime=runtime
@@ -252,6 +274,7 @@ def package_model(
         teacher_scores=read_scores(teacher_metrics_path) if role == "student" else None,
         teacher_model_dir=teacher_model_dir,
         benchmark_path=benchmark_path,
+        linking_paths=linking_paths,
     )
     readme = render_card(context, card_template)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -259,6 +282,9 @@ def package_model(
         meta_path = Path(tmp) / "meta.json"
         srsly.write_json(meta_path, meta)
         source_dir = model_dir
+        if kb_path is not None and runtime is None:
+            source_dir = Path(tmp) / "linked"
+            nlp.to_disk(source_dir)
         if runtime is not None:
             from ..runtime import N_CALIBRATION, export_pipeline
 
