@@ -18,7 +18,9 @@ it). The blocks:
 - `paper-table`: `results/paper-table.md`, the paper table as
   `spacy project run gather-paper-table .` wrote it, its headings moved a
   level down;
-- `paper-seeds`: the seeds of every model of the paper table.
+- `paper-seeds`: the seeds of every model of the paper table;
+- `linking`: the linker's scores on the raw dev sets, from
+  `results/linking/<name>.json` (`spacy project run evaluate-linking .`).
 """
 
 import json
@@ -131,10 +133,54 @@ def render_paper_seeds() -> str:
     return "\n".join(_table(["corpus", "model", "runs", "seeds"], rows)) + "\n"
 
 
+# The linker's evaluations: file stem -> the dev set it scores.
+LINKING = {
+    "ncbi-disease": "NCBI-disease",
+    "bc5cdr-chemical": "BC5CDR chemicals",
+    "bc5cdr-disease": "BC5CDR diseases",
+}
+
+
+def render_linking() -> str:
+    """RETURNS (str): The linker's doc-level concept scores (gold spans, a KB of the corpus's
+    training file), beside the exact-match baseline and the ceiling, with mention-level figures."""
+    rows = []
+    for stem, name in LINKING.items():
+        data = json.loads((ROOT / "results" / "linking" / f"{stem}.json").read_text(encoding="utf8"))
+        doc, mention, unseen = data["doc_level"], data["mention_level"], data["unseen_concepts"]
+        linker = doc["linker"]
+        rows.append(
+            [
+                name,
+                f"{unseen['n_pairs']:,}",
+                f"{100 - 100 * unseen['n_unseen_pairs'] / unseen['n_pairs']:.1f}%",
+                f"{doc['ceiling']['f']:.1f}",
+                f"{doc['baseline']['f']:.1f}",
+                f"{linker['p']:.1f} / {linker['r']:.1f} / **{linker['f']:.1f}**",
+                f"{mention['accuracy_at_1_in_kb']:.1f}",
+                f"{mention['recall_at_10_in_kb']:.1f}",
+            ]
+        )
+    header = [
+        "dev set",
+        "pairs",
+        "in the train KB",
+        "best F possible",
+        "exact-match F",
+        "linker P / R / F",
+        "acc@1 (in KB)",
+        "recall@10 (in KB)",
+    ]
+    files = ", ".join(f"`results/linking/{stem}.json`" for stem in LINKING)
+    dates = sorted({_last_commit(Path("results/linking") / f"{stem}.json") for stem in LINKING})
+    return "\n".join(_table(header, rows)) + f"\n\nFrom {files} ({'; '.join(dates)}), each with its command.\n"
+
+
 RENDERERS: Dict[str, Callable[[], str]] = {
     "readme-results": render_readme_results,
     "paper-table": render_paper_table,
     "paper-seeds": render_paper_seeds,
+    "linking": render_linking,
 }
 
 
