@@ -136,6 +136,9 @@ def test_wordpieces_per_word(tmp_path, cased):
     assert stats["words"] == 4 and stats["wordpieces"] == expected
     assert stats["share_of_words_split"] == pytest.approx(1 / 4)  # "xq" alone is cut: x ##q
     assert stats["costliest_words"][0]["word"] == "xq"
+    # Punctuation is cut off words as the tokenizer cuts it, not glued to them: "cancer," is two words.
+    glued = wordpieces_per_word(tokenizer, ["cancer, aspirin."])
+    assert glued["words"] == 4 and glued["share_of_words_split"] == 0
 
 
 def test_cli_runs_and_fails_clearly(tiny_bert, text_file, tmp_path):

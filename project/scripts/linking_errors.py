@@ -60,12 +60,22 @@ def collect_errors(path: Path, kb_path: Path, labels: set, n_show: int) -> Dict[
     linker.set_kb(ConceptKB().from_disk(kb_path))
     known = kb_concepts(linker.kb.entity_ids)
     errors: List[Dict[str, Any]] = []
+    missed: List[Dict[str, Any]] = []  # reachable gold (document, concept) pairs not predicted
+    spurious: List[Dict[str, Any]] = []  # predicted pairs not in the gold
     n_in_kb = 0
     for document in read_pubtator(path):
         doc = nlp.make_doc(document.text)
         spans, concepts, _ = _gold_spans(doc, document, labels)
         doc_links, doc_candidates = linker.link_with_candidates([doc], [spans])
         links = [kb_id for kb_id, _ in doc_links[0]]
+        gold_ids = {c for _, concept in concepts for c in split_identifiers(concept)}
+        pred_ids = {c for link in links for c in split_identifiers(link)}
+        for concept in sorted((gold_ids - pred_ids) & known):
+            mentions = [(t, links[j] or "NIL") for j, (t, g) in enumerate(concepts) if concept in g]
+            missed.append({"pmid": document.pmid, "concept": concept, "mentions": mentions})
+        for concept in sorted(pred_ids - gold_ids):
+            mentions = [(t, g) for j, (t, g) in enumerate(concepts) if concept in split_identifiers(links[j])]
+            spurious.append({"pmid": document.pmid, "concept": concept, "mentions": mentions})
         for i, ((text, concept), (kb_id, score), found) in enumerate(zip(concepts, doc_links[0], doc_candidates[0])):
             gold = split_identifiers(concept)
             if not gold or not set(gold) <= known:
@@ -89,7 +99,14 @@ def collect_errors(path: Path, kb_path: Path, labels: set, n_show: int) -> Dict[
             error["kind"] = error_kind(error, others, linker.threshold)
             errors.append(error)
     kinds = Counter(e["kind"] for e in errors)
-    return {"n_in_kb": n_in_kb, "n_errors": len(errors), "kinds": dict(kinds.most_common()), "errors": errors}
+    return {
+        "n_in_kb": n_in_kb,
+        "n_errors": len(errors),
+        "kinds": dict(kinds.most_common()),
+        "errors": errors,
+        "missed_pairs": missed,
+        "spurious_pairs": spurious,
+    }
 
 
 def main() -> None:
@@ -106,6 +123,11 @@ def main() -> None:
     for e in shown:
         cands = "; ".join(f"{c['id']} {c['alias']!r} {c['sim']:.2f}/{c['score']:.2f}" for c in e["candidates"])
         print(f"[{e['kind']}] {e['mention']!r} gold={e['gold']} pred={e['pred']} ({e['score']:.2f}) | {cands}")
+    for pair in report["missed_pairs"]:
+        print(f"[missed pair] {pair['pmid']} {pair['concept']}: {pair['mentions']}")
+    for pair in report["spurious_pairs"]:
+        print(f"[spurious pair] {pair['pmid']} {pair['concept']}: {pair['mentions']}")
+    print(f"missed reachable pairs {len(report['missed_pairs'])}, spurious pairs {len(report['spurious_pairs'])}")
     print(f"in-KB mentions {report['n_in_kb']}, errors {report['n_errors']}:", json.dumps(report["kinds"]))
     if args.output is not None:
         report["command"] = "python " + " ".join(sys.argv)

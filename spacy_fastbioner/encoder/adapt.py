@@ -22,7 +22,7 @@ import zlib
 from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union, cast
 
 import torch
 from transformers import (
@@ -85,10 +85,13 @@ def read_documents(paths: Iterable[Union[str, Path]], *, allow_test: bool = Fals
 
 
 def wordpieces_per_word(tokenizer: Any, docs: Sequence[str], *, top: int = 20) -> Dict[str, Any]:
-    """How finely the tokenizer cuts the text: wordpieces per whitespace word,
-    the share of words cut into pieces, and the frequent words cut finest (the
-    candidates for a vocabulary extension)."""
-    counts: Counter = Counter(word for doc in docs for word in doc.split())
+    """How finely the tokenizer cuts the text: wordpieces per word, the share of
+    words cut into pieces, and the frequent words cut finest (the candidates for
+    a vocabulary extension). Words are what the tokenizer's own normaliser and
+    pre-tokenizer make of the text (BERT's: lower case for an uncased model,
+    punctuation apart), so that "cells." counts as "cells" and "."."""
+    split_words = pre_tokenizer(tokenizer)
+    counts: Counter = Counter(word for doc in docs for word in split_words(doc))
     words = list(counts)
     pieces = tokenizer(words, add_special_tokens=False)["input_ids"]
     n_words = sum(counts.values())
@@ -102,6 +105,24 @@ def wordpieces_per_word(tokenizer: Any, docs: Sequence[str], *, top: int = 20) -
         "share_of_words_split": split / max(n_words, 1),
         "costliest_words": [{"word": w, "wordpieces": n, "extra_pieces": c} for c, w, n in costly],
     }
+
+
+def pre_tokenizer(tokenizer: Any) -> Callable[[str], List[str]]:
+    """The words a tokenizer cuts into wordpieces: a fast tokenizer's normaliser and
+    pre-tokenizer, a slow BERT tokenizer's basic tokenizer, else whitespace."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None and backend.pre_tokenizer is not None:
+        normalizer, pre = backend.normalizer, backend.pre_tokenizer
+
+        def split(text: str) -> List[str]:
+            text = normalizer.normalize_str(text) if normalizer is not None else text
+            return [word for word, _ in pre.pre_tokenize_str(text)]
+
+        return split
+    basic = getattr(tokenizer, "basic_tokenizer", None)
+    if basic is not None:
+        return cast(Callable[[str], List[str]], basic.tokenize)
+    return str.split
 
 
 def make_blocks(tokenizer: Any, docs: Sequence[str], max_length: int) -> List[List[int]]:

@@ -33,7 +33,8 @@ class Candidate:
     score (float): The link score: the KB's ranker's probability that the candidate is right
         (`kb.ranking`), or the similarity for a KB without a ranker.
     match (str): How it was found: "exact" (the normal forms are equal), "stem" (equal without
-        derivational suffixes, `names.stem_key`; similarity STEM_SIMILARITY) or "ngram".
+        derivational suffixes, `names.stem_key`; similarity STEM_SIMILARITY), "ngram", or
+        "head" (the alias is the mention's last words, found by exact match; its cosine).
     """
 
     entity_: str
@@ -117,6 +118,18 @@ class CharNgramIndex:
         """The L2-normalised TF-IDF vectors of texts (normal forms), one row each."""
         counts = self._vectorizer.transform(texts)
         return l2_normalize(counts.multiply(self.idf).tocsr().astype(np.float32))
+
+    def cosines(self, texts: Sequence[str], others: Sequence[str]) -> np.ndarray:
+        """The cosine similarity of each text with the other text of its pair.
+
+        texts (Sequence[str]): Normal forms.
+        others (Sequence[str]): As many normal forms.
+        RETURNS (np.ndarray): float32, one per pair.
+        """
+        if not len(texts):
+            return np.zeros(0, dtype=np.float32)
+        products = self.vectors(texts).multiply(self.vectors(others))
+        return np.asarray(products.sum(axis=1), dtype=np.float32).ravel()
 
     def search(
         self, texts: Sequence[str], k: int, *, names: Optional[Sequence[str]] = None

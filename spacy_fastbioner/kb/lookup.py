@@ -21,7 +21,7 @@ import numpy as np
 from .aliases import AliasCounts, TypeIndex, build_type, type_arrays, type_from_arrays
 from .candidates import Candidate
 from .names import match_key, normalize, stem_key
-from .ranking import Ranker, pair_features, rank_scores
+from .ranking import STOPWORDS, Ranker, pair_features, rank_scores
 from .serialize import KBFormatError, arrays_from_msg, arrays_to_msg, dumps, loads, read_npz, write_npz
 
 FORMAT_VERSION = 1
@@ -203,6 +203,11 @@ class ConceptKB:
             for i, hits in zip(todo, neighbours):
                 for row, score in hits:
                     self._collect(results[i], index, row, min(score, 1.0), "ngram")
+            heads = [(i, row) for i in todo if not exact[i] for row in [_find_head(index, texts[i])] if row >= 0]
+            if heads:
+                cosines = index.index.cosines([texts[i] for i, _ in heads], [index.texts[row] for _, row in heads])
+                for (i, row), score in zip(heads, cosines):
+                    self._collect(results[i], index, row, min(score, 1.0), "head")
         ranked = [sorted(found.values(), key=lambda c: (-c.similarity, -c.prior_prob, c.entity_)) for found in results]
         ranked = [r[:k] if k else r for r in ranked]
         return [self._rank(mention, r) for mention, r in zip(mentions, ranked)] if self.ranker else ranked
@@ -308,16 +313,30 @@ class ConceptKB:
         return self._from_parts(meta, read_npz(path / "kb.npz"), str(path))
 
 
+def _find_head(index: TypeIndex, text: str) -> int:
+    """The alias row of the longest proper word suffix of a normal form ("sporadic wilm
+    neoplasm" -> "wilm neoplasm"; a leading stop word is skipped), or -1."""
+    words = text.split()
+    for start in range(1, len(words)):
+        if words[start] in STOPWORDS:
+            continue
+        row = index.find("".join(words[start:]))
+        if row >= 0:
+            return row
+    return -1
+
+
 def _check_ranker(ranker: object) -> Optional[Ranker]:
-    """The ranker weights of a KB's JSON, checked: None, or {"coef": n floats, "intercept": [b]}."""
+    """The ranker weights of a KB's JSON, checked: None, or {"coef": n floats, "intercept": [b]},
+    n at most the number of FEATURES (a KB saved before features were added keeps its scores)."""
     from .ranking import FEATURES
 
     if ranker is None:
         return None
     if (
         not isinstance(ranker, dict)
-        or len(ranker.get("coef", [])) != len(FEATURES)
+        or not 0 < len(ranker.get("coef", [])) <= len(FEATURES)
         or len(ranker.get("intercept", [])) != 1
     ):
-        raise ValueError(f"ranker: expected {{'coef': {len(FEATURES)} floats, 'intercept': [float]}}, found {ranker!r}")
+        raise ValueError(f"ranker: expected {{'coef': up to {len(FEATURES)} floats, 'intercept': [float]}}, found {ranker!r}")
     return {"coef": [float(c) for c in ranker["coef"]], "intercept": [float(ranker["intercept"][0])]}

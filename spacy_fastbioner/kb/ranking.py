@@ -44,7 +44,12 @@ FEATURES = (
     "rank",
     "short_mention",
     "log_freq",
+    "head",
+    "char_dice",
+    "length_ratio",
 )
+# Rankers fitted before a feature was added have fewer weights: the missing ones (features
+# are only ever appended) count as 0, which gives the scores they were fitted to give.
 STOPWORDS = frozenset("of the and or in to with a an for by on".split())
 Ranker = Dict[str, List[float]]  # {"coef": [...], "intercept": [b]}
 KBFactory = Callable[[Set[int]], CandidateSource]  # training document indices -> a KB of their names
@@ -73,6 +78,27 @@ def _covered(words: Sequence[str], others: Sequence[str]) -> float:
     return hits / len(words)
 
 
+@lru_cache(maxsize=2**16)
+def _bigrams(key: str) -> FrozenSet[str]:
+    return frozenset(key[i : i + 2] for i in range(len(key) - 1)) or frozenset([key])
+
+
+def char_dice(a: str, b: str) -> float:
+    """Dice overlap of the character bigrams of two normal forms, spaces removed: unlike the
+    3-gram cosine (3-grams of each word), it does not care where words split ("thrombo
+    embolism" and "thrombembolism", "muscle" and "muscular" stay close)."""
+    ga, gb = _bigrams(a.replace(" ", "")), _bigrams(b.replace(" ", ""))
+    return 2 * len(ga & gb) / (len(ga) + len(gb))
+
+
+def is_head(words: Sequence[str], alias_words: Sequence[str]) -> bool:
+    """Whether the alias is the mention's last words, the mention having more: its head noun
+    phrase without modifiers ("sporadic wilm neoplasm" -> "wilm neoplasm", "bilateral
+    aniridia" -> "aniridia")."""
+    n = len(alias_words)
+    return 0 < n < len(words) and list(words[-n:]) == list(alias_words)
+
+
 def pair_features(mention: str, candidates: Sequence[Candidate], freqs: Sequence[int]) -> np.ndarray:
     """The features of each candidate of a mention, in `FEATURES` order.
 
@@ -83,10 +109,12 @@ def pair_features(mention: str, candidates: Sequence[Candidate], freqs: Sequence
     """
     text = normalize(mention)
     words = _words(text)
+    key = text.replace(" ", "")
     rows = []
     for rank, (candidate, freq) in enumerate(zip(candidates, freqs)):
         others = [c.similarity for c in candidates if c.entity_ != candidate.entity_]
         alias_words = _words(candidate.alias_)
+        alias_key = candidate.alias_.replace(" ", "")
         rows.append(
             [
                 candidate.similarity,
@@ -99,6 +127,9 @@ def pair_features(mention: str, candidates: Sequence[Candidate], freqs: Sequence
                 math.log1p(rank),
                 float(len(text.replace(" ", "")) <= 5),
                 math.log1p(freq),
+                float(is_head(words, alias_words)),
+                char_dice(text, candidate.alias_),
+                min(len(key), len(alias_key)) / max(len(key), len(alias_key), 1),
             ]
         )
     return np.asarray(rows, dtype=np.float32).reshape(len(rows), len(FEATURES))
@@ -106,7 +137,9 @@ def pair_features(mention: str, candidates: Sequence[Candidate], freqs: Sequence
 
 def rank_scores(ranker: Ranker, features: np.ndarray) -> np.ndarray:
     """The ranker's probability for each row of features."""
-    logits = features @ np.asarray(ranker["coef"], dtype=np.float32) + float(ranker["intercept"][0])
+    coef = np.zeros(features.shape[1], dtype=np.float32)
+    coef[: len(ranker["coef"])] = ranker["coef"]  # an older ranker: the features added since weigh 0
+    logits = features @ coef + float(ranker["intercept"][0])
     return 1.0 / (1.0 + np.exp(-logits))
 
 

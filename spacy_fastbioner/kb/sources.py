@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import IO, Dict, Iterable, Iterator, List, NamedTuple, Optional, Tuple, Union, cast
 
 from ..corpora.readers import CorpusError, PubTatorDocument, read_pubtator
+from .names import split_identifiers
 
 DISEASE, CHEMICAL = "Disease", "Chemical"
 # MeSH tree branches: C (Diseases) and F03 (Mental Disorders) as CTD's MEDIC takes them;
@@ -70,15 +71,21 @@ def read_pubtator_names(path: Union[str, Path], type_map: Optional[Dict[str, str
 def pubtator_names(documents: Iterable[PubTatorDocument]) -> Iterator[NameRecord]:
     """The gold mentions of PubTator documents, each (identifier, text, label, times seen), in
     first-seen order. Mentions without an identifier ("-1" or none) are skipped; a composite
-    identifier ("D001943|D010051") is kept whole, as the corpus links that text.
+    identifier ("D001943|D010051") is kept whole, as the corpus links that text, and written
+    as it was first seen: "D010051|D001943" elsewhere names the same pair of concepts, and
+    counts for the same entity (else the two orders split the pair's prior between them).
 
     documents (Iterable[PubTatorDocument]): The documents, from `read_pubtator`.
     YIELDS (NameRecord): The names.
     """
     counts: Counter = Counter()
+    composites: Dict[frozenset, str] = {}  # the concepts of a composite -> its first spelling
     for doc in documents:
         for (_, _, text, label), concept in zip(doc.mentions, doc.concept_ids):
             if concept and concept != "-1":
+                parts = split_identifiers(concept)
+                if len(parts) > 1:
+                    concept = composites.setdefault(frozenset(parts), concept)
                 counts[(concept, text, label)] += 1
     for (concept, text, label), count in counts.items():
         yield NameRecord(concept, text, label, count)

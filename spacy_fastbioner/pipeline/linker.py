@@ -8,7 +8,11 @@ After the NER (and `fastbioner_abbreviations`, if present), for each entity:
   long form, when the long form links;
 - a composite mention ("breast and ovarian cancer") that the KB does not hold whole gets one
   identifier per conjunct, joined with "|" as NCBI-disease writes them;
-- below `threshold` the entity stays unlinked (NIL: `kb_id_` ""), rather than linked wrongly.
+- below `threshold` the entity stays unlinked (NIL: `kb_id_` ""), rather than linked wrongly;
+- with `doc_consistency`, an entity left NIL, or linked to a concept that no other entity of
+  the doc has, takes the best of its candidates that another entity of the doc is linked to
+  (a doc that says "prostate cancer" means it by "prostate carcinoma" too), if that candidate
+  scores at least DOC_FLOOR.
 """
 
 import json
@@ -40,6 +44,10 @@ if not Span.has_extension(SCORE_EXTENSION):
 # Conjunctions of a composite mention; "/" only between letters ("breast/ovarian cancer").
 _COORDINATION = re.compile(r"\s*,?\s+(?:and/or|and|or)\s+|\s*,\s+|(?<=[a-z])/(?=[a-z])", re.IGNORECASE)
 
+# The least score of a candidate that document consistency picks because another entity of
+# the doc has its concept (see `FastBioLinker._consistent`).
+DOC_FLOOR = 0.02
+
 Link = Tuple[str, float]  # (identifier or NIL, score)
 CACHE_SIZE = 100_000  # (label, text) queries whose best candidate the linker remembers
 
@@ -53,6 +61,7 @@ CACHE_SIZE = 100_000  # (label, text) queries whose best candidate the linker re
         "n_candidates": 10,
         "resolve_abbreviations": True,
         "split_composites": True,
+        "doc_consistency": True,
         "abbreviations_key": "abbreviations",
         "scorer": {"@scorers": "spacy_fastbioner.linker_scorer.v1"},
     },
@@ -65,6 +74,7 @@ def make_fastbioner_linker(
     n_candidates: int,
     resolve_abbreviations: bool,
     split_composites: bool,
+    doc_consistency: bool,
     abbreviations_key: str,
     scorer: Optional[Callable],
 ) -> "FastBioLinker":
@@ -75,6 +85,9 @@ def make_fastbioner_linker(
     n_candidates (int): Candidates searched per entity.
     resolve_abbreviations (bool): Link a short form defined in the doc through its long form.
     split_composites (bool): Split coordinated mentions into one concept per conjunct.
+    doc_consistency (bool): Link an entity that is NIL, or whose concept no other entity of the
+        doc has, to its best candidate (scoring DOC_FLOOR or more) whose concept another
+        entity of the doc is linked to.
     abbreviations_key (str): The `doc.spans` key where `fastbioner_abbreviations` stores the
         short forms (with `span._.long_form`); without it, the linker finds them itself.
     scorer (Optional[Callable]): Scores the links (`nel_micro_p/r/f`).
@@ -86,6 +99,7 @@ def make_fastbioner_linker(
         n_candidates=n_candidates,
         resolve_abbreviations=resolve_abbreviations,
         split_composites=split_composites,
+        doc_consistency=doc_consistency,
         abbreviations_key=abbreviations_key,
         scorer=scorer,
     )
@@ -137,6 +151,7 @@ class FastBioLinker:
         n_candidates: int = 10,
         resolve_abbreviations: bool = True,
         split_composites: bool = True,
+        doc_consistency: bool = True,
         abbreviations_key: str = "abbreviations",
         scorer: Optional[Callable] = None,
     ) -> None:
@@ -151,11 +166,12 @@ class FastBioLinker:
             "n_candidates": n_candidates,
             "resolve_abbreviations": resolve_abbreviations,
             "split_composites": split_composites,
+            "doc_consistency": doc_consistency,
             "abbreviations_key": abbreviations_key,
         }
         self.cfg: Dict[str, Any] = dict(sorted(cfg.items()))
         self.kb = ConceptKB()
-        self._cache: Dict[Tuple[str, str], Optional[Candidate]] = {}  # (label, text) -> best candidate
+        self._cache: Dict[Tuple[str, str], List[Candidate]] = {}  # (label, text) -> candidates
         self._cache_version = -1  # the KB's version that the cache holds results of
 
     def set_kb(self, kb: ConceptKB) -> None:
@@ -221,12 +237,42 @@ class FastBioLinker:
         """
         plans = self._plans(docs, spans)
         tops = self._tops(plans)
-        return [[self._decide(plan, tops) for plan in doc_plans] for doc_plans in plans]
+        return [self._link_doc(doc_plans, tops) for doc_plans in plans]
 
-    def _tops(self, plans: List[List[Tuple[Any, ...]]]) -> Dict[Tuple[str, str], Optional[Candidate]]:
-        """The best candidate of every query of the plans, from the cache or one search per label.
-        Mentions repeat across a collection ("cisplatin", "hypertension"): the cache keeps the
-        KB search for new texts only."""
+    def _link_doc(self, plans: List[Tuple[Any, ...]], tops: Dict[Tuple[str, str], List[Candidate]]) -> List[Link]:
+        """The links of a doc's spans: each decided alone, then made consistent in the doc."""
+        links = [self._decide(plan, tops) for plan in plans]
+        return self._consistent(plans, links, tops) if self.cfg.get("doc_consistency", True) else links
+
+    def _consistent(
+        self, plans: List[Tuple[Any, ...]], links: List[Link], tops: Dict[Tuple[str, str], List[Candidate]]
+    ) -> List[Link]:
+        """Document consistency: a span left NIL, or linked to a concept that no other span of
+        the doc is linked to, takes its best candidate (score DOC_FLOOR or more) whose concept
+        another span is linked to. Composite spans keep their links; the choices are made from
+        the links decided alone, so that the order of the spans does not matter."""
+        counts: Dict[str, int] = {}
+        for kb_id, _ in links:
+            if kb_id:
+                counts[kb_id] = counts.get(kb_id, 0) + 1
+        if not counts:
+            return links
+        result = list(links)
+        for i, (plan, (kb_id, _)) in enumerate(zip(plans, links)):
+            if plan[0] == "composite" or (kb_id and counts[kb_id] > 1):
+                continue
+            for candidate in sorted((c for query in plan[1:] for c in tops[query]), key=lambda c: -c.score):
+                if candidate.score < DOC_FLOOR:
+                    break
+                if candidate.entity_ != kb_id and counts.get(candidate.entity_, 0):
+                    result[i] = (candidate.entity_, candidate.score)
+                    break
+        return result
+
+    def _tops(self, plans: List[List[Tuple[Any, ...]]]) -> Dict[Tuple[str, str], List[Candidate]]:
+        """The candidates of every query of the plans, best first, from the cache or one search
+        per label. Mentions repeat across a collection ("cisplatin", "hypertension"): the cache
+        keeps the KB search for new texts only."""
         if self._cache_version != self.kb.version:  # names added since: forget
             self._cache.clear()
             self._cache_version = self.kb.version
@@ -236,7 +282,7 @@ class FastBioLinker:
             if len(self._cache) + len(missing) > CACHE_SIZE:
                 self._cache.clear()
             for query, found in self._search([[("plain", query) for query in missing]]).items():
-                self._cache[query] = found[0] if found else None
+                self._cache[query] = found
         return {query: self._cache[query] for query in queries}
 
     def link_with_candidates(
@@ -253,7 +299,7 @@ class FastBioLinker:
         """
         plans = self._plans(docs, spans)
         tops = self._tops(plans)
-        links = [[self._decide(plan, tops) for plan in doc_plans] for doc_plans in plans]
+        links = [self._link_doc(doc_plans, tops) for doc_plans in plans]
         found = self._search(plans, fuzzy_after_exact=True)
         candidates = [
             [sorted((c for query in plan[1:] for c in found[query]), key=lambda c: -c.score) for plan in doc_plans]
@@ -310,10 +356,11 @@ class FastBioLinker:
             found.update(((label, text), candidates) for text, candidates in zip(texts, results))
         return found
 
-    def _link(self, top: Optional[Candidate]) -> Link:
+    def _link(self, found: List[Candidate]) -> Link:
         """The best candidate's link, or NIL (with its score) below the threshold."""
-        if top is None:
+        if not found:
             return NIL, 0.0
+        top = found[0]
         return (top.entity_ if top.score >= self.threshold else NIL), top.score
 
     @property
@@ -324,9 +371,10 @@ class FastBioLinker:
             return float(self.cfg["threshold"])
         return RANKED_THRESHOLD if self.kb.ranker else COSINE_THRESHOLD
 
-    def _decide(self, plan: Tuple[Any, ...], tops: Dict[Tuple[str, str], Optional[Candidate]]) -> Link:
-        kind, whole = plan[0], tops[plan[1]]
-        first = self._link(whole)
+    def _decide(self, plan: Tuple[Any, ...], tops: Dict[Tuple[str, str], List[Candidate]]) -> Link:
+        kind, found = plan[0], tops[plan[1]]
+        whole = found[0] if found else None
+        first = self._link(found)
         if kind == "abbr":
             return first if first[0] else self._link(tops[plan[2]])
         # A composite that the KB holds whole (the corpus's own "A|B" for this text) stays whole.
