@@ -27,7 +27,7 @@ import torch
 from spacy.tokens import Doc
 from spacy.util import SimpleFrozenDict, registry
 from spacy_transformers.data_classes import FullTransformerBatch, HFObjects, WordpieceBatch
-from spacy_transformers.layers.transformer_model import TransformerModel, huggingface_tokenize
+from spacy_transformers.layers.transformer_model import huggingface_tokenize
 from spacy_transformers.util import make_tempdir
 from thinc.api import Model
 from thinc.shims import Shim
@@ -35,7 +35,7 @@ from transformers import AutoConfig, AutoTokenizer
 from transformers.modeling_outputs import BaseModelOutput
 
 from . import onnx_model, openvino_model
-from .base import RuntimeTransformer
+from .base import RuntimeTransformer, v3_transformer_model
 from .choice import warn_if_slow
 from .cpu import read_cpu_flags
 from .fast_forward import inference_forward
@@ -292,7 +292,7 @@ def _build_runtime_model(
     properties: Optional[Dict[str, Any]] = None,
     packed: bool = False,
 ) -> Model[List[Doc], FullTransformerBatch]:
-    model = TransformerModel(name, get_spans, dict(tokenizer_config or {}), dict(transformer_config or {}))
+    model = v3_transformer_model(name, get_spans, tokenizer_config, transformer_config)
     hf_objects = cast(Any, model.layers[0].shims[0])._hfmodel
     model.layers[0] = Model(
         f"{runtime}-transformer",
@@ -332,12 +332,8 @@ def build_onnx_transformer_model(
     by `name`. The other settings are TransformerModel.v3's, so that this block
     can replace the transformer model block of a PyTorch pipeline's config.
 
-    name (str): The Hugging Face model name or folder, read only by `initialize`.
-    get_spans (Callable[[List[Doc]], List[List[Span]]]): The span getter.
-    tokenizer_config (Optional[Dict[str, Any]]): Settings for the Hugging Face tokenizer.
-    transformer_config (Optional[Dict[str, Any]]): Settings for the transformer's config.
-    mixed_precision (bool): Kept for compatibility with TransformerModel.v3 (no effect).
-    grad_scaler_config (Optional[Dict[str, Any]]): Kept for compatibility with TransformerModel.v3 (no effect).
+    name, get_spans, tokenizer_config, transformer_config, mixed_precision,
+        grad_scaler_config: TransformerModel.v3's (see `base.v3_transformer_model`).
     int8 (bool): Quantise the Linear layers to int8 (dynamic quantisation) at export.
     per_channel (bool): One int8 scale per output channel rather than per matrix.
     packed (bool): The graph takes packed batches (packing.py); what `export
@@ -368,12 +364,8 @@ def build_openvino_transformer_model(
     `cache_capacity` can be set when loading, e.g. `spacy.load(path,
     config={"components": {"transformer": {"model": {"cache_capacity": 200}}}})`.
 
-    name (str): The Hugging Face model name or folder, read only by `initialize`.
-    get_spans (Callable[[List[Doc]], List[List[Span]]]): The span getter.
-    tokenizer_config (Optional[Dict[str, Any]]): Settings for the Hugging Face tokenizer.
-    transformer_config (Optional[Dict[str, Any]]): Settings for the transformer's config.
-    mixed_precision (bool): Kept for compatibility with TransformerModel.v3 (no effect).
-    grad_scaler_config (Optional[Dict[str, Any]]): Kept for compatibility with TransformerModel.v3 (no effect).
+    name, get_spans, tokenizer_config, transformer_config, mixed_precision,
+        grad_scaler_config: TransformerModel.v3's (see `base.v3_transformer_model`).
     int8 (bool): Whether the stored model is int8 (static, NNCF); records what `export` made.
     cache_capacity (Optional[int]): Entries of the CPU plugin's cache of
         kernels compiled per input shape (`CPU_RUNTIME_CACHE_CAPACITY`);

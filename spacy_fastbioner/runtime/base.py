@@ -20,7 +20,7 @@ threads that stayed in the parent, and wait for them forever.
 """
 
 import os
-from typing import Any, Dict, List, Optional, Tuple, cast
+from typing import Any, Callable, Dict, List, Optional, Tuple, cast
 
 import numpy
 import torch
@@ -111,3 +111,35 @@ class RuntimeTransformer:
                 raise ValueError(f"the {self.label} transformer needs the inputs {missing}, got {sorted(inputs)}")
             hidden = run({name: as_int64(inputs[name]) for name in self.input_names})
         return BaseModelOutput(last_hidden_state=cast(torch.FloatTensor, torch.from_numpy(hidden)))
+
+
+def v3_transformer_model(
+    name: str,
+    get_spans: Callable,
+    tokenizer_config: Optional[Dict[str, Any]] = None,
+    transformer_config: Optional[Dict[str, Any]] = None,
+    mixed_precision: bool = False,
+    grad_scaler_config: Optional[Dict[str, Any]] = None,
+) -> Any:
+    """A `spacy-transformers.TransformerModel.v3`, the base of our inference architectures
+    (int8 PyTorch, ONNX Runtime, OpenVINO). They take its six settings first, in its order,
+    so that their block can replace the transformer model block of a PyTorch pipeline's config.
+
+    name (str): The Hugging Face model name or folder, read only by `initialize`.
+    get_spans (Callable[[List[Doc]], List[List[Span]]]): The span getter.
+    tokenizer_config (Optional[Dict[str, Any]]): Settings for the Hugging Face tokenizer.
+    transformer_config (Optional[Dict[str, Any]]): Settings for the transformer's config.
+    mixed_precision (bool): TransformerModel.v3's; no effect on CPU inference.
+    grad_scaler_config (Optional[Dict[str, Any]]): TransformerModel.v3's; no effect on CPU inference.
+    RETURNS (TransformerModel): The model.
+    """
+    from spacy_transformers.layers.transformer_model import TransformerModel
+
+    return TransformerModel(
+        name,
+        get_spans,
+        dict(tokenizer_config or {}),
+        dict(transformer_config or {}),
+        mixed_precision,
+        dict(grad_scaler_config or {}),
+    )

@@ -44,6 +44,7 @@ from thinc.types import ArgsKwargs
 from transformers import AutoModel, PretrainedConfig
 
 from ..encoder.transformer import find_transformer
+from .base import v3_transformer_model
 
 QUANTIZED_ARCHITECTURE = "spacy_fastbioner.QuantizedTransformerModel.v1"
 SOURCE_ARCHITECTURE = "spacy-transformers.TransformerModel.v3"
@@ -192,23 +193,14 @@ def build_quantized_transformer_model(
     already, so that this block (with the other TransformerModel.v3 settings)
     can also replace the transformer model block of an fp32 pipeline's config.
 
-    name (str): The Hugging Face model name or folder, read only by `initialize`.
-    get_spans (Callable[[List[Doc]], List[List[Span]]]): The span getter.
-    tokenizer_config (Optional[Dict[str, Any]]): Settings for the Hugging Face tokenizer.
-    transformer_config (Optional[Dict[str, Any]]): Settings for the transformer's config.
-    mixed_precision (bool): Kept for compatibility with TransformerModel.v3.
-    grad_scaler_config (Optional[Dict[str, Any]]): Kept for compatibility with TransformerModel.v3.
+    name, get_spans, tokenizer_config, transformer_config, mixed_precision,
+        grad_scaler_config: TransformerModel.v3's (see `base.v3_transformer_model`).
     dtype (str): The weight type of the quantised Linear layers: "qint8".
     """
     if dtype not in DTYPES:
         raise ValueError(f"unknown quantisation dtype {dtype!r}: expected one of {sorted(DTYPES)}")
-    model = TransformerModel(
-        name,
-        get_spans,
-        dict(tokenizer_config or {}),
-        dict(transformer_config or {}),
-        mixed_precision,
-        dict(grad_scaler_config or {}),
+    model = v3_transformer_model(
+        name, get_spans, tokenizer_config, transformer_config, mixed_precision, grad_scaler_config
     )
     wrapper = model.layers[0]
     old_shim = cast(HFShim, wrapper.shims[0])
