@@ -270,3 +270,68 @@ def test_kb_refuses_bad_data(tmp_path: Path) -> None:
     np.savez(tmp_path / "kb" / "kb.npz", freqs=np.asarray([{"a": 1}], dtype=object))  # type: ignore[arg-type]
     with pytest.raises(KBFormatError, match=r"kb\.npz: expected a numeric \.npz file"):
         ConceptKB().from_disk(tmp_path / "kb")
+
+
+def test_pubtator_names_merge_composite_orders(tmp_path: Path) -> None:
+    text = PUBTATOR.replace(
+        "1\t39\t46\tLithium\tChemical\tD008094\n",
+        "1\t39\t46\tLithium\tChemical\tD008094\n1\t0\t25\tBreast and ovarian cancer\tCompositeMention\tD010051|D001943\n",
+    )
+    found = [r for r in read_pubtator_names(write_pubtator(tmp_path, text)) if "|" in r.entity]
+    assert {r.entity for r in found} == {"D001943|D010051"}  # the first spelling of the pair
+
+
+def test_head_of_a_mention_is_a_candidate() -> None:
+    kb = ConceptKB()
+    kb.add_alias("wilms tumour", ["D009396"], [1], type_="Disease")
+    kb.add_alias("sporadic neoplasm", ["D009369"], [5], type_="Disease")
+    for i in range(30):  # other names, so that the n-gram search alone would miss the head
+        kb.add_alias(f"sporadic disorder {i}", [f"D9{i:05d}"], [1], type_="Disease")
+    found = kb.get_candidates_batch(["sporadic Wilms tumours"], "Disease", k=2)[0]
+    head = [c for c in found if c.entity_ == "D009396"]
+    assert head and head[0].match in ("head", "ngram") and 0 < head[0].similarity < 1
+
+
+def test_find_head_takes_the_longest_suffix() -> None:
+    from spacy_fastbioner.kb.lookup import _find_head
+
+    kb = ConceptKB()
+    for name, entity in (("neoplasm", "D009369"), ("wilm neoplasm", "D009396")):
+        kb.add_alias(name, [entity], [1], type_="Disease")
+    kb.build()
+    index = kb._types["Disease"]
+    assert index.texts[_find_head(index, "sporadic wilm neoplasm")] == "wilm neoplasm"
+    assert _find_head(index, "wilm neoplasm") == index.find("neoplasm")
+    assert _find_head(index, "neoplasm") == -1  # the mention itself is not its head
+
+
+def test_ranker_features_head_char_dice_length() -> None:
+    from spacy_fastbioner.kb.candidates import Candidate
+    from spacy_fastbioner.kb.ranking import FEATURES, char_dice, pair_features
+
+    candidates = [
+        Candidate("A", "wilm neoplasm", 0.7, 1.0, 0.7, "ngram"),
+        Candidate("B", "sporadic neoplasm", 0.8, 1.0, 0.8),
+    ]
+    rows = pair_features("sporadic Wilms tumours", candidates, [1, 1])
+    head = FEATURES.index("head")
+    assert rows[0, head] == 1.0 and rows[1, head] == 0.0
+    assert char_dice("venous thrombo embolism", "venous thrombembolism") > 0.85
+    assert char_dice("muscle rigidity", "muscular rigidity") > char_dice("muscle rigidity", "muscle pain")
+    assert 0 < rows[0, FEATURES.index("length_ratio")] <= 1
+
+
+def test_older_ranker_with_fewer_weights_keeps_its_scores(tmp_path: Path) -> None:
+    from spacy_fastbioner.kb.ranking import FEATURES
+
+    kb = ConceptKB()
+    kb.add_alias("breast cancer", ["D001943"], [1], type_="Disease")
+    kb.ranker = {"coef": [1.0] * 10, "intercept": [-1.0]}
+    before = kb.get_candidates_batch(["breast cancers x"], "Disease")[0][0].score
+    kb.to_disk(tmp_path / "kb")
+    loaded = ConceptKB().from_disk(tmp_path / "kb")
+    assert len(FEATURES) > 10 and loaded.ranker == kb.ranker
+    assert loaded.get_candidates_batch(["breast cancers x"], "Disease")[0][0].score == pytest.approx(before)
+    full = dict(kb.ranker, coef=[1.0] * 10 + [0.0] * (len(FEATURES) - 10))
+    kb.ranker = full
+    assert kb.get_candidates_batch(["breast cancers x"], "Disease")[0][0].score == pytest.approx(before)

@@ -13,6 +13,7 @@ from spacy.training import Example
 
 import spacy_fastbioner.pipeline.linker as linker_module
 from spacy_fastbioner.kb import ConceptKB
+from spacy_fastbioner.kb.ranking import FEATURES
 from spacy_fastbioner.pipeline.linker import FastBioLinker, split_composite
 
 NAMES = [
@@ -86,7 +87,7 @@ def test_links_exact_and_label_restricts_candidates() -> None:
 
 
 def test_below_threshold_stays_nil() -> None:
-    nlp, _ = make_nlp(threshold=0.9)
+    nlp, _ = make_nlp(threshold=0.9, doc_consistency=False)
     doc = nlp(
         with_ents(
             nlp,
@@ -165,7 +166,7 @@ def test_reads_the_abbreviation_components_spans(monkeypatch: pytest.MonkeyPatch
 def test_default_threshold_depends_on_the_ranker() -> None:
     _, linker = make_nlp()
     assert linker.threshold == linker_module.COSINE_THRESHOLD
-    linker.kb.ranker = {"coef": [0.0] * 10, "intercept": [0.0]}
+    linker.kb.ranker = {"coef": [0.0] * len(FEATURES), "intercept": [0.0]}
     assert linker.threshold == linker_module.RANKED_THRESHOLD
     linker.cfg["threshold"] = 0.5
     assert linker.threshold == 0.5
@@ -249,3 +250,23 @@ def test_round_trips_disk_and_bytes_without_pickle(tmp_path: Path, monkeypatch: 
     assert links(from_bytes(with_ents(from_bytes, text, ents))) == expected
     reloaded = spacy.load(tmp_path / "uninitialized")
     assert links(reloaded(with_ents(reloaded, "cold", [("cold", "Disease")]))) == [("cold", "")]
+
+
+@pytest.mark.parametrize("consistent", [True, False])
+def test_doc_consistency_links_a_nil_entity_to_a_concept_of_the_doc(consistent: bool) -> None:
+    nlp, linker = make_nlp(doc_consistency=consistent)
+    linker.kb.add_alias("prostate cancer", ["D011471"], [1], type_="Disease")
+    # A ranker that weighs the cosine alone: an exact match scores 0.95, "prostate carcinoma"
+    # against "prostate cancer" less than the threshold, but more than DOC_FLOOR.
+    linker.kb.ranker = {"coef": [10.0] + [0.0] * (len(FEATURES) - 1), "intercept": [-7.0]}
+    text = "prostate cancer and prostate carcinoma"
+    doc = nlp(with_ents(nlp, text, [("prostate cancer", "Disease"), ("prostate carcinoma", "Disease")]))
+    top = linker.kb.get_candidates_batch(["prostate carcinoma"], "Disease")[0][0]
+    assert linker_module.DOC_FLOOR <= top.score < linker.threshold  # alone, it stays NIL
+    assert links(doc) == [("prostate cancer", "D011471"), ("prostate carcinoma", "D011471" if consistent else "")]
+
+
+def test_doc_consistency_needs_another_entity() -> None:
+    nlp, _ = make_nlp()
+    doc = nlp(with_ents(nlp, "prostate carcinoma", [("prostate carcinoma", "Disease")]))
+    assert links(doc) == [("prostate carcinoma", "")]

@@ -14,6 +14,7 @@ import spacy_fastbioner.cli  # noqa: F401  (registers the commands)
 from spacy_fastbioner.corpora.readers import read_pubtator
 from spacy_fastbioner.evaluation.linking import build_baseline, evaluate_end_to_end, evaluate_linking
 from spacy_fastbioner.kb import ConceptKB, build_kb
+from spacy_fastbioner.kb.ranking import FEATURES
 from spacy_fastbioner.pipeline.linker import FastBioLinker
 
 Doc = Tuple[str, str, List[Tuple[str, str, str]]]  # (pmid, text, [(mention, type, id)])
@@ -106,7 +107,7 @@ def test_ranker_is_fitted_saved_and_scores_probabilities(tmp_path: Path) -> None
     docs += [(str(10 + i), f"Case {i}: gout and zzz.", [("gout", "Disease", f"D00{i}")]) for i in range(4)]
     train = write_pubtator(tmp_path / "train.txt", docs)
     kb = build_kb(tmp_path / "kb", pubtator=[train])
-    assert kb.ranker is not None and len(kb.ranker["coef"]) == 10
+    assert kb.ranker is not None and len(kb.ranker["coef"]) == len(FEATURES)
     loaded = ConceptKB().from_disk(tmp_path / "kb")
     assert loaded.ranker == kb.ranker
     found = loaded.get_candidates_batch(["breast cancer", "breast"], "Disease", k=3)

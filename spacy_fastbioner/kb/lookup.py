@@ -338,5 +338,7 @@ def _check_ranker(ranker: object) -> Optional[Ranker]:
         or not 0 < len(ranker.get("coef", [])) <= len(FEATURES)
         or len(ranker.get("intercept", [])) != 1
     ):
-        raise ValueError(f"ranker: expected {{'coef': up to {len(FEATURES)} floats, 'intercept': [float]}}, found {ranker!r}")
+        raise ValueError(
+            f"ranker: expected {{'coef': up to {len(FEATURES)} floats, 'intercept': [float]}}, found {ranker!r}"
+        )
     return {"coef": [float(c) for c in ranker["coef"]], "intercept": [float(ranker["intercept"][0])]}

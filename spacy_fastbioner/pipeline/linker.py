@@ -9,10 +9,11 @@ After the NER (and `fastbioner_abbreviations`, if present), for each entity:
 - a composite mention ("breast and ovarian cancer") that the KB does not hold whole gets one
   identifier per conjunct, joined with "|" as NCBI-disease writes them;
 - below `threshold` the entity stays unlinked (NIL: `kb_id_` ""), rather than linked wrongly;
-- with `doc_consistency`, an entity left NIL, or linked to a concept that no other entity of
-  the doc has, takes the best of its candidates that another entity of the doc is linked to
-  (a doc that says "prostate cancer" means it by "prostate carcinoma" too), if that candidate
-  scores at least DOC_FLOOR.
+- with `doc_consistency`, an entity left NIL takes the best of its candidates that another
+  entity of the doc is linked to (a doc that says "prostate cancer" means it by "prostate
+  carcinoma" too), if that candidate scores at least DOC_FLOOR (DOC_COSINE_FLOOR without a
+  ranker); an entity linked to a concept that no other entity of the doc has takes such a
+  candidate if it scores the threshold too.
 """
 
 import json
@@ -47,6 +48,8 @@ _COORDINATION = re.compile(r"\s*,?\s+(?:and/or|and|or)\s+|\s*,\s+|(?<=[a-z])/(?=
 # The least score of a candidate that document consistency picks because another entity of
 # the doc has its concept (see `FastBioLinker._consistent`).
 DOC_FLOOR = 0.02
+# The same for a KB without a ranker, on the cosine's scale: conservative, not fitted.
+DOC_COSINE_FLOOR = 0.6
 
 Link = Tuple[str, float]  # (identifier or NIL, score)
 CACHE_SIZE = 100_000  # (label, text) queries whose best candidate the linker remembers
@@ -85,9 +88,9 @@ def make_fastbioner_linker(
     n_candidates (int): Candidates searched per entity.
     resolve_abbreviations (bool): Link a short form defined in the doc through its long form.
     split_composites (bool): Split coordinated mentions into one concept per conjunct.
-    doc_consistency (bool): Link an entity that is NIL, or whose concept no other entity of the
-        doc has, to its best candidate (scoring DOC_FLOOR or more) whose concept another
-        entity of the doc is linked to.
+    doc_consistency (bool): Link an entity that is NIL (or whose concept no other entity of the
+        doc has) to its best candidate scoring `doc_floor` (the threshold) or more whose concept
+        another entity of the doc is linked to.
     abbreviations_key (str): The `doc.spans` key where `fastbioner_abbreviations` stores the
         short forms (with `span._.long_form`); without it, the linker finds them itself.
     scorer (Optional[Callable]): Scores the links (`nel_micro_p/r/f`).
@@ -247,9 +250,9 @@ class FastBioLinker:
     def _consistent(
         self, plans: List[Tuple[Any, ...]], links: List[Link], tops: Dict[Tuple[str, str], List[Candidate]]
     ) -> List[Link]:
-        """Document consistency: a span left NIL, or linked to a concept that no other span of
-        the doc is linked to, takes its best candidate (score DOC_FLOOR or more) whose concept
-        another span is linked to. Composite spans keep their links; the choices are made from
+        """Document consistency: a span left NIL takes its best candidate scoring `doc_floor` or
+        more whose concept another span of the doc is linked to; a span linked to a concept that
+        no other span has takes such a candidate if it scores the threshold or more. Composite spans keep their links; the choices are made from
         the links decided alone, so that the order of the spans does not matter."""
         counts: Dict[str, int] = {}
         for kb_id, _ in links:
@@ -261,8 +264,10 @@ class FastBioLinker:
         for i, (plan, (kb_id, _)) in enumerate(zip(plans, links)):
             if plan[0] == "composite" or (kb_id and counts[kb_id] > 1):
                 continue
+            # A linked span changes only for a candidate that would be linked on its own score too.
+            floor = self.threshold if kb_id else self.doc_floor
             for candidate in sorted((c for query in plan[1:] for c in tops[query]), key=lambda c: -c.score):
-                if candidate.score < DOC_FLOOR:
+                if candidate.score < floor:
                     break
                 if candidate.entity_ != kb_id and counts.get(candidate.entity_, 0):
                     result[i] = (candidate.entity_, candidate.score)
@@ -370,6 +375,12 @@ class FastBioLinker:
         if self.cfg["threshold"] is not None:
             return float(self.cfg["threshold"])
         return RANKED_THRESHOLD if self.kb.ranker else COSINE_THRESHOLD
+
+    @property
+    def doc_floor(self) -> float:
+        """The least score of a candidate that document consistency gives a NIL entity:
+        DOC_FLOOR for a KB with a ranker, DOC_COSINE_FLOOR without."""
+        return DOC_FLOOR if self.kb.ranker else DOC_COSINE_FLOOR
 
     def _decide(self, plan: Tuple[Any, ...], tops: Dict[Tuple[str, str], List[Candidate]]) -> Link:
         kind, found = plan[0], tops[plan[1]]
