@@ -428,3 +428,46 @@ def test_runtime_package_installs_and_loads_offline(trained, tmp_path, monkeypat
     assert out["single"] == expected
     assert out["multi"] == expected * 3
     assert out["validate"]["compat"] is True
+
+
+def test_auto_package_is_named_by_its_chosen_runtime(trained, tmp_path):
+    """`--runtime auto`: the package holds the form `export --runtime auto` chose on this CPU, is
+    named and required by its runtime, and its card states the choice with each candidate."""
+    for module in ("onnxruntime", "onnx"):
+        pytest.importorskip(module)
+    from helpers import synthetic_sentences, write_iob
+
+    from spacy_fastbioner.runtime.choice import FORMS
+
+    root = trained["root"]
+    calibration = write_iob(tmp_path / "train.tsv", synthetic_sentences(16, seed=4))
+    with pytest.raises(ValueError, match="needs training docs"):
+        package_model(
+            root / "student",
+            tmp_path / "unused",
+            corpus="NCBI-disease",
+            version="0.0.1",
+            meta_template=TEMPLATES / "meta.json",
+            card_template=TEMPLATES / "model-card.md.jinja",
+            runtime="auto",
+        )
+    result = package_model(
+        root / "student",
+        tmp_path / "packages",
+        corpus="NCBI-disease",
+        version="0.0.1",
+        meta_template=TEMPLATES / "meta.json",
+        card_template=TEMPLATES / "model-card.md.jinja",
+        metrics_path=root / "student.json",
+        runtime="auto",
+        calibration=calibration,
+        dev=root / "test.spacy",
+    )
+    choice = result.meta["fastbioner"]["runtime_choice"]
+    runtime = FORMS[choice["form"]].runtime
+    assert result.name == f"{PACKAGE}_{runtime}" and result.meta["fastbioner"]["runtime"] == runtime
+    assert result.meta["requirements"] == requirements(runtime)
+    assert FORMS[choice["form"]].batch_invariant and len(choice["candidates"]) >= 2
+    card = (result.package_dir / "README.md").read_text(encoding="utf8")
+    assert "## Runtime" in card and f"`{choice['form']}`" in card and "| chosen |" in card
+    assert all(f"`{row['form']}`" in card for row in choice["candidates"])

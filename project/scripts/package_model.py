@@ -43,12 +43,19 @@ def main(
     runtime: str = typer.Option(
         "pytorch",
         "--runtime",
-        help="pytorch (the trained pipeline as it is), onnx or openvino (its int8 export to that runtime, named <name>_<runtime>, requiring the runtime)",
+        help="pytorch (the trained pipeline as it is), onnx or openvino (its int8 export to that runtime, named <name>_<runtime>, requiring the runtime), or auto (the fastest batch-invariant form on this CPU, as `export --runtime auto`; named by the runtime it chose)",
     ),
     calibration: Optional[Path] = typer.Option(
         None,
         "--calibration",
         help="With --runtime onnx or openvino: training docs for the int8 export (as `spacy fastbioner export --calibration`; openvino needs them)",
+    ),
+    dev: Optional[Path] = typer.Option(
+        None,
+        "--dev",
+        help="With --runtime auto: gold docs to score each candidate form on",
+        exists=True,
+        dir_okay=False,
     ),
     kb: Optional[Path] = typer.Option(
         None, "--kb", help="KB folder from `spacy fastbioner build-kb`: the package gets a fastbioner_linker with it"
@@ -83,6 +90,7 @@ def main(
             calibration=None if runtime == "pytorch" else calibration,
             kb_path=kb if kb and str(kb) else None,
             linking_paths=[path for path in linking if path.is_file()],
+            dev=dev if runtime == "auto" else None,
         )
     except (ValueError, RuntimeError) as err:
         msg.fail(str(err), exits=1)

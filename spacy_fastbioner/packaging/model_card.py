@@ -311,9 +311,27 @@ def card_context(
         "citation": CITATION,
         "plugin": f"{__title__} {__version__}",
         "linker": linker_info(nlp),
+        "runtime_choice": runtime_choice_rows((meta.get("fastbioner") or {}).get("runtime_choice")),
         "source_kinds": SOURCE_KINDS,
         "linking": read_linking(linking_paths or []),
     }
+
+
+def runtime_choice_rows(choice: Optional[Mapping[str, Any]]) -> Optional[Dict[str, Any]]:
+    """`export --runtime auto`'s choice for the card: the form, why, the CPU class it was measured
+    on, and each candidate's words/s, dev F and why it was not kept; None without a choice."""
+    if not choice:
+        return None
+    rows = [
+        {
+            "form": row["form"],
+            "wps": _count(row.get("words_per_second")),
+            "f": f"{row['f']:.2f}" if isinstance(row.get("f"), (int, float)) else NOT_MEASURED,
+            "kept": "chosen" if row["form"] == choice["form"] else (row.get("why") or "slower"),
+        }
+        for row in choice.get("candidates", [])
+    ]
+    return {"form": choice["form"], "reason": choice.get("reason", ""), "cpu": choice.get("cpu_class"), "rows": rows}
 
 
 def read_linking(paths: List[Path]) -> List[Dict[str, str]]:

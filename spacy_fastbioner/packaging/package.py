@@ -14,7 +14,7 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional, Tuple, cast
 
 import srsly
 from spacy.language import Language
@@ -26,7 +26,7 @@ from .model_card import CORPORA, NOT_MEASURED, base_transformer, card_context, l
 
 ROLES = ("student", "teacher")
 # Runtimes a package can be exported to (`--runtime`); None packages the PyTorch pipeline.
-PACKAGE_RUNTIMES = ("onnx", "openvino")
+PACKAGE_RUNTIMES = ("onnx", "openvino", "auto")
 # The package's __init__.py: spaCy's template, with `load()` limiting the
 # torch threads of forked `nlp.pipe(n_process=...)` workers.
 PACKAGE_INIT = """from pathlib import Path
@@ -154,6 +154,31 @@ def make_meta(
     return meta
 
 
+def _export(
+    nlp: Language,
+    runtime: Optional[str],
+    calibration: Optional[Path],
+    n_calibration: Optional[int],
+    dev: Optional[Path],
+) -> Tuple[Optional[Language], Optional[Dict[str, Any]]]:
+    """The pipeline exported to its runtime (None for PyTorch), and `auto`'s choice (None otherwise)."""
+    if runtime is None:
+        return None, None
+    from ..benchmark.data import load_gold_docs
+    from ..runtime import N_CALIBRATION, export_pipeline
+
+    if runtime == "auto":
+        from ..runtime.auto import export_auto
+
+        train = load_gold_docs(cast(Path, calibration), nlp.vocab)[: n_calibration or max(N_CALIBRATION.values())]
+        gold = load_gold_docs(dev, nlp.vocab) if dev is not None else None
+        return export_auto(nlp, calibration=train, dev=gold)
+    docs = None
+    if calibration is not None:
+        docs = load_gold_docs(calibration, nlp.vocab)[: n_calibration or N_CALIBRATION[runtime]]
+    return export_pipeline(nlp, runtime=runtime, int8=True, calibration=docs), None
+
+
 def add_linker(nlp: Language, kb_path: Path, name: str = "fastbioner_linker") -> None:
     """Add a `fastbioner_linker` with the KB saved at `kb_path` to the end of `nlp`, in place."""
     from ..kb import ConceptKB
@@ -219,6 +244,7 @@ def package_model(
     n_calibration: Optional[int] = None,
     linking_paths: Optional[List[Path]] = None,
     kb_path: Optional[Path] = None,
+    dev: Optional[Path] = None,
 ) -> PackageResult:
     """Package a trained pipeline as an installable wheel with a model card.
     With a runtime, the packaged pipeline is the int8 export of the trained
@@ -236,8 +262,9 @@ def package_model(
     teacher_model_dir (Optional[Path]): The teacher pipeline, for its size.
     benchmark_path (Optional[Path]): The benchmark JSON, for words/sec.
     runtime (Optional[str]): Export the transformer to this runtime ("onnx"
-        or "openvino", int8) and package that; the package is named with a
-        `_<runtime>` suffix and requires the runtime.
+        or "openvino", int8; or "auto", the fastest batch-invariant form for
+        this CPU, `export --runtime auto`) and package that; the package is
+        named with a `_<runtime>` suffix and requires the runtime.
     calibration (Optional[Path]): With a runtime: training docs for the int8
         export (`export --calibration`; OpenVINO needs them).
     n_calibration (Optional[int]): How many of them (the first ones); the
@@ -246,6 +273,7 @@ def package_model(
         normalisation scores (a pipeline with `fastbioner_linker`).
     kb_path (Optional[Path]): A KB from `build-kb`: the package gets a `fastbioner_linker` with
         it at the end of its pipeline (as `spacy fastbioner add-linker` adds one).
+    dev (Optional[Path]): With runtime="auto": gold docs to score each candidate form on.
     RETURNS (PackageResult): The package folder, wheel and meta.
     """
     from spacy.cli.package import package as spacy_package
@@ -255,14 +283,23 @@ def package_model(
         raise ValueError(f"{model_dir}: not a spaCy pipeline (no config.cfg)")
     if calibration is not None and runtime is None:
         raise ValueError("calibration docs are for a package exported to a runtime (--runtime onnx or openvino)")
-    name = model_name(corpus, role, runtime)
+    if runtime == "auto" and calibration is None:
+        raise ValueError("--runtime auto needs training docs (calibration) to calibrate and time the candidates on")
     nlp = load_pipeline(model_dir)
     if kb_path is not None:
         add_linker(nlp, kb_path)
+    exported, choice = _export(nlp, runtime, calibration, n_calibration, dev)
+    if choice is not None:
+        runtime = str(choice["runtime"])
+    name = model_name(corpus, role, runtime)
     scores = read_scores(metrics_path)
     meta = make_meta(
         nlp, srsly.read_json(meta_template), corpus=corpus, role=role, version=version, scores=scores, runtime=runtime
     )
+    if exported is not None:
+        made = exported.meta.get("fastbioner") or {}
+        keys = ("runtime", "quantized", "batch_invariant", "packed", "runtime_choice")
+        meta["fastbioner"].update({key: made[key] for key in keys if key in made})
     context = card_context(
         nlp,
         meta,
@@ -282,19 +319,12 @@ def package_model(
         meta_path = Path(tmp) / "meta.json"
         srsly.write_json(meta_path, meta)
         source_dir = model_dir
-        if kb_path is not None and runtime is None:
+        if exported is not None:
+            source_dir = Path(tmp) / "exported"
+            exported.to_disk(source_dir)
+        elif kb_path is not None:
             source_dir = Path(tmp) / "linked"
             nlp.to_disk(source_dir)
-        if runtime is not None:
-            from ..runtime import N_CALIBRATION, export_pipeline
-
-            source_dir = Path(tmp) / "exported"
-            docs = None
-            if calibration is not None:
-                from ..benchmark.data import load_gold_docs
-
-                docs = load_gold_docs(calibration, nlp.vocab)[: n_calibration or N_CALIBRATION[runtime]]
-            export_pipeline(nlp, runtime=runtime, int8=True, calibration=docs).to_disk(source_dir)
         spacy_package(
             source_dir,
             output_dir,
