@@ -445,3 +445,27 @@ def test_paper_runs_skips_steps_whose_outputs_exist(tmp_path):
     assert paper_runs.outputs_exist(tmp_path, "distill-seed", seed2)
     assert not paper_runs.outputs_exist(tmp_path, "distill-seed", {**seed2, "vars.seed": "3"})
     assert not paper_runs.outputs_exist(tmp_path, "distill-constant-seed", seed2)
+
+
+def test_corpora_without_runs_here_are_kept_from_the_earlier_table(tmp_path):
+    """Runs gathered on another machine stay in the table beside the new ones (an adapted
+    teacher's corpus), marked as kept; a corpus with runs here is gathered again."""
+    from paper_table import CORPORA, gather_paper_table, keep_earlier_corpora
+    from paper_table_md import render_markdown
+
+    metrics = tmp_path / "metrics"
+    for corpus in ("NCBI-disease", "NCBI-disease-adapted"):
+        (metrics / corpus).mkdir(parents=True)
+    write_metrics(metrics / "NCBI-disease" / "teacher.json", 0.80, 0.80, 0.80)
+    earlier = gather_paper_table(metrics, corpora=CORPORA)
+    (metrics / "NCBI-disease" / "teacher.json").unlink()
+    write_metrics(metrics / "NCBI-disease-adapted" / "teacher.json", 0.83, 0.83, 0.83)
+    write_metrics(metrics / "NCBI-disease-adapted" / "student-dynamic-seed1.json", 0.82, 0.82, 0.82)
+    table = gather_paper_table(metrics, corpora=CORPORA)
+    assert keep_earlier_corpora(table, json.loads(json.dumps(earlier))) == ["NCBI-disease"]
+    corpora = table["corpora"]
+    assert corpora["NCBI-disease"]["kept"] and corpora["NCBI-disease"]["variants"]["teacher"]["f"]["mean"] == 80.0
+    adapted = corpora["NCBI-disease-adapted"]["variants"]["student-dynamic"]
+    assert "kept" not in corpora["NCBI-disease-adapted"] and adapted["gap"] == pytest.approx(-1.0)
+    assert adapted["paper_f"] == 88.63  # the paper's NCBI-disease figure, beside the adapted rows too
+    assert "Kept from the earlier table" in render_markdown(table) and "NCBI-disease." in render_markdown(table)

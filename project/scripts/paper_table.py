@@ -21,14 +21,26 @@ import typer
 from paper_table_md import NOT_RUN, render_markdown
 from wasabi import msg
 
-CORPORA = ("NCBI-disease", "BC5CDR-chem", "BC4CHEMD", "BC5CDR")
+# A corpus's runs with a domain-adapted teacher (`adapt-encoder`) are a corpus of their own,
+# "<corpus>-adapted" (metrics/NCBI-disease-adapted/...), so that the table keeps both.
+ADAPTED = "-adapted"
+CORPORA = (
+    "NCBI-disease",
+    "NCBI-disease" + ADAPTED,
+    "BC5CDR-chem",
+    "BC5CDR-chem" + ADAPTED,
+    "BC4CHEMD",
+    "BC4CHEMD" + ADAPTED,
+    "BC5CDR",
+    "BC5CDR" + ADAPTED,
+)
 TEACHER = "teacher"
 DYNAMIC = "student-dynamic"
 CONSTANT = "student-constant"
 NO_KD = "student-nokd"
 VARIANTS = (TEACHER, DYNAMIC, CONSTANT, NO_KD)
 # Corpora with several entity types, whose per-type scores get a table.
-PER_TYPE_CORPORA = ("BC5CDR",)
+PER_TYPE_CORPORA = ("BC5CDR", "BC5CDR" + ADAPTED)
 # FastBioNER (Hu et al. 2021), BioBERT teacher, 12 -> 6 layers: the dynamic-KD
 # student's test F and its gap to the teacher. No BC5CDR (both types) figure.
 PAPER: Dict[str, Dict[str, float]] = {
@@ -200,7 +212,7 @@ def compare(a: Sequence[float], b: Sequence[float]) -> Dict[str, Any]:
 
 
 def _cell(runs: List[Run], teacher_f: Optional[float], variant: str, corpus: str) -> Dict[str, Any]:
-    paper = PAPER.get(corpus) if variant == PAPER_VARIANT else None
+    paper = PAPER.get(corpus.removesuffix(ADAPTED)) if variant == PAPER_VARIANT else None
     cell: Dict[str, Any] = {
         "n": len(runs),
         "status": "ok" if runs else NOT_RUN,
@@ -368,6 +380,23 @@ def write_paper_table(table: Dict[str, Any], output_dir: Path) -> Tuple[Path, Pa
     return md_path, json_path
 
 
+def keep_earlier_corpora(table: Dict[str, Any], earlier: Dict[str, Any]) -> List[str]:
+    """Fill the corpora that have no runs here from an earlier table, marked with
+    "kept": the earlier table's rows stay until their runs are gathered again.
+
+    table (Dict[str, Any]): `gather_paper_table`'s output, changed in place.
+    earlier (Dict[str, Any]): The earlier paper-table.json.
+    RETURNS (List[str]): The corpora kept.
+    """
+    kept = []
+    for corpus, entry in table["corpora"].items():
+        old = earlier.get("corpora", {}).get(corpus)
+        if entry["status"] == NOT_RUN and old and old.get("status") != NOT_RUN:
+            table["corpora"][corpus] = {**old, "kept": True}
+            kept.append(corpus)
+    return kept
+
+
 def main(
     # fmt: off
     metrics_dir: Path = typer.Argument(
@@ -390,6 +419,11 @@ def main(
     corpora: str = typer.Option(
         ",".join(CORPORA), "--corpora", "-c", help="Comma-separated corpora, in the table's order"
     ),
+    keep: bool = typer.Option(
+        True,
+        "--keep/--no-keep",
+        help="Keep the corpora that have no runs in METRICS_DIR from the earlier paper-table.json (runs made on another machine)",
+    ),
     # fmt: on
 ) -> None:
     """Gather the teacher and student metrics of each corpus into the paper's
@@ -404,6 +438,10 @@ def main(
         table = gather_paper_table(metrics_dir, training_dir=training_dir, corpora=names)
     except PaperTableError as err:
         msg.fail("Cannot make the paper table", str(err), exits=1)
+    previous = output_dir / JSON_FILE
+    if keep and previous.is_file():
+        for corpus in keep_earlier_corpora(table, json.loads(previous.read_text(encoding="utf8"))):
+            msg.info(f"{corpus}: no runs in {metrics_dir}; kept from the earlier {previous}")
     md_path, json_path = write_paper_table(table, output_dir)
     for corpus, entry in table["corpora"].items():
         ran = {variant: cell["n"] for variant, cell in entry["variants"].items() if cell["n"]}

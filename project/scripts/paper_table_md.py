@@ -149,8 +149,17 @@ def render_markdown(table: Dict[str, Any]) -> str:
         f"Test-set precision, recall and F1 (%) from the `spacy evaluate --output` files in "
         f"`{table['metrics_dir']}`: mean ± sample standard deviation over seeds (n − 1; {NONE} for one run). "
         "Gap: the student's mean F minus its teacher's. Paper: FastBioNER's dynamic-KD student "
-        f'(BioBERT teacher, 12 → 6 layers) and its gap. "{NOT_RUN}": no metrics file.',
+        f'(BioBERT teacher, 12 → 6 layers) and its gap. "{NOT_RUN}": no metrics file. A corpus '
+        '"<corpus>-adapted" is the same corpus with a domain-adapted teacher (`adapt-encoder`).',
         "",
+    ]
+    kept = [corpus for corpus, entry in corpora.items() if entry.get("kept")]
+    if kept:
+        lines += [
+            f"Kept from the earlier table, whose runs were not on the machine that gathered this one: {', '.join(kept)}.",
+            "",
+        ]
+    lines += [
         "## Test scores",
         "",
     ]

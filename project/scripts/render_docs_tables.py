@@ -107,10 +107,12 @@ def render_readme_results() -> str:
             )
     header = ["corpus", "model", "test F (mean ± SD)", "seeds", "gap to teacher", "FastBioNER F / gap (BioBERT)"]
     lines = _table(header, rows)
+    kept = [corpus for corpus, entry in table["corpora"].items() if entry.get("kept")]
     lines += [
         "",
         f"From `{PAPER_JSON}` ({_last_commit(PAPER_JSON)}), made by {MADE_BY}; every row and the other "
-        "students are in [the results page](docs/results.md).",
+        "students are in [the results page](docs/results.md)."
+        + (f" The rows of {', '.join(kept)} are kept from an earlier gather." if kept else ""),
     ]
     return "\n".join(lines) + "\n"
 
