@@ -23,24 +23,18 @@ from wasabi import msg
 
 # A corpus's runs with a domain-adapted teacher (`adapt-encoder`) are a corpus of their own,
 # "<corpus>-adapted" (metrics/NCBI-disease-adapted/...), so that the table keeps both.
-ADAPTED = "-adapted"
-CORPORA = (
-    "NCBI-disease",
-    "NCBI-disease" + ADAPTED,
-    "BC5CDR-chem",
-    "BC5CDR-chem" + ADAPTED,
-    "BC4CHEMD",
-    "BC4CHEMD" + ADAPTED,
-    "BC5CDR",
-    "BC5CDR" + ADAPTED,
-)
+# The release models (`release` workflow: trained on train + dev) are "<corpus>-release", rows
+# of their own, never mixed with the runs selected on dev.
+ADAPTED, RELEASE = "-adapted", "-release"
+BASE_CORPORA = ("NCBI-disease", "BC5CDR-chem", "BC4CHEMD", "BC5CDR")
+CORPORA = tuple(corpus + suffix for corpus in BASE_CORPORA for suffix in ("", ADAPTED, RELEASE))
 TEACHER = "teacher"
 DYNAMIC = "student-dynamic"
 CONSTANT = "student-constant"
 NO_KD = "student-nokd"
 VARIANTS = (TEACHER, DYNAMIC, CONSTANT, NO_KD)
 # Corpora with several entity types, whose per-type scores get a table.
-PER_TYPE_CORPORA = ("BC5CDR", "BC5CDR" + ADAPTED)
+PER_TYPE_CORPORA = ("BC5CDR", "BC5CDR" + ADAPTED, "BC5CDR" + RELEASE)
 # FastBioNER (Hu et al. 2021), BioBERT teacher, 12 -> 6 layers: the dynamic-KD
 # student's test F and its gap to the teacher. No BC5CDR (both types) figure.
 PAPER: Dict[str, Dict[str, float]] = {
@@ -66,6 +60,14 @@ _RUN_NAME = re.compile(
     r"^(?:(?P<teacher>teacher)|(?P<student>student(?:-[a-z0-9][a-z0-9-]*?)?))(?:-seed(?P<seed>[0-9]+))?$"
 )
 _PRF = (("p", "ents_p"), ("r", "ents_r"), ("f", "ents_f"))
+
+
+def base_corpus(corpus: str) -> str:
+    """The corpus of an adapted-teacher or release row: "NCBI-disease-adapted" -> "NCBI-disease"."""
+    for suffix in (ADAPTED, RELEASE):
+        if corpus.endswith(suffix) and corpus.removesuffix(suffix) in BASE_CORPORA:
+            return corpus.removesuffix(suffix)
+    return corpus
 
 
 class PaperTableError(ValueError):
@@ -212,7 +214,7 @@ def compare(a: Sequence[float], b: Sequence[float]) -> Dict[str, Any]:
 
 
 def _cell(runs: List[Run], teacher_f: Optional[float], variant: str, corpus: str) -> Dict[str, Any]:
-    paper = PAPER.get(corpus.removesuffix(ADAPTED)) if variant == PAPER_VARIANT else None
+    paper = PAPER.get(base_corpus(corpus)) if variant == PAPER_VARIANT else None
     cell: Dict[str, Any] = {
         "n": len(runs),
         "status": "ok" if runs else NOT_RUN,

@@ -142,7 +142,12 @@ def render_markdown(table: Dict[str, Any]) -> str:
     table (Dict[str, Any]): The table, as written to paper-table.json.
     RETURNS (str): The Markdown text.
     """
-    corpora = table["corpora"]
+    # Adapted-teacher and release corpora appear once they have runs.
+    corpora = {
+        corpus: entry
+        for corpus, entry in table["corpora"].items()
+        if entry["status"] != NOT_RUN or not corpus.endswith(("-adapted", "-release"))
+    }
     lines = [
         "# The paper table",
         "",
@@ -150,7 +155,8 @@ def render_markdown(table: Dict[str, Any]) -> str:
         f"`{table['metrics_dir']}`: mean ± sample standard deviation over seeds (n − 1; {NONE} for one run). "
         "Gap: the student's mean F minus its teacher's. Paper: FastBioNER's dynamic-KD student "
         f'(BioBERT teacher, 12 → 6 layers) and its gap. "{NOT_RUN}": no metrics file. A corpus '
-        '"<corpus>-adapted" is the same corpus with a domain-adapted teacher (`adapt-encoder`).',
+        '"<corpus>-adapted" is the same corpus with a domain-adapted teacher (`adapt-encoder`); '
+        '"<corpus>-release": the release models, trained on train + dev with the steps chosen on dev.',
         "",
     ]
     kept = [corpus for corpus, entry in corpora.items() if entry.get("kept")]
