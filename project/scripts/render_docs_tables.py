@@ -19,6 +19,9 @@ it). The blocks:
   `spacy project run gather-paper-table .` wrote it, its headings moved a
   level down;
 - `paper-seeds`: the seeds of every model of the paper table;
+- `speed`: words/s and F of every form on NCBI-disease test, one row group per CPU class,
+  from the committed `results/benchmarks/<cpu class>/ncbi-test/benchmark.json`
+  (`logs`-free: the command is `project/scripts/cpu_class_benchmark.sh`);
 - `linking`: the linker's scores on the raw dev sets, from
   `results/linking/<name>.json` (`spacy project run evaluate-linking .`).
 """
@@ -178,11 +181,50 @@ def render_linking() -> str:
     return "\n".join(_table(header, rows)) + f"\n\nFrom {files} ({'; '.join(dates)}), each with its command.\n"
 
 
+BENCHMARKS = Path("results/benchmarks")
+CPU_CLASSES = {"avx2": "AVX2 only", "avx512-vnni": "AVX-512 with VNNI", "arm-dotprod": "ARM with dot-product"}
+
+
+def render_speed() -> str:
+    """RETURNS (str): One row group per CPU class with a committed NCBI-disease test benchmark:
+    each form's test F, words/s and ratio to the teacher at each thread count."""
+    from spacy_fastbioner.benchmark.cpu import describe_cpu
+
+    files = sorted((ROOT / BENCHMARKS).glob("*/ncbi-test/benchmark.json"))
+    if not files:
+        return "No benchmark file committed yet (`results/benchmarks/<cpu class>/ncbi-test/benchmark.json`).\n"
+    rows, notes = [], []
+    for path in files:
+        cpu_class = path.parent.parent.name
+        results = json.loads(path.read_text(encoding="utf8"))
+        reference = results["settings"]["reference"]
+        for model in results["models"]:
+            speed, accuracy = model["speed"], model.get("accuracy") or {}
+            rows.append(
+                [
+                    CPU_CLASSES.get(cpu_class, cpu_class),
+                    model["name"],
+                    str(model.get("threads") or results["environment"]["torch_threads"]),
+                    f"{100 * accuracy['f']:.2f}" if accuracy.get("f") is not None else "—",
+                    f"{speed['words_per_sec']['median']:,.0f}",
+                    f"{speed['speedup_vs_reference']['median']:.2f}",
+                ]
+            )
+        relative = path.relative_to(ROOT)
+        notes.append(
+            f"{CPU_CLASSES.get(cpu_class, cpu_class)}: {describe_cpu(results['environment']['cpu'])}; "
+            f"`{relative}` ({_last_commit(relative)}); × {reference} within each thread count."
+        )
+    header = ["CPU class", "model", "threads", "test F", "words/s", "× teacher"]
+    return "\n".join(_table(header, rows)) + "\n\n" + "\n".join(f"- {note}" for note in notes) + "\n"
+
+
 RENDERERS: Dict[str, Callable[[], str]] = {
     "readme-results": render_readme_results,
     "paper-table": render_paper_table,
     "paper-seeds": render_paper_seeds,
     "linking": render_linking,
+    "speed": render_speed,
 }
 
 
