@@ -185,9 +185,16 @@ BENCHMARKS = Path("results/benchmarks")
 CPU_CLASSES = {"avx2": "AVX2 only", "avx512-vnni": "AVX-512 with VNNI", "arm-dotprod": "ARM with dot-product"}
 
 
-def render_speed() -> str:
+def render_speed_summary() -> str:
+    """RETURNS (str): The README's speed rows: per CPU class, at one thread, the teacher, the fp32
+    student and the fast student (`export --runtime auto`'s choice there)."""
+    return render_speed(models=("teacher", "student", "auto"), threads=1)
+
+
+def render_speed(models: Sequence[str] = (), threads: int = 0) -> str:
     """RETURNS (str): One row group per CPU class with a committed NCBI-disease test benchmark:
-    each form's test F, words/s and ratio to the teacher at each thread count."""
+    each form's test F, words/s and ratio to the teacher at each thread count (only `models`
+    and `threads` when given)."""
     from spacy_fastbioner.benchmark.cpu import describe_cpu
 
     files = sorted((ROOT / BENCHMARKS).glob("*/ncbi-test/benchmark.json"))
@@ -199,12 +206,15 @@ def render_speed() -> str:
         results = json.loads(path.read_text(encoding="utf8"))
         reference = results["settings"]["reference"]
         for model in results["models"]:
+            n_threads = model.get("threads") or results["environment"]["torch_threads"]
+            if (models and model["name"] not in models) or (threads and n_threads != threads):
+                continue
             speed, accuracy = model["speed"], model.get("accuracy") or {}
             rows.append(
                 [
                     CPU_CLASSES.get(cpu_class, cpu_class),
                     model["name"],
-                    str(model.get("threads") or results["environment"]["torch_threads"]),
+                    str(n_threads),
                     f"{100 * accuracy['f']:.2f}" if accuracy.get("f") is not None else "—",
                     f"{speed['words_per_sec']['median']:,.0f}",
                     f"{speed['speedup_vs_reference']['median']:.2f}",
@@ -213,7 +223,8 @@ def render_speed() -> str:
         relative = path.relative_to(ROOT)
         notes.append(
             f"{CPU_CLASSES.get(cpu_class, cpu_class)}: {describe_cpu(results['environment']['cpu'])}; "
-            f"`{relative}` ({_last_commit(relative)}); × {reference} within each thread count."
+            f"`{relative}` ({_last_commit(relative)}); × {reference} within each thread count; "
+            f"`auto`: the form that `export --runtime auto` chose there (`{relative.parent.parent}/export-auto.log`)."
         )
     header = ["CPU class", "model", "threads", "test F", "words/s", "× teacher"]
     return "\n".join(_table(header, rows)) + "\n\n" + "\n".join(f"- {note}" for note in notes) + "\n"
@@ -225,6 +236,7 @@ RENDERERS: Dict[str, Callable[[], str]] = {
     "paper-seeds": render_paper_seeds,
     "linking": render_linking,
     "speed": render_speed,
+    "speed-summary": render_speed_summary,
 }
 
 
