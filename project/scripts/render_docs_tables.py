@@ -207,7 +207,8 @@ def render_speed(models: Sequence[str] = (), threads: int = 0) -> str:
         reference = results["settings"]["reference"]
         for model in results["models"]:
             n_threads = model.get("threads") or results["environment"]["torch_threads"]
-            if (models and model["name"] not in models) or (threads and n_threads != threads):
+            name = re.sub(r" \(\d+t\)$", "", model["name"])  # a merged run's rows end with their threads
+            if (models and name not in models) or (threads and n_threads != threads):
                 continue
             speed, accuracy = model["speed"], model.get("accuracy") or {}
             rows.append(
@@ -223,7 +224,7 @@ def render_speed(models: Sequence[str] = (), threads: int = 0) -> str:
         relative = path.relative_to(ROOT)
         notes.append(
             f"{CPU_CLASSES.get(cpu_class, cpu_class)}: {describe_cpu(results['environment']['cpu'])}; "
-            f"`{relative}` ({_last_commit(relative)}); × {reference} within each thread count; "
+            f"`{relative}` ({_last_commit(relative)}); × {reference}; "
             f"`auto`: the form that `export --runtime auto` chose there (`{relative.parent.parent}/export-auto.log`)."
         )
     header = ["CPU class", "model", "threads", "test F", "words/s", "× teacher"]
