@@ -51,6 +51,7 @@ INT8_FORMS = {
     "onnx-int8-smooth": "ONNX Runtime int8, smoothed (`export --int8 --calibration`)",
     "openvino-int8": "OpenVINO static int8 (`export --runtime openvino --int8 --calibration`)",
     "openvino-int8-packed": "OpenVINO static int8, packed (`export --runtime openvino --int8 --calibration --packed`)",
+    "auto": "the fast student: the form `export --runtime auto` chose on the CPU it ran on",
 }
 LOG_FILE = "distill_log.jsonl"
 MD_FILE = "paper-table.md"

@@ -49,6 +49,7 @@ README_VARIANTS = {
     "student-dynamic": "student, dynamic KD (half the layers)",
     "student-dynamic-onnx-int8-smooth": "fast student, ONNX Runtime int8, smoothed",
     "student-dynamic-openvino-int8-packed": "fast student, OpenVINO static int8, packed",
+    "student-dynamic-auto": "fast student, `export --runtime auto`",
 }
 
 
