@@ -178,6 +178,17 @@ def test_build_kb_from_all_sources(tmp_path: Path) -> None:
     assert kb.contains_alias("Breast Cancers", "Disease") and not kb.contains_alias("Breast Cancers", "Chemical")
     assert kb.get_entity_freq("D001943") >= 2  # corpus mentions count
     assert (tmp_path / "kb" / "kb.json").is_file() and (tmp_path / "kb" / "kb.npz").is_file()
+    # Its sources, one per file, for the model card, saved with it.
+    kinds = [(source["kind"], source["file"]) for source in kb.sources]
+    assert kinds == [
+        ("pubtator", "train.txt"),
+        ("mesh", "desc_tiny.xml"),
+        ("mesh", "supp_tiny.xml"),
+        ("ctd", "CTD_diseases_tiny.tsv"),
+        ("ctd", "CTD_chemicals_tiny.tsv"),
+    ]
+    assert all(source["names"] > 0 for source in kb.sources)
+    assert ConceptKB().from_disk(tmp_path / "kb").sources == kb.sources
     with pytest.raises(ValueError, match="no source given"):
         build_kb()
 
