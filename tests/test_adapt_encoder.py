@@ -88,6 +88,20 @@ def test_resume_gives_the_state_of_an_uninterrupted_run(tiny_bert, text_file, tm
     assert [r["step"] for r in log if "train_runtime" in r] == [4, 4]
 
 
+def test_stop_at_step_stops_there_and_resumes_to_the_uninterrupted_state(tiny_bert, text_file, tmp_path):
+    straight = tmp_path / "straight"
+    adapt_encoder(tiny_bert, straight, [text_file], settings=SETTINGS, progress_bar=False)
+    resumed = tmp_path / "resumed"
+    part = adapt_encoder(tiny_bert, resumed, [text_file], settings=SETTINGS, stop_at_step=2, progress_bar=False)
+    assert part["steps"] == 2 and not part["complete"]
+    assert (resumed / "checkpoints" / "checkpoint-2").is_dir()
+    report = adapt_encoder(tiny_bert, resumed, [text_file], settings=SETTINGS, progress_bar=False)
+    assert report["steps"] == SETTINGS.max_steps and report["complete"]
+    a, b = weights(straight), weights(resumed)
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], rtol=0, atol=1e-6, msg=name)
+
+
 def test_resume_refuses_other_settings(tiny_bert, text_file, tmp_path):
     out = tmp_path / "adapted"
     adapt_encoder(tiny_bert, out, [text_file], settings=SETTINGS, progress_bar=False)

@@ -39,6 +39,9 @@ def adapt_encoder_cli(
     max_minutes: Optional[float] = Opt(
         None, "--max-minutes", help="Stop with a checkpoint after this many minutes; run again to resume"
     ),
+    stop_at_step: Optional[int] = Opt(
+        None, "--stop-at-step", help="Stop with a checkpoint at this step, keeping the schedule of --max-steps"
+    ),
     n_threads: Optional[int] = Opt(None, "--n-threads", help="torch threads (default: torch's)"),
     allow_test: bool = Opt(False, "--allow-test", help="Accept files named like test splits"),
     # fmt: on
@@ -68,7 +71,13 @@ def adapt_encoder_cli(
     )
     try:
         report = adapt_encoder(
-            encoder, output_path, texts, settings=settings, max_minutes=max_minutes, allow_test=allow_test
+            encoder,
+            output_path,
+            texts,
+            settings=settings,
+            max_minutes=max_minutes,
+            stop_at_step=stop_at_step,
+            allow_test=allow_test,
         )
     except (OSError, ValueError) as err:
         msg.fail(str(err), exits=1)

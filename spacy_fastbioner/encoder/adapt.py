@@ -156,6 +156,7 @@ def adapt_encoder(
     *,
     settings: Optional[AdaptSettings] = None,
     max_minutes: Optional[float] = None,
+    stop_at_step: Optional[int] = None,
     allow_test: bool = False,
     progress_bar: bool = True,
 ) -> Dict[str, Any]:
@@ -172,6 +173,8 @@ def adapt_encoder(
     texts (Sequence[Path]): raw text files, one document per line; never test text.
     settings (AdaptSettings): training settings; defaults when None.
     max_minutes (float): stop (and checkpoint) after this many minutes.
+    stop_at_step (int): stop (and checkpoint) at this step, the schedule still
+        that of `settings.max_steps`: a stop that a later session can repeat.
     allow_test (bool): accept files named like test splits.
     progress_bar (bool): show the Trainer's progress bar.
     RETURNS (Dict[str, Any]): the report, also written to `output_path/adaptation.json`.
@@ -245,7 +248,8 @@ def adapt_encoder(
         def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
             if state.global_step == cfg.head_warmup_steps:
                 control.should_evaluate = True
-            if max_minutes is not None and time.monotonic() - self.start > max_minutes * 60:
+            out_of_time = max_minutes is not None and time.monotonic() - self.start > max_minutes * 60
+            if out_of_time or (stop_at_step is not None and state.global_step >= stop_at_step):
                 control.should_save = True
                 control.should_training_stop = True
 
