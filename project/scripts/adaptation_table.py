@@ -2,21 +2,26 @@
 P/R/F (mean ± sample SD over seeds) from `spacy evaluate --output` files named
 <corpus>/<teacher>-seed<k>.json, and the adaptation's held-out perplexity.
 
-Usage: python project/scripts/adaptation_table.py METRICS_DIR ADAPTED_ENCODER_DIR --output results/adaptation
+Usage: python project/scripts/adaptation_table.py METRICS_DIR ADAPTED_ENCODER_DIR --output results/adaptation \
+    [--training training]
+
+A corpus of the earlier output that METRICS_DIR no longer holds (its runs were
+made on another machine) is kept, marked as kept. With --training, each run's
+budget (steps, peak learning rate, warm-up) is read from its config.cfg.
 """
 
 import json
 import re
 import statistics
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 import typer
 
 TEACHERS = {"teacher-minilm": "MiniLM-L6 as shipped", "teacher-adapted": "MiniLM-L6 adapted (adapt-encoder)"}
 
 
-def gather(metrics_dir: Path) -> Dict[str, Dict[str, Dict[str, object]]]:
+def gather(metrics_dir: Path, training_dir: Optional[Path] = None) -> Dict[str, Dict[str, Dict[str, object]]]:
     table: Dict[str, Dict[str, Dict[str, object]]] = {}
     for corpus_dir in sorted(p for p in metrics_dir.iterdir() if p.is_dir()):
         for teacher in TEACHERS:
@@ -25,9 +30,23 @@ def gather(metrics_dir: Path) -> Dict[str, Dict[str, Dict[str, object]]]:
                 seed = int(re.search(r"seed(\d+)", path.name).group(1))  # type: ignore[union-attr]
                 scores = json.loads(path.read_text(encoding="utf8"))
                 runs[seed] = {k: 100 * scores[k] for k in ("ents_p", "ents_r", "ents_f")}
+                budget = _budget(training_dir / corpus_dir.name / path.stem) if training_dir else None
+                if budget:
+                    runs[seed]["budget"] = budget
             if runs:
                 table.setdefault(corpus_dir.name, {})[teacher] = {"runs": runs, **_summary(list(runs.values()))}
     return table
+
+
+def _budget(run_dir: Path) -> Optional[Dict[str, object]]:
+    """Steps, peak rate and warm-up of a `fastbioner train` run, from its config."""
+    from spacy.util import load_config
+
+    path = run_dir / "model-best" / "config.cfg"
+    if not path.exists():
+        return None
+    schedule = load_config(path, interpolate=False)["training"]["optimizer"]["learn_rate"]
+    return {k: schedule[k] for k in ("total_steps", "initial_rate", "warmup_steps")}
 
 
 def _summary(runs: List[Dict[str, float]]) -> Dict[str, object]:
@@ -39,12 +58,35 @@ def _summary(runs: List[Dict[str, float]]) -> Dict[str, object]:
     return out
 
 
-def main(metrics_dir: Path, adapted: Path, output: Path = typer.Option(Path("results/adaptation"), "--output")):
-    table = gather(metrics_dir)
+def _budget_text(row: Dict[str, object]) -> str:
+    budgets = {json.dumps(r.get("budget"), sort_keys=True) for r in row["runs"].values()}  # type: ignore[attr-defined]
+    if len(budgets) != 1 or budgets == {"null"}:
+        return "—"
+    b = json.loads(budgets.pop())
+    return f"{b['total_steps']:,} steps, rate {b['initial_rate']:g}, warm-up {b['warmup_steps']}"
+
+
+def main(
+    metrics_dir: Path,
+    adapted: Path,
+    output: Path = typer.Option(Path("results/adaptation"), "--output"),
+    training: Optional[Path] = typer.Option(None, "--training", help="Training folder: each run's budget"),
+    keep: bool = typer.Option(True, "--keep/--no-keep", help="Keep corpora of the earlier output absent here"),
+):
+    table = gather(metrics_dir, training)
+    kept = []
+    earlier = output.with_suffix(".json")
+    if keep and earlier.exists():
+        for corpus, rows in json.loads(earlier.read_text(encoding="utf8"))["teachers"].items():
+            if corpus not in table:
+                table[corpus] = rows
+                kept.append(corpus)
+    table = dict(sorted(table.items()))
     report = json.loads((adapted / "adaptation.json").read_text(encoding="utf8"))
     output.parent.mkdir(parents=True, exist_ok=True)
     data = {
         "teachers": table,
+        "kept": kept,
         "adaptation": {
             k: report[k] for k in ("settings", "steps", "complete", "epochs", "heldout_perplexity", "train_blocks")
         },
@@ -55,16 +97,18 @@ def main(metrics_dir: Path, adapted: Path, output: Path = typer.Option(Path("res
     lines = [
         "# Teachers with and without domain-adaptive pretraining",
         "",
-        "Test P/R/F (%), mean ± sample SD over seeds; the same training budget for both teachers.",
+        "Test P/R/F (%), mean ± sample SD over seeds; the same training budget for both teachers of a corpus, "
+        "the final checkpoint chosen on the whole dev set.",
         "",
-        "| corpus | teacher | seeds | P | R | F | F of each seed |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        *([f"Kept from the earlier table (runs made on another machine): {', '.join(kept)}.", ""] if kept else []),
+        "| corpus | teacher | budget | seeds | P | R | F | F of each seed |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for corpus, rows in table.items():
         for teacher, row in rows.items():
             seeds = ", ".join(f"{s}: {r['ents_f']:.2f}" for s, r in sorted(row["runs"].items()))  # type: ignore[union-attr]
             lines.append(
-                f"| {corpus} | {TEACHERS[teacher]} | {row['n']} | {row['ents_p']:.2f} ± {sd(row['ents_p_sd'])} | "
+                f"| {corpus} | {TEACHERS[teacher]} | {_budget_text(row)} | {row['n']} | {row['ents_p']:.2f} ± {sd(row['ents_p_sd'])} | "
                 f"{row['ents_r']:.2f} ± {sd(row['ents_r_sd'])} | {row['ents_f']:.2f} ± {sd(row['ents_f_sd'])} | {seeds} |"
             )
     ppl = report["heldout_perplexity"]
