@@ -353,19 +353,20 @@ def read_linking(paths: List[Path]) -> List[Dict[str, str]]:
                 "name": Path(path).stem,
                 "spans": "gold" if not data["settings"].get("model") else "predicted",
                 "pairs": _count(linker["n_gold"]),
-                "p": _pct(linker["p"] / 100),
-                "r": _pct(linker["r"] / 100),
-                "f": _pct(linker["f"] / 100),
-                "baseline_f": _pct(doc_level["baseline"]["f"] / 100),
-                "ceiling_f": _pct(doc_level["ceiling"]["f"] / 100),
-                "accuracy_in_kb": _pct(_fraction(data["mention_level"].get("accuracy_at_1_in_kb"))),
+                "p": _percent(linker["p"]),
+                "r": _percent(linker["r"]),
+                "f": _percent(linker["f"]),
+                "baseline_f": _percent(doc_level["baseline"]["f"]),
+                "ceiling_f": _percent(doc_level["ceiling"]["f"]),
+                "accuracy_in_kb": _percent(data["mention_level"].get("accuracy_at_1_in_kb")),
             }
         )
     return rows
 
 
-def _fraction(percent: Any) -> Optional[float]:
-    return percent / 100 if isinstance(percent, (int, float)) else None
+def _percent(value: Any) -> str:
+    """A figure already in percent, as evaluate-linking writes them."""
+    return f"{value:.2f}" if isinstance(value, (int, float)) else NOT_MEASURED
 
 
 def render_card(context: Dict[str, Any], template_path: Path) -> str:
