@@ -27,6 +27,7 @@ from helpers import (  # noqa: E402
 
 from spacy_fastbioner.cli import fastbioner_cli  # noqa: E402
 from spacy_fastbioner.encoder.transformer import find_transformer  # noqa: E402
+from spacy_fastbioner.runtime import export_pipeline  # noqa: E402
 from spacy_fastbioner.runtime.auto import export_auto, export_form, record_runtime_choice  # noqa: E402
 from spacy_fastbioner.runtime.choice import (  # noqa: E402
     CANDIDATES,
@@ -171,7 +172,15 @@ def batch_texts(nlp, seed):
     return texts
 
 
-@pytest.mark.parametrize("name", ["onnx-static-int8-packed", "onnx-static-int8-padded", "openvino-static-int8-packed"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "onnx-static-int8-packed",
+        "onnx-static-int8-7bit-packed",
+        "onnx-static-int8-padded",
+        "openvino-static-int8-packed",
+    ],
+)
 def test_fast_forms_are_batch_invariant(trained, name):
     """One document alone gives the same entities as in a shuffled batch of others."""
     form = FORMS[name]
@@ -194,6 +203,32 @@ def test_fast_forms_are_batch_invariant(trained, name):
         # (ONNX Runtime's dynamic int8 differs by about 4e-3 on this model).
         batch = [EXPORT_TEXTS[0], " ".join(["the colon cancer of mice"] * 20)]
         assert numpy.array_equal(head_logits(nlp, batch[:1])[0], head_logits(nlp, batch)[0])
+
+
+def int8_weight_range(nlp):
+    """The smallest and largest int8 weight values of the exported graph."""
+    import onnx
+    from onnx import numpy_helper
+
+    graph = onnx.load_from_string(find_transformer(nlp).model.transformer.model_bytes).graph
+    values = [numpy_helper.to_array(t) for t in graph.initializer if t.data_type == onnx.TensorProto.INT8]
+    assert values, "no int8 weights in the graph"
+    return min(int(v.min()) for v in values), max(int(v.max()) for v in values)
+
+
+def test_7bit_form_keeps_its_weights_in_7_bits(trained):
+    """Without VNNI, int8 kernels add pairs of uint8 x int8 products in 16 bits:
+    7-bit weights cannot saturate them (255 * 64 * 2 < 32,767), 8-bit ones can."""
+    docs = gold_docs(trained, 24, seed=4)
+    seven = export_form(trained, FORMS["onnx-static-int8-7bit-packed"], docs)
+    lo, hi = int8_weight_range(seven)
+    assert -64 <= lo and hi <= 64
+    assert seven.meta["fastbioner"]["weight_bits"] == 7 and seven.meta["fastbioner"]["batch_invariant"]
+    lo, hi = int8_weight_range(export_form(trained, FORMS["onnx-static-int8-packed"], docs))
+    assert min(lo, -hi) < -64
+    assert FORMS["onnx-static-int8-7bit-packed"].title == "ONNX Runtime static int8 (7-bit weights), packed"
+    with pytest.raises(ValueError, match="7-bit weights"):
+        export_pipeline(trained, runtime="onnx", int8=False, reduce_range=True)
 
 
 def test_export_auto_records_its_choice(trained, tmp_path, caplog, monkeypatch):
@@ -250,8 +285,9 @@ def test_onnx_static_int8_cli(trained, tmp_path):
     base = ["export", str(tmp_path / "fp32"), str(tmp_path / "out"), "--runtime", "onnx", "--int8-scheme", "static"]
     result = CliRunner().invoke(fastbioner_cli, base)
     assert result.exit_code == 1 and "calibrat" in result.output
-    result = CliRunner().invoke(fastbioner_cli, base + ["--calibration", str(data), "--packed"])
+    result = CliRunner().invoke(fastbioner_cli, base + ["--calibration", str(data), "--packed", "--7bit-weights"])
     assert result.exit_code == 0, result.output
+    assert spacy.load(tmp_path / "out").meta["fastbioner"]["weight_bits"] == 7
     assert "onnx int8, calibrated on 24 docs, packed" in " ".join(result.output.split())
     assert spacy.load(tmp_path / "out").meta["fastbioner"]["quantized"] == "qint8-static"
     bad = base[:-1] + ["dynamic-ish"]

@@ -50,6 +50,11 @@ def export_cli(
     per_channel: bool = Opt(
         True, "--per-channel/--per-tensor", help="int8 scales per output channel (more accurate) or one per matrix"
     ),
+    reduce_range: bool = Opt(
+        False,
+        "--7bit-weights",
+        help="onnx int8: 7-bit weights, which cannot saturate the 16-bit sums of int8 kernels on CPUs without VNNI (auto tries both there)",
+    ),
     max_batch_items: Optional[int] = Opt(
         None,
         "--max-batch-items",
@@ -134,6 +139,7 @@ def export_cli(
             smooth_alpha=smooth_alpha,
             packed=packed,
             int8_scheme=int8_scheme,
+            reduce_range=reduce_range,
         )
     except (OSError, ValueError) as err:
         msg.fail(f"Cannot export the pipeline {model!r}", str(err), exits=1)

@@ -219,6 +219,7 @@ def to_runtime_objects(
     smooth_alpha: float = DEFAULT_ALPHA,
     packed: bool = False,
     int8_scheme: Optional[str] = None,
+    reduce_range: bool = False,
 ) -> HFObjects:
     """The Hugging Face objects with the PyTorch transformer exported to an
     inference runtime (and quantised to int8 if asked); the tokenizer is kept.
@@ -229,7 +230,8 @@ def to_runtime_objects(
     smoothed (`smoothing.py`) first. OpenVINO: the ONNX export read by OpenVINO;
     int8 is NNCF's static quantisation and needs the calibration batches.
     `packed`: the graph takes packed batches (packing.py), and OpenVINO
-    calibrates on the calibration batches packed.
+    calibrates on the calibration batches packed. `reduce_range`: ONNX
+    Runtime's int8 with 7-bit weights (`quantize_onnx_static`).
     """
     if runtime not in RUNTIMES:
         raise ValueError(f"unknown runtime {runtime!r}: expected one of {RUNTIMES}")
@@ -240,6 +242,8 @@ def to_runtime_objects(
         raise ValueError("calibration batches are for the int8 export only")
     if runtime == "onnx" and int8 and scheme == "static" and not calibration:
         raise ValueError("ONNX Runtime's static int8 needs calibration batches of training sentences")
+    if reduce_range and (runtime != "onnx" or not int8):
+        raise ValueError("reduce_range (7-bit weights) is for ONNX Runtime's int8 export only")
     if runtime == "openvino" and int8 and not calibration:
         raise ValueError(
             "OpenVINO's int8 is static: it needs calibration batches of training sentences "
@@ -260,10 +264,10 @@ def to_runtime_objects(
             if packed:
                 batches = [pack_batch(b, max_row_width(config)).inputs for b in batches]
             model_bytes = quantize_onnx_static(
-                model_bytes, batches, per_channel=per_channel, qdq=True, linear_only=True
+                model_bytes, batches, per_channel=per_channel, qdq=True, linear_only=True, reduce_range=reduce_range
             )
         elif int8:
-            model_bytes = quantize_onnx(model_bytes, per_channel=per_channel)
+            model_bytes = quantize_onnx(model_bytes, per_channel=per_channel, reduce_range=reduce_range)
         exported = OnnxTransformer(model_bytes, config)
     else:
         ir = onnx_to_ir(model_bytes)

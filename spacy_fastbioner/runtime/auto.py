@@ -91,6 +91,7 @@ def export_form(
         int8_scheme=form.int8,
         packed=form.packed,
         calibration=docs,
+        reduce_range=form.reduce_range,
         **settings,
     )
 

@@ -60,6 +60,7 @@ def export_pipeline(
     smooth_alpha: float = DEFAULT_ALPHA,
     packed: Optional[bool] = None,
     int8_scheme: Optional[str] = None,
+    reduce_range: bool = False,
 ) -> Language:
     """A copy of a trained pipeline whose transformer runs in an inference
     runtime. The given pipeline is not changed.
@@ -88,6 +89,8 @@ def export_pipeline(
         runtime's default when None). Dynamic int8 measures activation scales
         per call, so a document's entities can change with its batch; static
         scales are fixed at export (batch-invariant).
+    reduce_range (bool): ONNX Runtime's int8 with 7-bit weights, which cannot
+        saturate the 16-bit sums of CPUs without VNNI (`quantize_onnx_static`).
     RETURNS (Language): The exported pipeline.
     """
     if runtime not in RUNTIMES:
@@ -152,6 +155,7 @@ def export_pipeline(
         smooth_alpha=smooth_alpha,
         packed=packed,
         int8_scheme=scheme,
+        reduce_range=reduce_range,
     )
     new_trf.model.attrs["set_transformer"](new_trf.model, hf_objects)
     meta: Dict[str, Any] = dict(nlp.meta)
@@ -165,6 +169,8 @@ def export_pipeline(
         "smoothing": _smoothing_meta(runtime, calibration, smooth_alpha),
         "packed": packed,
     }
+    if reduce_range:
+        meta["fastbioner"]["weight_bits"] = 7
     requirements = list(meta.get("requirements") or [])
     for dist, requirement in runtime_requirements(runtime).items():
         if not any(r.split(">")[0].split("=")[0].split("<")[0].strip() == dist for r in requirements):

@@ -191,13 +191,14 @@ def export_onnx(model: torch.nn.Module, example_inputs: Dict[str, torch.Tensor],
     return buffer.getvalue()
 
 
-def quantize_onnx(model_bytes: bytes, *, per_channel: bool = True) -> bytes:
+def quantize_onnx(model_bytes: bytes, *, per_channel: bool = True, reduce_range: bool = False) -> bytes:
     """Dynamic int8 quantisation of an ONNX model's MatMuls with constant
     weights (the Linear layers): int8 weights, activations quantised per
     batch, as PyTorch's dynamic quantisation. Needs the `onnx` package.
 
     model_bytes (bytes): The fp32 ONNX model.
     per_channel (bool): One scale per output channel instead of one per matrix.
+    reduce_range (bool): 7-bit weights (see `quantize_onnx_static`).
     RETURNS (bytes): The int8 ONNX model.
     """
     import logging
@@ -220,6 +221,7 @@ def quantize_onnx(model_bytes: bytes, *, per_channel: bool = True) -> bytes:
                 output,
                 op_types_to_quantize=INT8_OP_TYPES,
                 per_channel=per_channel,
+                reduce_range=reduce_range,
                 weight_type=QuantType.QInt8,
                 extra_options={"MatMulConstBOnly": True},
             )
@@ -235,6 +237,7 @@ def quantize_onnx_static(
     per_channel: bool = True,
     qdq: bool = False,
     linear_only: bool = False,
+    reduce_range: bool = False,
 ) -> bytes:
     """Static int8 quantisation of an ONNX model's MatMuls, activation ranges
     calibrated (min/max) on example batches (uint8 activations, int8
@@ -253,6 +256,10 @@ def quantize_onnx_static(
         ONNX Runtime fuses into int8 kernels, rather than QOperator ops.
     linear_only (bool): Quantise only the MatMuls with a constant weight (the
         Linear layers), keeping the attention products in fp32.
+    reduce_range (bool): 7-bit weights. Without VNNI, ONNX Runtime's uint8 x
+        int8 kernels (AVX2's VPMADDUBSW) add pairs of products in 16 bits,
+        which saturate when both factors are large; 7-bit weights cannot
+        (255 * 63 * 2 < 32,767). Not needed with VNNI, harmless there.
     RETURNS (bytes): The int8 ONNX model.
     """
     import logging
@@ -292,6 +299,7 @@ def quantize_onnx_static(
                 quant_format=QuantFormat.QDQ if qdq else QuantFormat.QOperator,
                 op_types_to_quantize=INT8_OP_TYPES,
                 per_channel=per_channel,
+                reduce_range=reduce_range,
                 activation_type=QuantType.QUInt8,
                 weight_type=QuantType.QInt8,
                 calibrate_method=CalibrationMethod.MinMax,
