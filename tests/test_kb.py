@@ -9,12 +9,14 @@ from typing import List
 import numpy as np
 import pytest
 
+from spacy_fastbioner.corpora.readers import read_pubtator
 from spacy_fastbioner.kb import ConceptKB, KBFormatError, KBSourceError, build_kb, normalize, split_identifiers
 from spacy_fastbioner.kb.candidates import CharNgramIndex
-from spacy_fastbioner.kb.names import baseline_key, match_key, stem_key
+from spacy_fastbioner.kb.names import baseline_key, match_key, stem_key, variants
 from spacy_fastbioner.kb.sources import (
     NameRecord,
     ctd_identifier,
+    pubtator_names,
     read_ctd,
     read_mesh,
     read_mesh_descriptors,
@@ -78,6 +80,40 @@ def test_stem_key_meets_derived_forms() -> None:
     assert stem_key("seizure") != stem_key("sepsis")
 
 
+@pytest.mark.parametrize(
+    "mention,variant",
+    [
+        ("Wilson's disease", "wilson"),
+        ("Wilson disease", "wilson syndrome"),
+        ("demyelination of the central nervous system", "central nervous system demyelination"),
+        ("type II diabetes", "type 2 diabete"),
+        ("stage 3 tumours", "stage iii neoplasm"),
+        ("breast carcinomas", "breast neoplasm"),
+        ("sodium warfarin", "warfarin"),
+        ("dothiepin hydrochloride", "dothiepin"),
+    ],
+)
+def test_variants_of_a_mention(mention: str, variant: str) -> None:
+    assert variant in variants(normalize(mention))
+
+
+def test_variants_keep_a_word_and_the_rest_of_the_name() -> None:
+    assert variants(normalize("disease")) == [] and variants(normalize("sodium")) == []
+    assert variants(normalize("carcinoma")) == []  # a site's carcinoma only
+    assert variants(normalize("fragile X syndrome"))[0] == "fragile x"  # X is no numeral here
+    assert all("10" not in v for v in variants(normalize("fragile X syndrome")))
+
+
+def test_variant_of_a_mention_is_a_candidate() -> None:
+    kb = ConceptKB()
+    kb.add_alias("breast neoplasm", ["D001943"], [1], type_="Disease")
+    kb.add_alias("carcinoma", ["D002277"], [3], type_="Disease")
+    kb.add_alias("warfarin", ["D014859"], [1], type_="Chemical")
+    found = kb.get_candidates_batch(["breast carcinoma", "sodium warfarin"], None, k=5)
+    assert [(c.entity_, c.match) for c in found[0] if c.match == "variant"] == [("D001943", "variant")]
+    assert found[1][0].entity_ == "D014859" and found[1][0].match == "variant"
+
+
 def test_baseline_key_is_the_issues_rule() -> None:
     assert baseline_key("Breast-Cancers") == "breast cancer"
     assert baseline_key("colon cancers") == "colon cancer"
@@ -97,7 +133,19 @@ def test_pubtator_names_count_mentions_and_skip_nil(tmp_path: Path) -> None:
         ("D001943|D010051", "Breast and ovarian cancer", "Disease", 1),
         ("D008094", "Lithium", "Chemical", 1),
         ("D001943", "breast cancer", "Disease", 2),
+        # the composite's conjuncts, each a name of its concept
+        ("D001943", "Breast cancer", "Disease", 1),
+        ("D010051", "ovarian cancer", "Disease", 1),
     ]
+    assert len(list(pubtator_names(read_pubtator(write_pubtator(tmp_path)), conjuncts=False))) == 3
+
+
+def test_conjunct_names_follow_the_concepts_named_elsewhere(tmp_path: Path) -> None:
+    # The corpus writes the pair in the other order; "breast cancer" is D001943 elsewhere.
+    text = PUBTATOR.replace("CompositeMention\tD001943|D010051", "CompositeMention\tD010051|D001943")
+    found = [(r.entity, r.name) for r in read_pubtator_names(write_pubtator(tmp_path, text))]
+    assert ("D001943", "Breast cancer") in found and ("D010051", "ovarian cancer") in found
+    assert ("D010051", "Breast cancer") not in found
 
 
 def test_pubtator_names_error_names_line(tmp_path: Path) -> None:

@@ -102,6 +102,16 @@ def test_below_threshold_stays_nil() -> None:
     assert links(doc) == [("breast carcinoma", "D001943")]
 
 
+def test_a_variant_of_the_mention_links() -> None:
+    # The salt's ion left out ("lithium citrate" -> "lithium"), the carcinoma of a site as its
+    # neoplasm: exact matches of variants, above the cosine threshold where 3-grams fall short.
+    nlp, linker = make_nlp(doc_consistency=False)
+    text = "lithium citrate and ovarian carcinoma"
+    doc = nlp(with_ents(nlp, text, [("lithium citrate", "Chemical"), ("ovarian carcinoma", "Disease")]))
+    assert links(doc) == [("lithium citrate", "D008094"), ("ovarian carcinoma", "D010051")]
+    assert linker.kb.get_candidates_batch(["lithium citrate"], "Chemical")[0][0].match == "variant"
+
+
 def test_composite_mentions_get_one_identifier_per_concept() -> None:
     nlp, _ = make_nlp()
     doc = nlp(with_ents(nlp, "Breast and ovarian cancer in families.", [("Breast and ovarian cancer", "Disease")]))
@@ -256,17 +266,18 @@ def test_round_trips_disk_and_bytes_without_pickle(tmp_path: Path, monkeypatch: 
 def test_doc_consistency_links_a_nil_entity_to_a_concept_of_the_doc(consistent: bool) -> None:
     nlp, linker = make_nlp(doc_consistency=consistent)
     linker.kb.add_alias("prostate cancer", ["D011471"], [1], type_="Disease")
-    # A ranker that weighs the cosine alone: an exact match scores 0.95, "prostate carcinoma"
-    # against "prostate cancer" less than the threshold, but more than DOC_FLOOR.
+    # A ranker that weighs the cosine alone: an exact match scores 0.95,
+    # "prostate adenocarcinoma" against "prostate cancer" less than the threshold, but more than
+    # DOC_FLOOR.
     linker.kb.ranker = {"coef": [10.0] + [0.0] * (len(FEATURES) - 1), "intercept": [-7.0]}
-    text = "prostate cancer and prostate carcinoma"
-    doc = nlp(with_ents(nlp, text, [("prostate cancer", "Disease"), ("prostate carcinoma", "Disease")]))
-    top = linker.kb.get_candidates_batch(["prostate carcinoma"], "Disease")[0][0]
+    text = "prostate cancer and prostate adenocarcinoma"
+    doc = nlp(with_ents(nlp, text, [("prostate cancer", "Disease"), ("prostate adenocarcinoma", "Disease")]))
+    top = linker.kb.get_candidates_batch(["prostate adenocarcinoma"], "Disease")[0][0]
     assert linker_module.DOC_FLOOR <= top.score < linker.threshold  # alone, it stays NIL
-    assert links(doc) == [("prostate cancer", "D011471"), ("prostate carcinoma", "D011471" if consistent else "")]
+    assert links(doc) == [("prostate cancer", "D011471"), ("prostate adenocarcinoma", "D011471" if consistent else "")]
 
 
 def test_doc_consistency_needs_another_entity() -> None:
     nlp, _ = make_nlp()
-    doc = nlp(with_ents(nlp, "prostate carcinoma", [("prostate carcinoma", "Disease")]))
-    assert links(doc) == [("prostate carcinoma", "")]
+    doc = nlp(with_ents(nlp, "prostate adenocarcinoma", [("prostate adenocarcinoma", "Disease")]))
+    assert links(doc) == [("prostate adenocarcinoma", "")]

@@ -89,9 +89,14 @@ def collect_errors(path: Path, kb_path: Path, labels: set, n_show: int) -> Dict[
                 "normal": normalize(text),
                 "gold": "|".join(gold),
                 "pred": kb_id or "NIL",
-                "score": round(score, 3),
+                "score": round(float(score), 3),
                 "candidates": [
-                    {"id": c.entity_, "alias": c.alias_, "sim": round(c.similarity, 3), "score": round(c.score, 3)}
+                    {
+                        "id": c.entity_,
+                        "alias": c.alias_,
+                        "sim": round(float(c.similarity), 3),
+                        "score": round(float(c.score), 3),
+                    }
                     for c in found[:n_show]
                 ],
             }

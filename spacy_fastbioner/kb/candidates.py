@@ -33,7 +33,9 @@ class Candidate:
     score (float): The link score: the KB's ranker's probability that the candidate is right
         (`kb.ranking`), or the similarity for a KB without a ranker.
     match (str): How it was found: "exact" (the normal forms are equal), "stem" (equal without
-        derivational suffixes, `names.stem_key`; similarity STEM_SIMILARITY), "ngram", or
+        derivational suffixes, `names.stem_key`; similarity STEM_SIMILARITY), "variant" (a
+        variant of the mention's normal form is the alias, `names.variants`; similarity
+        VARIANT_SIMILARITY), "ngram", or
         "head" (the alias is the mention's last words, found by exact match; its cosine).
     """
 

@@ -20,12 +20,13 @@ import numpy as np
 
 from .aliases import AliasCounts, TypeIndex, build_type, type_arrays, type_from_arrays
 from .candidates import Candidate
-from .names import match_key, normalize, stem_key
+from .names import match_key, normalize, stem_key, variants
 from .ranking import STOPWORDS, Ranker, pair_features, rank_scores
 from .serialize import KBFormatError, arrays_from_msg, arrays_to_msg, dumps, loads, read_npz, write_npz
 
 FORMAT_VERSION = 1
 STEM_SIMILARITY = 0.9  # what a match of stem keys counts for without a ranker
+VARIANT_SIMILARITY = 0.85  # the same for an exact match of a variant (`names.variants`)
 
 
 class ConceptKB:
@@ -170,8 +171,9 @@ class ConceptKB:
         self, mentions: Sequence[str], type_: Optional[str], *, k: int = 10, fuzzy_after_exact: bool = False
     ) -> List[List[Candidate]]:
         """The best k concepts of each mention: its exact match (similarity 1.0, by prior) or
-        else its stem match, then the nearest names by TF-IDF cosine, each concept once with
-        its best similarity; ordered by the ranker's score if the KB has one.
+        else its stem match and the exact matches of its variants (`names.variants`), then the
+        nearest names by TF-IDF cosine, each concept once with its best similarity; ordered by
+        the ranker's score if the KB has one.
 
         mentions (Sequence[str]): The mentions' texts.
         type_ (Optional[str]): Restrict to this entity type (an unknown type: all types).
@@ -194,6 +196,10 @@ class ConceptKB:
                 elif text:
                     for row in index.find_stem(stem_key(mention)):
                         self._collect(found, index, row, STEM_SIMILARITY, "stem")
+                    for variant in variants(text):
+                        row = index.find(variant.replace(" ", ""))
+                        if row >= 0:
+                            self._collect(found, index, row, VARIANT_SIMILARITY, "variant")
             wanted = [
                 text and k and len(results[i]) < k and (fuzzy_after_exact or not exact[i])
                 for i, text in enumerate(texts)

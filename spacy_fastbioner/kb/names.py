@@ -121,6 +121,82 @@ def _stem(word: str) -> str:
     return word
 
 
+# Variants of a mention that a vocabulary may write otherwise, each looked up by exact match
+# (the sieves of D'Souza & Ng 2015, "Sieve-based entity linking for the biomedical domain"):
+# generic words of disorder names that replace one another or are left out ("Wilson disease",
+# "Wilson syndrome", "Wilson"); "X of the Y" as "Y X"; Roman and Arabic numerals after "type",
+# "stage" and the like ("type II" and "type 2"); a site's carcinoma as its neoplasm (MeSH files
+# "breast carcinoma" under Breast Neoplasms); a salt named with its ion ("sodium warfarin",
+# "dothiepin hydrochloride") as the active compound. The ranker weighs such a match by its own
+# feature ("variant"), fitted on the training documents like the others.
+DISORDER_WORDS = ("disease", "disorder", "syndrome", "condition", "abnormality", "anomaly", "impairment")
+_INVERTING = frozenset(["of", "in", "with", "on"])
+_ARTICLES = frozenset(["the", "a", "an"])
+_ROMAN = dict(zip("i ii iii iv v vi vii viii ix x".split(), "1 2 3 4 5 6 7 8 9 10".split()))
+_ROMAN.update({arabic: roman for roman, arabic in list(_ROMAN.items())})
+_NUMBERED = frozenset(["type", "stage", "grade", "class", "group", "phase", "factor"])  # words before a numeral
+SALT_WORDS = frozenset(
+    "sodium disodium potassium calcium magnesium hydrochloride dihydrochloride hcl hydrobromide sulfate "
+    "sulphate bisulfate maleate citrate acetate phosphate mesylate tartrate bitartrate succinate fumarate "
+    "besylate bromide chloride nitrate salt".split()
+)
+
+
+def variants(text: str) -> List[str]:
+    """Other ways of writing a normal form (see DISORDER_WORDS), for exact lookup: "wilson
+    disease" -> "wilson", "wilson disorder", ...; "deficiency of the c7" -> "c7 deficiency";
+    "type ii diabete" -> "type 2 diabete"; "breast carcinoma" -> "breast neoplasm"; "sodium
+    warfarin" -> "warfarin". A variant needs a word besides those it drops.
+
+    text (str): A normal form (`normalize`).
+    RETURNS (List[str]): The variants, without the text itself and without repeats.
+    """
+    words = text.split()
+    found: List[List[str]] = []
+    if len(words) >= 2 and words[-1] in DISORDER_WORDS:
+        found.append(words[:-1])
+        found.extend(words[:-1] + [other] for other in DISORDER_WORDS if other != words[-1])
+    position = next((i for i, word in enumerate(words) if word in _INVERTING), 0)
+    if 0 < position < len(words) - 1:
+        modifier = words[position + 1 :]
+        modifier = modifier[1:] if modifier[0] in _ARTICLES and len(modifier) > 1 else modifier
+        found.append(modifier + words[:position])
+    numbered = [_ROMAN[w] if w in _ROMAN and i and words[i - 1] in _NUMBERED else w for i, w in enumerate(words)]
+    if numbered != words:
+        found.append(numbered)
+    if len(words) >= 2 and "carcinoma" in words[1:]:
+        found.append(["neoplasm" if word == "carcinoma" else word for word in words])
+    kept = [word for word in words if word not in SALT_WORDS]
+    if kept and len(kept) < len(words):
+        found.append(kept)
+    joined = (" ".join(variant) for variant in found)
+    return [variant for variant in dict.fromkeys(joined) if variant and variant != text]
+
+
+# Conjunctions of a composite mention; "/" only between letters ("breast/ovarian cancer").
+_COORDINATION = re.compile(r"\s*,?\s+(?:and/or|and|or)\s+|\s*,\s+|(?<=[a-z])/(?=[a-z])", re.IGNORECASE)
+
+
+def split_composite(text: str) -> List[str]:
+    """The conjuncts of a coordinated mention, each completed with the shared head word:
+    "breast and ovarian cancer" -> ["breast cancer", "ovarian cancer"]; "colon, rectal and
+    skin tumours" -> three. A conjunct of several words stands alone ("breast cancer and
+    ovarian cancer"). The head is the last word of the last conjunct, which must have two
+    words or more; otherwise, or without a conjunction, the mention is not split.
+
+    text (str): The mention.
+    RETURNS (List[str]): The parts, or [] when the mention is not composite.
+    """
+    parts = [part.strip() for part in _COORDINATION.split(text)]
+    if len(parts) < 2 or not all(parts):
+        return []
+    last = parts[-1].split()
+    if len(last) < 2:
+        return []
+    head = last[-1]
+    return [part if len(part.split()) > 1 else f"{part} {head}" for part in parts[:-1]] + [parts[-1]]
+
+
 def match_key(name: str) -> str:
     """The key of exact matching: the normal form without spaces, so that "beta-catenin",
     "beta catenin" and "betacatenin" meet.

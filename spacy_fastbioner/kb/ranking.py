@@ -47,6 +47,7 @@ FEATURES = (
     "head",
     "char_dice",
     "length_ratio",
+    "variant",
 )
 # Rankers fitted before a feature was added have fewer weights: the missing ones (features
 # are only ever appended) count as 0, which gives the scores they were fitted to give.
@@ -130,6 +131,7 @@ def pair_features(mention: str, candidates: Sequence[Candidate], freqs: Sequence
                 float(is_head(words, alias_words)),
                 char_dice(text, candidate.alias_),
                 min(len(key), len(alias_key)) / max(len(key), len(alias_key), 1),
+                float(candidate.match == "variant"),
             ]
         )
     return np.asarray(rows, dtype=np.float32).reshape(len(rows), len(FEATURES))

@@ -12,11 +12,12 @@ CTD's "MESH:" prefix, OMIM as "OMIM:114480".
 import gzip
 import xml.etree.ElementTree as ET
 from collections import Counter
+from itertools import permutations
 from pathlib import Path
 from typing import IO, Dict, Iterable, Iterator, List, NamedTuple, Optional, Tuple, Union, cast
 
 from ..corpora.readers import CorpusError, PubTatorDocument, read_pubtator
-from .names import split_identifiers
+from .names import match_key, split_composite, split_identifiers
 
 DISEASE, CHEMICAL = "Disease", "Chemical"
 # MeSH tree branches: C (Diseases) and F03 (Mental Disorders) as CTD's MEDIC takes them;
@@ -68,27 +69,57 @@ def read_pubtator_names(path: Union[str, Path], type_map: Optional[Dict[str, str
     yield from pubtator_names(documents)
 
 
-def pubtator_names(documents: Iterable[PubTatorDocument]) -> Iterator[NameRecord]:
+def pubtator_names(documents: Iterable[PubTatorDocument], *, conjuncts: bool = True) -> Iterator[NameRecord]:
     """The gold mentions of PubTator documents, each (identifier, text, label, times seen), in
     first-seen order. Mentions without an identifier ("-1" or none) are skipped; a composite
     identifier ("D001943|D010051") is kept whole, as the corpus links that text, and written
     as it was first seen: "D010051|D001943" elsewhere names the same pair of concepts, and
     counts for the same entity (else the two orders split the pair's prior between them).
 
+    With `conjuncts`, each conjunct of a composite mention is a name of its own concept too,
+    after the others ("breast and ovarian cancer", "D001943|D010051": "breast cancer" for
+    D001943, "ovarian cancer" for D010051), when the mention splits (`names.split_composite`)
+    into as many parts as it has concepts. The corpora do not always write the concepts in
+    the order of the conjuncts: of the orders, the one that gives the most parts a name the
+    same concept has elsewhere in the documents is taken (the written order on a tie).
+
     documents (Iterable[PubTatorDocument]): The documents, from `read_pubtator`.
+    conjuncts (bool): Add the conjuncts of composite mentions as names.
     YIELDS (NameRecord): The names.
     """
     counts: Counter = Counter()
     composites: Dict[frozenset, str] = {}  # the concepts of a composite -> its first spelling
+    split: List[Tuple[str, str, str]] = []  # (text, label, identifier as written) of composites
     for doc in documents:
         for (_, _, text, label), concept in zip(doc.mentions, doc.concept_ids):
             if concept and concept != "-1":
                 parts = split_identifiers(concept)
                 if len(parts) > 1:
+                    if "+" not in concept:
+                        split.append((text, label, concept))
                     concept = composites.setdefault(frozenset(parts), concept)
                 counts[(concept, text, label)] += 1
     for (concept, text, label), count in counts.items():
         yield NameRecord(concept, text, label, count)
+    if conjuncts:
+        yield from _conjunct_names(split, counts)
+
+
+def _conjunct_names(composites: List[Tuple[str, str, str]], counts: Counter) -> Iterator[NameRecord]:
+    """The conjuncts of composite mentions as names of their concepts (see `pubtator_names`)."""
+    known = {(match_key(text), label, concept) for concept, text, label in counts}
+    found: Counter = Counter()
+    for text, label, concept in composites:
+        parts, ids = split_composite(text), split_identifiers(concept)
+        if len(parts) != len(ids) or len(set(ids)) != len(ids):
+            continue
+        keys = [match_key(part) for part in parts]
+        orders = permutations(ids) if len(ids) <= 3 else iter([tuple(ids)])
+        best = max(orders, key=lambda order: sum((k, label, c) in known for k, c in zip(keys, order)))
+        for part, entity in zip(parts, best):
+            found[(entity, part, label)] += 1
+    for (entity, part, label), count in found.items():
+        yield NameRecord(entity, part, label, count)
 
 
 def _tree_type(trees: List[str]) -> Optional[str]:

@@ -3,7 +3,9 @@
 
 After the NER (and `fastbioner_abbreviations`, if present), for each entity:
 - the candidates are the KB names of the entity's label ("Disease", "Chemical"): an exact match
-  of the normal form, else the nearest names by character 3-gram TF-IDF cosine;
+  of the normal form, else exact matches of its stem and of its variants (`kb.names.variants`:
+  "X disease" / "X syndrome", "X of the Y" / "Y X", "type II" / "type 2", a salt's ion left
+  out) and the nearest names by character 3-gram TF-IDF cosine;
 - a short form defined in the doc ("adenomatous polyposis coli (APC)") takes the concept of its
   long form, when the long form links;
 - a composite mention ("breast and ovarian cancer") that the KB does not hold whole gets one
@@ -17,7 +19,6 @@ After the NER (and `fastbioner_abbreviations`, if present), for each entity:
 """
 
 import json
-import re
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
@@ -28,6 +29,7 @@ from spacy.tokens import Doc, Span
 from spacy.training import Example
 
 from ..kb.lookup import Candidate, ConceptKB
+from ..kb.names import split_composite
 from .abbreviations import find_abbreviations, is_short_form
 
 NIL = ""
@@ -41,9 +43,6 @@ COSINE_THRESHOLD = 0.8
 SCORE_EXTENSION = "kb_score"
 if not Span.has_extension(SCORE_EXTENSION):
     Span.set_extension(SCORE_EXTENSION, default=None)
-
-# Conjunctions of a composite mention; "/" only between letters ("breast/ovarian cancer").
-_COORDINATION = re.compile(r"\s*,?\s+(?:and/or|and|or)\s+|\s*,\s+|(?<=[a-z])/(?=[a-z])", re.IGNORECASE)
 
 # The least score of a candidate that document consistency picks because another entity of
 # the doc has its concept (see `FastBioLinker._consistent`).
@@ -116,26 +115,6 @@ def make_linker_scorer() -> Callable:
         return Scorer.score_links(examples, negative_labels=[NIL, "NIL", "-1"], **kwargs)
 
     return score
-
-
-def split_composite(text: str) -> List[str]:
-    """The conjuncts of a coordinated mention, each completed with the shared head word:
-    "breast and ovarian cancer" -> ["breast cancer", "ovarian cancer"]; "colon, rectal and
-    skin tumours" -> three. A conjunct of several words stands alone ("breast cancer and
-    ovarian cancer"). The head is the last word of the last conjunct, which must have two
-    words or more; otherwise, or without a conjunction, the mention is not split.
-
-    text (str): The mention.
-    RETURNS (List[str]): The parts, or [] when the mention is not composite.
-    """
-    parts = [part.strip() for part in _COORDINATION.split(text)]
-    if len(parts) < 2 or not all(parts):
-        return []
-    last = parts[-1].split()
-    if len(last) < 2:
-        return []
-    head = last[-1]
-    return [part if len(part.split()) > 1 else f"{part} {head}" for part in parts[:-1]] + [parts[-1]]
 
 
 class FastBioLinker:
