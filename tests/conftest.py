@@ -16,6 +16,25 @@ from helpers import (
 REPO = Path(__file__).parent.parent
 
 
+def pytest_configure(config):
+    """Under pytest-xdist, each worker runs PyTorch with its share of the
+    cores (`make test`: two workers on two cores, one thread each), and so do
+    the processes it starts (OMP_NUM_THREADS), unless OMP_NUM_THREADS is set
+    already. At torch's default, every worker runs as many OpenMP threads as
+    there are cores, and their spinning waits on the cores the other worker
+    holds took about half of the CPU time of the tiny models' training. The
+    tests of behaviour at several threads set their threads themselves."""
+    workers = os.environ.get("PYTEST_XDIST_WORKER_COUNT")
+    if not workers or "OMP_NUM_THREADS" in os.environ:
+        return
+    import torch
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    share = max(1, cores // int(workers))
+    os.environ["OMP_NUM_THREADS"] = str(share)
+    torch.set_num_threads(share)
+
+
 @pytest.fixture(autouse=True)
 def _restore_threads():
     """A test that benchmarks at two threads (`set_threads`) leaves neither

@@ -232,15 +232,14 @@ def test_kill_and_resume_equals_an_uninterrupted_run(tmp_path: Path, raw_text_mo
     with (out / MANIFEST).open("ab") as file_:
         file_.write(b'{"id": "00000-0000')
     (out / SHARDS_DIR / "00000-000096.jsonl.tmp").write_bytes(b"partial")
-    result = subprocess.run(
-        cli(*args, "-o", str(out), "--resume"), env=env(), capture_output=True, text=True, timeout=600
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
+    # The resume through the CLI, in this process: the kill needed a process of its own, the resume does not.
+    code, text = invoke(*args, "-o", str(out), "--resume")
+    assert code == 0, text
     assert outputs(out) == outputs(tmp_path / "whole")
     assert not list((out / SHARDS_DIR).glob("*.tmp"))
     summary = json.loads((out / "summary.json").read_text())
     assert (summary["n_read"], summary["n_written"] + summary["n_errors"]) == (101, 101)
-    # A third run finds everything done and changes nothing (in-process: the CLI was run above).
+    # A third run finds everything done and changes nothing (through the API: the CLI was run above).
     annotate(
         str(raw_text_model),
         [tmp_path / "in.txt"],
@@ -281,28 +280,6 @@ def test_isolated_shards_equal_one_process(tmp_path: Path, raw_text_model: Path)
     assert all(n_children == 1 for done, _, words, n_children in seen if words)
     with pytest.raises(AnnotateError, match="local backend with one process"):
         annotate(str(raw_text_model), [tmp_path / "in.txt"], tmp_path / "x", isolate_shards=True, n_process=2)
-
-
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="isolated shards fork (Linux)")
-def test_isolated_shards_after_the_parent_ran_two_threads(tmp_path: Path, raw_text_model: Path) -> None:
-    """A process that has run the pipeline with two torch threads, then
-    annotates with isolated shards: its forked children must not wait for the
-    parent's OpenMP threads (they run one thread unless told otherwise)."""
-    (tmp_path / "in.txt").write_text("\n".join(texts(12, seed=4)) + "\n", encoding="utf8")
-    script = (
-        "import sys, spacy, torch\n"
-        "from spacy_fastbioner.annotate import annotate\n"
-        "model, data, out = sys.argv[1:]\n"
-        "torch.set_num_threads(2)\n"
-        "nlp = spacy.load(model)\n"
-        "list(nlp.pipe(open(data).read().splitlines() * 4))\n"
-        "print(annotate(model, [data], out, quiet=True, shard_size=4, isolate_shards=True)['n_written'])\n"
-    )
-    environ = {**env(), "OMP_NUM_THREADS": "2"}
-    args = [sys.executable, "-c", script, str(raw_text_model), str(tmp_path / "in.txt"), str(tmp_path / "out")]
-    result = subprocess.run(args, env=environ, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.split()[-1] == "12"
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="isolated shards fork (Linux)")
@@ -396,30 +373,62 @@ def test_a_5mb_document_is_annotated(tmp_path: Path) -> None:
     assert record["entities"][-1]["start"] == text.rindex("aspirin") and record["entities"][-1]["confidence"] is None
 
 
-def test_no_tokenizers_fork_warning(tmp_path: Path, raw_text_model: Path) -> None:
+# Two runs that need a fresh process, in one (each start of Python with torch and spaCy costs
+# seconds): first the parent uses the fast tokenizer's thread pool (a run with one process) before
+# it forks two children, where the tokenizers library would warn in each child unless the run
+# configures its parallelism; then it runs the pipeline with two torch threads and annotates with
+# isolated shards, whose forked children must not wait for the parent's OpenMP threads (they run
+# one thread unless told otherwise).
+FRESH_PROCESS_SCRIPT = """
+import sys, spacy, torch
+from spacy_fastbioner.annotate import annotate
+model, data, data_isolated, out = sys.argv[1:]
+torch.set_num_threads(1)
+annotate(model, [data], out + '1', quiet=True, batch_size=16)
+annotate(model, [data], out + '2', quiet=True, n_process=2, batch_size=8)
+print(MARK, file=sys.stderr, flush=True)
+torch.set_num_threads(2)
+nlp = spacy.load(model)
+list(nlp.pipe(open(data_isolated).read().splitlines() * 4))
+print(annotate(model, [data_isolated], out + '3', quiet=True, shard_size=4, isolate_shards=True)['n_written'])
+"""
+MARK = "-- the isolated shards after two threads --"
+
+
+@pytest.fixture(scope="module")
+def fresh_process(tmp_path_factory, raw_text_model: Path) -> Dict:
+    """FRESH_PROCESS_SCRIPT's run, and its folder."""
+    folder = tmp_path_factory.mktemp("fresh_process")
+    (folder / "in.txt").write_text("\n".join(texts(40)) + "\n", encoding="utf8")
+    (folder / "isolated.txt").write_text("\n".join(texts(12, seed=4)) + "\n", encoding="utf8")
+    environ = {**env(), "OMP_NUM_THREADS": "2"}
+    environ.pop("TOKENIZERS_PARALLELISM", None)
+    script = FRESH_PROCESS_SCRIPT.replace("MARK", repr(MARK))
+    args = [sys.executable, "-c", script, str(raw_text_model)]
+    args += [str(folder / "in.txt"), str(folder / "isolated.txt"), str(folder / "out")]
+    result = subprocess.run(args, env=environ, capture_output=True, text=True, timeout=600)
+    return {"folder": folder, "result": result}
+
+
+def test_no_tokenizers_fork_warning(fresh_process: Dict) -> None:
     """The parent has used the fast tokenizer's thread pool (a run with one
     process) before it forks two children: the tokenizers library would warn
     in each child unless the run configures its parallelism."""
-    (tmp_path / "in.txt").write_text("\n".join(texts(40)) + "\n", encoding="utf8")
-    script = (
-        "import sys\n"
-        "from spacy_fastbioner.annotate import annotate\n"
-        "model, data, out = sys.argv[1:]\n"
-        "annotate(model, [data], out + '1', quiet=True, batch_size=16)\n"
-        "annotate(model, [data], out + '2', quiet=True, n_process=2, batch_size=8)\n"
-    )
-    environ = env()
-    environ.pop("TOKENIZERS_PARALLELISM", None)
-    result = subprocess.run(
-        [sys.executable, "-c", script, str(raw_text_model), str(tmp_path / "in.txt"), str(tmp_path / "out")],
-        env=environ,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stderr
-    assert "huggingface/tokenizers" not in result.stderr + result.stdout
-    assert outputs(tmp_path / "out1") == outputs(tmp_path / "out2")
+    result, folder = fresh_process["result"], fresh_process["folder"]
+    assert MARK in result.stderr, result.stderr[-3000:]
+    before = result.stderr.split(MARK)[0]
+    assert "huggingface/tokenizers" not in before + result.stdout
+    assert outputs(folder / "out1") == outputs(folder / "out2")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="isolated shards fork (Linux)")
+def test_isolated_shards_after_the_parent_ran_two_threads(fresh_process: Dict) -> None:
+    """A process that has run the pipeline with two torch threads, then
+    annotates with isolated shards: its forked children must not wait for the
+    parent's OpenMP threads (they run one thread unless told otherwise)."""
+    result = fresh_process["result"]
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.split()[-1] == "12"
 
 
 def test_api_refuses_bad_settings(tmp_path: Path, raw_text_model: Path) -> None:

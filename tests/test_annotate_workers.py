@@ -42,7 +42,9 @@ def read_jsonl(path: Path) -> List[Dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf8").splitlines()]
 
 
-# Item 5: confidence under fork, spawn and forkserver.
+# Item 5: confidence under fork, spawn and forkserver: one process (each start
+# of Python with torch and spaCy costs seconds) runs the pipeline alone, then
+# with two workers started by each method in turn.
 
 CONFIDENCE_SCRIPT = """
 import json, multiprocessing, sys
@@ -50,29 +52,39 @@ from spacy_fastbioner.annotate.local import load_pipeline
 from spacy_fastbioner.annotate.confidence import doc_entities
 from spacy_fastbioner.util.threads import limit_torch_threads_in_children
 
-model, method, texts = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
-multiprocessing.set_start_method(method, force=True)
+model, methods, texts = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3])
 limit_torch_threads_in_children()
 nlp = load_pipeline(model)
-single = [doc_entities(doc) for doc in nlp.pipe(texts)]
-multi = [doc_entities(doc) for doc in nlp.pipe(texts, n_process=2, batch_size=2)]
-print(json.dumps({"single": single, "multi": multi}))
+out = {"single": [doc_entities(doc) for doc in nlp.pipe(texts)]}
+for method in methods:
+    print("n_process=2 with", method, file=sys.stderr, flush=True)
+    multiprocessing.set_start_method(method, force=True)
+    out[method] = [doc_entities(doc) for doc in nlp.pipe(texts, n_process=2, batch_size=2)]
+print(json.dumps(out))
 """
+METHODS = ["fork", "spawn", "forkserver"]
 
 
-@pytest.mark.parametrize("method", ["fork", "spawn", "forkserver"])
-def test_confidence_under_every_start_method(raw_text_model: Path, method: str) -> None:
+@pytest.fixture(scope="module")
+def start_methods_run(raw_text_model: Path) -> dict:
+    """CONFIDENCE_SCRIPT's output for the start methods that exist here."""
     import multiprocessing
 
-    if method not in multiprocessing.get_all_start_methods():
-        pytest.skip(f"{method} does not exist here")
     from helpers import synthetic_sentences
 
+    methods = [method for method in METHODS if method in multiprocessing.get_all_start_methods()]
     texts = [" ".join(words) + " ." for words, _ in synthetic_sentences(8, seed=5)]
-    args = [sys.executable, "-c", CONFIDENCE_SCRIPT, str(raw_text_model), method, json.dumps(texts)]
+    args = [sys.executable, "-c", CONFIDENCE_SCRIPT, str(raw_text_model), json.dumps(methods), json.dumps(texts)]
     result = subprocess.run(args, env=env(), capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
-    out = json.loads(result.stdout.strip().splitlines()[-1])
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_confidence_under_every_start_method(start_methods_run: dict, method: str) -> None:
+    if method not in start_methods_run:
+        pytest.skip(f"{method} does not exist here")
+    out = {"single": start_methods_run["single"], "multi": start_methods_run[method]}
     entities = [e for doc in out["multi"] for e in doc]
     assert entities, "the tiny pipeline finds no entities: the test would be vacuous"
     assert all(e[3] is not None and 0.0 < e[3] <= 1.0 for e in entities)

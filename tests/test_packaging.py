@@ -74,18 +74,20 @@ print(json.dumps({{
 """
 
 
-def install_and_check(tmp_path: Path, wheel: Path, package: str, **env_extra: str) -> Tuple[Path, dict]:
-    """Install the plugin's and a package's wheels into a fresh venv, offline,
-    run CHECK_SCRIPT there, and return the venv's python and the script's output."""
+def install_and_check(tmp_path: Path, plugin: Path, wheel: Path, package: str, **env_extra: str) -> Tuple[Path, dict]:
+    """Install the plugin's wheel and a package's wheel into a fresh venv,
+    offline, run CHECK_SCRIPT there, and return the venv's python and the
+    script's output."""
     python = fresh_venv(tmp_path)
     subprocess.run(
         [sys.executable, "-m", "pip", "--python", str(python), "install", "--no-index", "--no-deps",
-         str(build_plugin(tmp_path)), str(wheel)],
+         str(plugin), str(wheel)],
         check=True,
         capture_output=True,
         timeout=900,
     )  # fmt: skip
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    # OMP_NUM_THREADS too (conftest sets it for xdist workers): the package runs at torch's default unless told.
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "OMP_NUM_THREADS")}
     env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", HF_HOME=str(tmp_path / "hf"), **env_extra)
     (tmp_path / "check.py").write_text(CHECK_SCRIPT.format(package=package), encoding="utf8")
     # The shape of spaCy's published table (explosion/spacy-models compatibility.json): the installed
@@ -251,6 +253,12 @@ def test_model_card_never_shows_another_models_figures(trained, tmp_path):
     assert context["comparison"]["wps"] == NOT_MEASURED
 
 
+@pytest.fixture(scope="module")
+def plugin_wheel(tmp_path_factory) -> Path:
+    """The plugin's wheel (built once, for every package that is installed)."""
+    return build_plugin(tmp_path_factory.mktemp("plugin"))
+
+
 def build_plugin(tmp_path: Path) -> Path:
     """The plugin's sdist, and its wheel built from the sdist, offline."""
     src = tmp_path / "src"
@@ -311,7 +319,7 @@ def fresh_venv(tmp_path: Path) -> Path:
     return python
 
 
-def test_package_installs_and_loads_offline(trained, tmp_path, monkeypatch):
+def test_package_installs_and_loads_offline(trained, plugin_wheel, tmp_path, monkeypatch):
     """The package, with a `fastbioner_linker` and its KB (`--kb`), installs into a fresh venv
     and loads there offline; its card states the KB's sources and size."""
     from spacy_fastbioner.kb import ConceptKB
@@ -355,7 +363,7 @@ def test_package_installs_and_loads_offline(trained, tmp_path, monkeypatch):
     with zipfile.ZipFile(result.wheel) as zf:
         assert f"{PACKAGE}/{PACKAGE}-0.0.1/README.md" in zf.namelist()
         assert "spacy_models" in zf.read(f"{PACKAGE}-0.0.1.dist-info/entry_points.txt").decode()
-    python, out = install_and_check(tmp_path, result.wheel, PACKAGE)
+    python, out = install_and_check(tmp_path, plugin_wheel, result.wheel, PACKAGE)
     venv = python.parent.parent
     assert Path(out["plugin"]).is_relative_to(venv) and Path(out["model"]).is_relative_to(venv)
     assert out["meta"]["name"] == "fastbioner_ncbi_disease" and out["meta"]["version"] == "0.0.1"
@@ -374,7 +382,7 @@ def test_package_installs_and_loads_offline(trained, tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("runtime", ["onnx", "openvino"])
-def test_runtime_package_installs_and_loads_offline(trained, tmp_path, monkeypatch, runtime):
+def test_runtime_package_installs_and_loads_offline(trained, plugin_wheel, tmp_path, monkeypatch, runtime):
     """`package-student --runtime onnx|openvino`: the int8 export of the
     student, named `..._<runtime>`, requiring its runtime, loads offline in a
     fresh environment and annotates as the export does here (also with
@@ -418,7 +426,7 @@ def test_runtime_package_installs_and_loads_offline(trained, tmp_path, monkeypat
     assert any(r.startswith(dist) for r in result.meta["requirements"])
     assert result.meta["fastbioner"]["runtime"] == runtime
     # Two threads in the parent: forked workers once hung on the parent's ONNX Runtime thread pool.
-    python, out = install_and_check(tmp_path, result.wheel, package, OMP_NUM_THREADS="2")
+    python, out = install_and_check(tmp_path, plugin_wheel, result.wheel, package, OMP_NUM_THREADS="2")
     assert out["meta"]["name"] == f"fastbioner_ncbi_disease_{runtime}"
     from spacy_fastbioner.benchmark.data import load_gold_docs
 

@@ -1,37 +1,34 @@
 """Thread limits where `nlp.pipe(n_process=N)` workers start, not when a
-pipeline is made; the int8 pipeline under fork and spawn."""
+pipeline is made; the int8 pipeline under fork and spawn.
 
+One child process per start method runs every runtime's int8 pipeline (each
+start of Python with torch and spaCy costs seconds): the tests below read
+their figures from those two runs."""
+
+import importlib.util
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Callable, Dict
 
 import pytest
 import torch
 
 from spacy_fastbioner.runtime.quantize import quantize_pipeline
 
-HOOKS_SCRIPT = """
-import os, sys
+# Loads and runs every pipeline in the parent at 2 threads (recording the fork
+# hooks that this registers: none may be the plugin's), then sets the limit
+# for children (twice: one hook), then runs each pipeline with n_process=2.
+N_PROCESS_SCRIPT = """
+import faulthandler, json, multiprocessing, os, sys
 hooks = []
 real = os.register_at_fork
 def register_at_fork(**kwargs):
     hooks.extend(str(getattr(hook, "__module__", "")) for hook in kwargs.values())
     real(**kwargs)
 os.register_at_fork = register_at_fork
-import spacy
-nlp = spacy.load(sys.argv[1])
-nlp("breast cancer in mice")
-made = [m for m in hooks if m.startswith("spacy_fastbioner")]
-from spacy_fastbioner import limit_torch_threads_in_children
-limit_torch_threads_in_children()
-limit_torch_threads_in_children(2)
-print(made, [m for m in hooks if m.startswith("spacy_fastbioner")])
-"""
-
-N_PROCESS_SCRIPT = """
-import json, multiprocessing, sys
 import spacy, torch
 from spacy.language import Language
 from spacy_fastbioner import limit_torch_threads_in_children
@@ -44,20 +41,34 @@ def thread_probe(doc):
 def ents(doc):
     return [[e.start_char, e.end_char, e.label_] for e in doc.ents]
 
-def main(model, method):
+def ours():
+    return [m for m in hooks if m.startswith("spacy_fastbioner")]
+
+def main(method, models, texts, timeout):
     multiprocessing.set_start_method(method, force=True)
     torch.set_num_threads(2)
-    limit_torch_threads_in_children()
-    nlp = spacy.load(model)
-    nlp.add_pipe("thread_probe")
-    texts = json.loads(sys.argv[3])
-    single = [ents(doc) for doc in nlp.pipe(texts)]  # the parent runs torch first
-    docs = list(nlp.pipe(texts, n_process=2, batch_size=2))
-    threads = sorted({doc.user_data["torch_threads"] for doc in docs})
-    print(json.dumps({"single": single, "multi": [ents(doc) for doc in docs], "threads": threads}))
+    out = {}
+    pipelines = {}
+    for runtime, model in models.items():
+        nlp = spacy.load(model)
+        nlp.add_pipe("thread_probe")
+        pipelines[runtime] = nlp
+        out[runtime] = {"single": [ents(doc) for doc in nlp.pipe(texts)]}  # the parent runs torch first
+    made = ours()
+    limit_torch_threads_in_children(2)
+    limit_torch_threads_in_children()  # the children's number is the last call's: 1
+    out["hooks"] = {"made": made, "limited": ours()}
+    for runtime, nlp in pipelines.items():
+        print("n_process=2 with", runtime, file=sys.stderr, flush=True)
+        faulthandler.dump_traceback_later(timeout, exit=True)  # a hang ends the run, and says so
+        docs = list(nlp.pipe(texts, n_process=2, batch_size=2))
+        faulthandler.cancel_dump_traceback_later()
+        out[runtime]["multi"] = [ents(doc) for doc in docs]
+        out[runtime]["threads"] = sorted({doc.user_data["torch_threads"] for doc in docs})
+    print(json.dumps(out))
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2])
+    main(sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3]), int(sys.argv[4]))
 """
 
 TEXTS = [
@@ -67,37 +78,31 @@ TEXTS = [
     "",
     "we report that the study showed high tumour levels",
 ]
+# Seconds that one runtime's nlp.pipe(n_process=2) may take before it counts as hung.
+HANG_SECONDS = 120
 
 
 @pytest.fixture(scope="module")
-def int8_dir(trained_teacher, tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("threads") / "int8"
-    quantize_pipeline(trained_teacher).to_disk(path)
-    return path
-
-
-@pytest.fixture(scope="module")
-def onnx_int8_dir(trained_teacher, tmp_path_factory) -> Path:
-    pytest.importorskip("onnxruntime")
-    from spacy_fastbioner.runtime import export_pipeline
-
-    path = tmp_path_factory.mktemp("threads") / "onnx-int8"
-    export_pipeline(trained_teacher, int8=True).to_disk(path)
-    return path
-
-
-@pytest.fixture(scope="module")
-def openvino_int8_dir(trained_teacher, tmp_path_factory) -> Path:
-    pytest.importorskip("openvino")
-    pytest.importorskip("nncf")
+def int8_models(trained_teacher, tmp_path_factory) -> Dict[str, Path]:
+    """The int8 form of the tiny teacher for PyTorch and for each inference
+    runtime installed here, saved, by runtime."""
     from helpers import make_examples, synthetic_sentences
 
     from spacy_fastbioner.runtime import export_pipeline
 
-    calibration = [eg.reference for eg in make_examples(trained_teacher, synthetic_sentences(16, seed=4))]
-    path = tmp_path_factory.mktemp("threads") / "openvino-int8"
-    export_pipeline(trained_teacher, runtime="openvino", int8=True, calibration=calibration).to_disk(path)
-    return path
+    root = tmp_path_factory.mktemp("threads")
+    quantize_pipeline(trained_teacher).to_disk(root / "int8")
+    models = {"pytorch": root / "int8"}
+    if importlib.util.find_spec("onnxruntime"):
+        export_pipeline(trained_teacher, int8=True).to_disk(root / "onnx-int8")
+        models["onnx"] = root / "onnx-int8"
+    if importlib.util.find_spec("openvino") and importlib.util.find_spec("nncf"):
+        calibration = [eg.reference for eg in make_examples(trained_teacher, synthetic_sentences(16, seed=4))]
+        export_pipeline(trained_teacher, runtime="openvino", int8=True, calibration=calibration).to_disk(
+            root / "openvino-int8"
+        )
+        models["openvino"] = root / "openvino-int8"
+    return models
 
 
 def _env():
@@ -108,40 +113,61 @@ def _env():
     return env
 
 
-def test_making_a_pipeline_registers_no_fork_hook(int8_dir):
-    result = subprocess.run(
-        [sys.executable, "-c", HOOKS_SCRIPT, str(int8_dir)], capture_output=True, text=True, env=_env(), timeout=600
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    made, limited = result.stdout.strip().splitlines()[-1].split("] [")
-    assert made == "[", f"loading and running a pipeline registered fork hooks: {made}]"
-    assert limited == "'spacy_fastbioner.util.threads']"  # once, however often it is called
+@pytest.fixture(scope="module")
+def n_process_run(int8_models, tmp_path_factory) -> Callable[[str], dict]:
+    """The output of N_PROCESS_SCRIPT under a start method, run once per method."""
+    runs: Dict[str, dict] = {}
+
+    def run(method: str) -> dict:
+        if method not in runs:
+            script = tmp_path_factory.mktemp(method) / "n_process.py"
+            script.write_text(N_PROCESS_SCRIPT, encoding="utf8")
+            models = json.dumps({runtime: str(path) for runtime, path in int8_models.items()})
+            args = [sys.executable, str(script), method, models, json.dumps(TEXTS), str(HANG_SECONDS)]
+            timeout = 60 + HANG_SECONDS * (1 + len(int8_models))
+            try:
+                result = subprocess.run(args, capture_output=True, text=True, env=_env(), timeout=timeout)
+                runs[method] = {"returncode": result.returncode, "stdout": result.stdout, "stderr": result.stderr}
+            except subprocess.TimeoutExpired as err:
+                stderr = err.stderr.decode() if isinstance(err.stderr, bytes) else err.stderr or ""
+                runs[method] = {"returncode": None, "stdout": "", "stderr": stderr + "\nTimeout (the whole run)"}
+        return runs[method]
+
+    return run
+
+
+def _output(run: dict, method: str, runtime: str) -> dict:
+    """The script's figures, or the test's failure: a hang names the runtime that hung."""
+    stderr = run["stderr"]
+    if run["returncode"] != 0 and "Timeout" in stderr:
+        started = [line.split()[-1] for line in stderr.splitlines() if line.startswith("n_process=2 with ")]
+        hung = started[-1] if started else "loading"
+        if hung == runtime:
+            pytest.fail(
+                f"nlp.pipe(n_process=2) with {method} and {runtime} hung: forked workers that inherit the "
+                "parent's threads wait forever for its thread pool"
+            )
+        pytest.fail(f"the {method} run hung at {hung}, before {runtime}'s figures: {stderr[-3000:]}")
+    assert run["returncode"] == 0, stderr[-3000:]
+    return json.loads(run["stdout"].strip().splitlines()[-1])
+
+
+def test_making_a_pipeline_registers_no_fork_hook(n_process_run):
+    """Loading and running the int8 pipelines (of every runtime) registers no
+    fork hook; the children's limit registers one, however often it is set."""
+    hooks = _output(n_process_run("fork"), "fork", "pytorch")["hooks"]
+    assert hooks["made"] == [], f"loading and running a pipeline registered fork hooks: {hooks['made']}"
+    assert hooks["limited"] == ["spacy_fastbioner.util.threads"]  # once, however often it is called
 
 
 @pytest.mark.parametrize("runtime", ["pytorch", "onnx", "openvino"])
 @pytest.mark.parametrize("method", ["fork", "spawn"])
-def test_n_process_with_an_int8_pipeline(request, tmp_path, method, runtime):
+def test_n_process_with_an_int8_pipeline(n_process_run, int8_models, method, runtime):
     """The parent runs the pipeline at 2 threads first: an inference runtime's
     workers must not wait for the parent's thread pool (README: Fast inference)."""
-    fixture = {"pytorch": "int8_dir", "onnx": "onnx_int8_dir", "openvino": "openvino_int8_dir"}[runtime]
-    model = request.getfixturevalue(fixture)
-    script = tmp_path / "n_process.py"
-    script.write_text(N_PROCESS_SCRIPT, encoding="utf8")
-    try:
-        result = subprocess.run(
-            [sys.executable, str(script), str(model), method, json.dumps(TEXTS)],
-            capture_output=True,
-            text=True,
-            env=_env(),
-            timeout=120,
-        )
-    except subprocess.TimeoutExpired:
-        pytest.fail(
-            f"nlp.pipe(n_process=2) with {method} and {runtime} hung: forked workers that inherit the "
-            "parent's threads wait forever for its thread pool"
-        )
-    assert result.returncode == 0, result.stderr[-3000:]
-    out = json.loads(result.stdout.strip().splitlines()[-1])
+    if runtime not in int8_models:
+        pytest.skip(f"the {runtime} runtime is not installed")
+    out = _output(n_process_run(method), method, runtime)[runtime]
     assert any(out["single"]), "the tiny pipeline finds no entities: the comparison would be vacuous"
     assert out["multi"] == out["single"]
     if method == "fork":

@@ -55,8 +55,8 @@ def distill(
     student: Language,
     output_path: Optional[Path] = None,
     *,
-    stdout: IO = sys.stdout,
-    stderr: IO = sys.stderr,
+    stdout: Optional[IO] = None,
+    stderr: Optional[IO] = None,
 ) -> Tuple[Language, Optional[Path]]:
     """Distil a teacher pipeline into an initialized student pipeline, with the
     settings of the student config's `[distillation]` and `[training]` blocks.
@@ -66,9 +66,13 @@ def distill(
     teacher (Language): The trained teacher; never updated.
     student (Language): The initialized student with the full config.
     output_path (Optional[Path]): Where to save the student.
+    stdout, stderr (Optional[IO]): Where the log goes; sys.stdout and
+        sys.stderr as they are at the call (as spaCy's `train`), when None.
     RETURNS (Tuple[Language, Optional[Path]]): The student and the path of
         model-last.
     """
+    stdout = sys.stdout if stdout is None else stdout
+    stderr = sys.stderr if stderr is None else stderr
     msg = Printer(no_print=True)
     config = student.config.interpolate()
     if "distillation" not in config:
