@@ -3,6 +3,7 @@ uncased and cased: equivalence with PyTorch, int8, serialisation, loading
 without pickle, and the CLI."""
 
 import pickle
+import re
 from pathlib import Path
 
 import numpy
@@ -509,3 +510,32 @@ def test_paper_shape_onnx_rows(tiny_bert, tmp_path):
         transformer = find_transformer(spacy.load(paths[name])).model.transformer
         assert isinstance(transformer, OnnxTransformer) and transformer.config.num_hidden_layers == 1
         assert transformer.is_int8 == (name == "student-onnx-int8")
+
+
+def test_static_int8_keeps_excluded_layers_in_fp32(exported):
+    """The static int8 study's knob: excluded layers keep their fp32 weights,
+    the others are quantised as without it; a pattern that matches nothing fails."""
+    import onnx
+
+    from spacy_fastbioner.runtime.architecture import example_inputs
+    from spacy_fastbioner.runtime.onnx_model import quantize_onnx_static
+
+    trf = find_transformer(spacy.load(exported["fp32"])).model
+    fp32 = trf.transformer
+    batch = {k: v.numpy() for k, v in example_inputs(trf.tokenizer, EXPORT_TEXTS[:3]).items()}
+
+    def quantized_matmuls(model_bytes):
+        """The MatMuls whose weight input comes through a DequantizeLinear."""
+        graph = onnx.load_from_string(model_bytes).graph
+        dequantized = {out for node in graph.node if node.op_type == "DequantizeLinear" for out in node.output}
+        return {n.name for n in graph.node if n.op_type == "MatMul" and set(n.input) & dequantized}
+
+    plain = quantize_onnx_static(fp32.model_bytes, [batch], qdq=True, linear_only=True)
+    ffn_out = {name for name in quantized_matmuls(plain) if re.search(r"layer\.\d+/output/dense", name)}
+    assert ffn_out, "no feed-forward output layer quantised: the check would be vacuous"
+    kept = quantize_onnx_static(
+        fp32.model_bytes, [batch], qdq=True, linear_only=True, exclude=[r"layer\.\d+/output/dense/MatMul"]
+    )
+    assert quantized_matmuls(kept) == quantized_matmuls(plain) - ffn_out
+    with pytest.raises(ValueError, match="no node of the graph matches"):
+        quantize_onnx_static(fp32.model_bytes, [batch], exclude=["no-such-layer"])

@@ -5,6 +5,7 @@ batch invariance of the fast forms on a tiny BERT."""
 
 import logging
 import random
+import re
 
 import numpy
 import pytest
@@ -38,6 +39,7 @@ from spacy_fastbioner.runtime.choice import (  # noqa: E402
     warn_if_slow,
 )
 from spacy_fastbioner.runtime.cpu import cpu_class, parse_cpuinfo_flags, read_cpu_flags  # noqa: E402
+from spacy_fastbioner.runtime.onnx_model import FFN_OUTPUT_LAYERS  # noqa: E402
 
 EPYC_AVX2 = {"fpu", "sse4_2", "avx", "avx2", "fma", "sha_ni"}
 SKYLAKE_AVX512 = EPYC_AVX2 | {"avx512f", "avx512bw"}
@@ -177,6 +179,7 @@ def batch_texts(nlp, seed):
     [
         "onnx-static-int8-packed",
         "onnx-static-int8-7bit-packed",
+        "onnx-static-int8-ffn-fp32-packed",
         "onnx-static-int8-padded",
         "openvino-static-int8-packed",
     ],
@@ -229,6 +232,25 @@ def test_7bit_form_keeps_its_weights_in_7_bits(trained):
     assert FORMS["onnx-static-int8-7bit-packed"].title == "ONNX Runtime static int8 (7-bit weights), packed"
     with pytest.raises(ValueError, match="7-bit weights"):
         export_pipeline(trained, runtime="onnx", int8=False, reduce_range=True)
+
+
+def test_ffn_fp32_form_keeps_the_feed_forward_outputs_in_fp32(trained):
+    """The feed-forward output layers (input: the GELU's outliers) stay fp32; the other
+    Linear layers are int8; the form records what it kept."""
+    import onnx
+
+    docs = gold_docs(trained, 24, seed=4)
+    nlp = export_form(trained, FORMS["onnx-static-int8-ffn-fp32-packed"], docs)
+    graph = onnx.load_from_string(find_transformer(nlp).model.transformer.model_bytes).graph
+    dequantized = {out for node in graph.node if node.op_type == "DequantizeLinear" for out in node.output}
+    linear = [n for n in graph.node if n.op_type == "MatMul" and ("/dense/" in n.name or "/query/" in n.name)]
+    int8 = {n.name for n in linear if set(n.input) & dequantized}
+    ffn = {n.name for n in linear if re.search(r"layer\.\d+/output/dense/", n.name)}
+    assert ffn and int8 and not ffn & int8
+    assert any("/intermediate/dense/" in name for name in int8)
+    assert nlp.meta["fastbioner"]["fp32_layers"] == list(FFN_OUTPUT_LAYERS)
+    with pytest.raises(ValueError, match="fp32_layers is for ONNX Runtime's static int8"):
+        export_pipeline(trained, runtime="onnx", int8=True, fp32_layers=FFN_OUTPUT_LAYERS)
 
 
 def test_export_auto_records_its_choice(trained, tmp_path, caplog, monkeypatch):
@@ -285,9 +307,11 @@ def test_onnx_static_int8_cli(trained, tmp_path):
     base = ["export", str(tmp_path / "fp32"), str(tmp_path / "out"), "--runtime", "onnx", "--int8-scheme", "static"]
     result = CliRunner().invoke(fastbioner_cli, base)
     assert result.exit_code == 1 and "calibrat" in result.output
-    result = CliRunner().invoke(fastbioner_cli, base + ["--calibration", str(data), "--packed", "--7bit-weights"])
+    args = ["--calibration", str(data), "--packed", "--7bit-weights", "--ffn-fp32"]
+    result = CliRunner().invoke(fastbioner_cli, base + args)
     assert result.exit_code == 0, result.output
-    assert spacy.load(tmp_path / "out").meta["fastbioner"]["weight_bits"] == 7
+    meta = spacy.load(tmp_path / "out").meta["fastbioner"]
+    assert meta["weight_bits"] == 7 and meta["fp32_layers"] == list(FFN_OUTPUT_LAYERS)
     assert "onnx int8, calibrated on 24 docs, packed" in " ".join(result.output.split())
     assert spacy.load(tmp_path / "out").meta["fastbioner"]["quantized"] == "qint8-static"
     bad = base[:-1] + ["dynamic-ish"]

@@ -55,6 +55,11 @@ def export_cli(
         "--7bit-weights",
         help="onnx int8: 7-bit weights, which cannot saturate the 16-bit sums of int8 kernels on CPUs without VNNI (auto tries both there)",
     ),
+    ffn_fp32: bool = Opt(
+        False,
+        "--ffn-fp32",
+        help="onnx static int8: keep the feed-forward output layers (whose inputs have the widest outliers) in fp32",
+    ),
     max_batch_items: Optional[int] = Opt(
         None,
         "--max-batch-items",
@@ -102,6 +107,7 @@ def export_cli(
     `'spacy-fastbioner[openvino]'`."""
     from ..loading import load_pipeline
     from ..runtime import N_CALIBRATION, RUNTIMES, export_pipeline
+    from ..runtime.onnx_model import FFN_OUTPUT_LAYERS
     from ..util.disk_size import size_on_disk
 
     if runtime == "auto":
@@ -140,6 +146,7 @@ def export_cli(
             packed=packed,
             int8_scheme=int8_scheme,
             reduce_range=reduce_range,
+            fp32_layers=FFN_OUTPUT_LAYERS if ffn_fp32 else (),
         )
     except (OSError, ValueError) as err:
         msg.fail(f"Cannot export the pipeline {model!r}", str(err), exits=1)

@@ -220,6 +220,7 @@ def to_runtime_objects(
     packed: bool = False,
     int8_scheme: Optional[str] = None,
     reduce_range: bool = False,
+    fp32_layers: Sequence[str] = (),
 ) -> HFObjects:
     """The Hugging Face objects with the PyTorch transformer exported to an
     inference runtime (and quantised to int8 if asked); the tokenizer is kept.
@@ -231,7 +232,9 @@ def to_runtime_objects(
     int8 is NNCF's static quantisation and needs the calibration batches.
     `packed`: the graph takes packed batches (packing.py), and OpenVINO
     calibrates on the calibration batches packed. `reduce_range`: ONNX
-    Runtime's int8 with 7-bit weights (`quantize_onnx_static`).
+    Runtime's int8 with 7-bit weights (`quantize_onnx_static`). `fp32_layers`:
+    ONNX Runtime's static int8 with the layers whose node names match these
+    patterns left in fp32 (e.g. `onnx_model.FFN_OUTPUT_LAYERS`).
     """
     if runtime not in RUNTIMES:
         raise ValueError(f"unknown runtime {runtime!r}: expected one of {RUNTIMES}")
@@ -244,6 +247,8 @@ def to_runtime_objects(
         raise ValueError("ONNX Runtime's static int8 needs calibration batches of training sentences")
     if reduce_range and (runtime != "onnx" or not int8):
         raise ValueError("reduce_range (7-bit weights) is for ONNX Runtime's int8 export only")
+    if fp32_layers and (runtime != "onnx" or not int8 or scheme != "static"):
+        raise ValueError("fp32_layers is for ONNX Runtime's static int8 export only")
     if runtime == "openvino" and int8 and not calibration:
         raise ValueError(
             "OpenVINO's int8 is static: it needs calibration batches of training sentences "
@@ -264,7 +269,13 @@ def to_runtime_objects(
             if packed:
                 batches = [pack_batch(b, max_row_width(config)).inputs for b in batches]
             model_bytes = quantize_onnx_static(
-                model_bytes, batches, per_channel=per_channel, qdq=True, linear_only=True, reduce_range=reduce_range
+                model_bytes,
+                batches,
+                per_channel=per_channel,
+                qdq=True,
+                linear_only=True,
+                reduce_range=reduce_range,
+                exclude=fp32_layers,
             )
         elif int8:
             model_bytes = quantize_onnx(model_bytes, per_channel=per_channel, reduce_range=reduce_range)

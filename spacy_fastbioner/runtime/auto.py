@@ -92,6 +92,7 @@ def export_form(
         packed=form.packed,
         calibration=docs,
         reduce_range=form.reduce_range,
+        fp32_layers=form.fp32_layers,
         **settings,
     )
 

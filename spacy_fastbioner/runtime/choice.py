@@ -15,9 +15,10 @@ simulate any CPU and any timings.
 
 import logging
 from dataclasses import asdict, dataclass
-from typing import Any, Dict, Iterable, List, Optional, Sequence
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from .cpu import ARM_DOTPROD, AVX2, AVX512_VNNI, OTHER, cpu_class, recorded_flags
+from .onnx_model import FFN_OUTPUT_LAYERS
 
 logger = logging.getLogger("spacy_fastbioner")
 
@@ -35,6 +36,8 @@ class Form:
     packed (bool): Whether the graph takes packed batches (packing.py).
     reduce_range (bool): ONNX Runtime int8 with 7-bit weights, which cannot
         saturate the 16-bit sums of int8 kernels without VNNI.
+    fp32_layers (Tuple[str, ...]): ONNX Runtime static int8: node-name
+        patterns of the layers kept in fp32.
     """
 
     name: str
@@ -42,6 +45,7 @@ class Form:
     int8: Optional[str]
     packed: bool
     reduce_range: bool = False
+    fp32_layers: Tuple[str, ...] = ()
 
     @property
     def batch_invariant(self) -> bool:
@@ -55,6 +59,8 @@ class Form:
         precision = f"{self.int8} int8" if self.int8 else "fp32"
         if self.reduce_range:
             precision += " (7-bit weights)"
+        if self.fp32_layers:
+            precision += " (feed-forward outputs fp32)"
         return f"{runtime} {precision}, {'packed' if self.packed else 'padded'}"
 
 
@@ -63,6 +69,7 @@ FORMS = {
     for form in (
         Form("onnx-static-int8-packed", "onnx", "static", True),
         Form("onnx-static-int8-7bit-packed", "onnx", "static", True, reduce_range=True),
+        Form("onnx-static-int8-ffn-fp32-packed", "onnx", "static", True, fp32_layers=FFN_OUTPUT_LAYERS),
         Form("onnx-static-int8-padded", "onnx", "static", False),
         Form("onnx-dynamic-int8-padded", "onnx", "dynamic", False),
         Form("onnx-fp32-padded", "onnx", None, False),
@@ -78,18 +85,31 @@ FORMS = {
 # int8 led and OpenVINO's static int8 was the slowest int8 form (issue 25).
 # Without VNNI, the 7-bit-weight form is tried beside the 8-bit one: their
 # kernels add pairs of uint8 x int8 products in 16 bits, which 8-bit weights
-# can saturate.
+# can saturate. Where ONNX Runtime's int8 leads, so is the form with the
+# feed-forward output layers in fp32, which lost far less F in a study
+# (results/int8-static-study.json).
 CANDIDATES: Dict[str, Sequence[str]] = {
     AVX512_VNNI: ("openvino-static-int8-packed", "onnx-static-int8-packed", "openvino-fp32-packed"),
     AVX2: (
         "onnx-static-int8-packed",
+        "onnx-static-int8-ffn-fp32-packed",
         "onnx-static-int8-7bit-packed",
         "onnx-static-int8-padded",
         "openvino-static-int8-packed",
         "openvino-fp32-packed",
     ),
-    ARM_DOTPROD: ("onnx-static-int8-packed", "openvino-static-int8-packed", "onnx-fp32-padded"),
-    OTHER: ("onnx-static-int8-packed", "onnx-static-int8-7bit-packed", "onnx-fp32-padded"),
+    ARM_DOTPROD: (
+        "onnx-static-int8-packed",
+        "onnx-static-int8-ffn-fp32-packed",
+        "openvino-static-int8-packed",
+        "onnx-fp32-padded",
+    ),
+    OTHER: (
+        "onnx-static-int8-packed",
+        "onnx-static-int8-ffn-fp32-packed",
+        "onnx-static-int8-7bit-packed",
+        "onnx-fp32-padded",
+    ),
 }
 
 # Forms measured slow on a CPU class, with the form to use there instead and

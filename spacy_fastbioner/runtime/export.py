@@ -61,6 +61,7 @@ def export_pipeline(
     packed: Optional[bool] = None,
     int8_scheme: Optional[str] = None,
     reduce_range: bool = False,
+    fp32_layers: Sequence[str] = (),
 ) -> Language:
     """A copy of a trained pipeline whose transformer runs in an inference
     runtime. The given pipeline is not changed.
@@ -91,6 +92,9 @@ def export_pipeline(
         scales are fixed at export (batch-invariant).
     reduce_range (bool): ONNX Runtime's int8 with 7-bit weights, which cannot
         saturate the 16-bit sums of CPUs without VNNI (`quantize_onnx_static`).
+    fp32_layers (Sequence[str]): ONNX Runtime's static int8: patterns of node
+        names left in fp32 (`onnx_model.FFN_OUTPUT_LAYERS`: the feed-forward
+        output layers, whose inputs have the widest outliers).
     RETURNS (Language): The exported pipeline.
     """
     if runtime not in RUNTIMES:
@@ -156,6 +160,7 @@ def export_pipeline(
         packed=packed,
         int8_scheme=scheme,
         reduce_range=reduce_range,
+        fp32_layers=fp32_layers,
     )
     new_trf.model.attrs["set_transformer"](new_trf.model, hf_objects)
     meta: Dict[str, Any] = dict(nlp.meta)
@@ -171,6 +176,8 @@ def export_pipeline(
     }
     if reduce_range:
         meta["fastbioner"]["weight_bits"] = 7
+    if fp32_layers:
+        meta["fastbioner"]["fp32_layers"] = list(fp32_layers)
     requirements = list(meta.get("requirements") or [])
     for dist, requirement in runtime_requirements(runtime).items():
         if not any(r.split(">")[0].split("=")[0].split("<")[0].strip() == dist for r in requirements):
