@@ -23,7 +23,11 @@ it). The blocks:
   from the committed `results/benchmarks/<cpu class>/ncbi-test/benchmark.json`
   (`logs`-free: the command is `project/scripts/cpu_class_benchmark.sh`);
 - `linking`: the linker's scores on the raw dev sets, from
-  `results/linking/<name>.json` (`spacy project run evaluate-linking .`).
+  `results/linking/<name>.json` (`spacy project run evaluate-linking .`);
+- `int8-static-study`: dev F of the static int8 variants
+  (`project/scripts/static_int8_study.py`);
+- `adaptation`: `results/adaptation.md`, the teachers with and without domain
+  adaptation (`spacy project run adaptation-table .`), without its title.
 """
 
 import json
@@ -182,6 +186,35 @@ def render_linking() -> str:
     return "\n".join(_table(header, rows)) + f"\n\nFrom {files} ({'; '.join(dates)}), each with its command.\n"
 
 
+ADAPTATION_MD = Path("results/adaptation.md")
+
+
+def render_adaptation() -> str:
+    """RETURNS (str): results/adaptation.md without its title."""
+    text = (ROOT / ADAPTATION_MD).read_text(encoding="utf8")
+    body = "\n".join(line for line in text.splitlines() if not line.startswith("# ")).strip()
+    made_by = "`spacy project run adaptation-table .`"
+    return f"From `{ADAPTATION_MD}` ({_last_commit(ADAPTATION_MD)}), made by {made_by}.\n\n{body}\n"
+
+
+INT8_STUDY = Path("results/int8-static-study.json")
+
+
+def render_int8_static_study() -> str:
+    """RETURNS (str): Dev F of each static int8 variant beside the fp32 pipeline."""
+    data = json.loads((ROOT / INT8_STUDY).read_text(encoding="utf8"))
+    fp32 = data["rows"][0]["f"]
+    rows = [
+        [row["variant"], f"{row['f']:.2f}", f"{row['f'] - fp32:+.2f}" if i else "—"]
+        for i, row in enumerate(data["rows"])
+    ]
+    note = (
+        f"From `{INT8_STUDY}` ({_last_commit(INT8_STUDY)}): {data['dev_docs']:,} dev sentences, "
+        f"a CPU of class {data['cpu_class']}; `{data['command']}`."
+    )
+    return "\n".join(_table(["form", "dev F", "vs fp32"], rows)) + f"\n\n{note}\n"
+
+
 BENCHMARKS = Path("results/benchmarks")
 CPU_CLASSES = {"avx2": "AVX2 only", "avx512-vnni": "AVX-512 with VNNI", "arm-dotprod": "ARM with dot-product"}
 
@@ -237,6 +270,8 @@ RENDERERS: Dict[str, Callable[[], str]] = {
     "paper-table": render_paper_table,
     "paper-seeds": render_paper_seeds,
     "linking": render_linking,
+    "adaptation": render_adaptation,
+    "int8-static-study": render_int8_static_study,
     "speed": render_speed,
     "speed-summary": render_speed_summary,
 }
