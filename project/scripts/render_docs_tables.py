@@ -24,6 +24,8 @@ it). The blocks:
   (`logs`-free: the command is `project/scripts/cpu_class_benchmark.sh`);
 - `linking`: the linker's scores on the raw dev sets, from
   `results/linking/<name>.json` (`spacy project run evaluate-linking .`);
+- `abbreviations`: F on raw dev abstracts with and without document-level
+  consistency (`results/abbreviations.json`);
 - `int8-static-study`: dev F of the static int8 variants
   (`project/scripts/static_int8_study.py`);
 - `adaptation`: `results/adaptation.md`, the teachers with and without domain
@@ -197,6 +199,25 @@ def render_adaptation() -> str:
     return f"From `{ADAPTATION_MD}` ({_last_commit(ADAPTATION_MD)}), made by {made_by}.\n\n{body}\n"
 
 
+ABBREVIATIONS = Path("results/abbreviations.json")
+
+
+def render_abbreviations() -> str:
+    """RETURNS (str): F on raw dev abstracts with `fastbioner_abbreviations` off and on, per model."""
+    data = json.loads((ROOT / ABBREVIATIONS).read_text(encoding="utf8"))
+    entries = [data] + [value for value in data.values() if isinstance(value, dict) and "runs" in value]
+    rows = []
+    for entry in entries:
+        off, on = entry["runs"]["no-abbreviations"], entry["runs"]["abbreviations"]
+        cells = [f"{100 * r['ents_p']:.2f} / {100 * r['ents_r']:.2f} / {100 * r['ents_f']:.2f}" for r in (off, on)]
+        gain = f"{100 * (on['ents_f'] - off['ents_f']):+.2f}"
+        what = entry.get("what", data["what"]).split("raw ")[1].split(" (")[0]
+        rows.append([what, f"`{entry['model'].split(' (')[0]}`", *cells, gain])
+    header = ["raw dev abstracts", "model", "off: P / R / F", "on: P / R / F", "F gain"]
+    note = f"From `{ABBREVIATIONS}` ({_last_commit(ABBREVIATIONS)}), with the commands of each row."
+    return "\n".join(_table(header, rows)) + f"\n\n{note}\n"
+
+
 INT8_STUDY = Path("results/int8-static-study.json")
 
 
@@ -272,6 +293,7 @@ RENDERERS: Dict[str, Callable[[], str]] = {
     "linking": render_linking,
     "adaptation": render_adaptation,
     "int8-static-study": render_int8_static_study,
+    "abbreviations": render_abbreviations,
     "speed": render_speed,
     "speed-summary": render_speed_summary,
 }
