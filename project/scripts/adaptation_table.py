@@ -75,18 +75,24 @@ def main(
 ):
     table = gather(metrics_dir, training)
     kept = []
+    kept_adaptation = None
     earlier = output.with_suffix(".json")
     if keep and earlier.exists():
-        for corpus, rows in json.loads(earlier.read_text(encoding="utf8"))["teachers"].items():
+        before = json.loads(earlier.read_text(encoding="utf8"))
+        for corpus, rows in before["teachers"].items():
             if corpus not in table:
                 table[corpus] = rows
                 kept.append(corpus)
+        if kept:
+            # The kept teachers were adapted by an earlier run of adapt-encoder, not this one.
+            kept_adaptation = before.get("adaptation_of_kept") or before["adaptation"]
     table = dict(sorted(table.items()))
     report = json.loads((adapted / "adaptation.json").read_text(encoding="utf8"))
     output.parent.mkdir(parents=True, exist_ok=True)
     data = {
         "teachers": table,
         "kept": kept,
+        "adaptation_of_kept": kept_adaptation,
         "adaptation": {
             k: report[k] for k in ("settings", "steps", "complete", "epochs", "heldout_perplexity", "train_blocks")
         },
@@ -111,6 +117,14 @@ def main(
                 f"| {corpus} | {TEACHERS[teacher]} | {_budget_text(row)} | {row['n']} | {row['ents_p']:.2f} ± {sd(row['ents_p_sd'])} | "
                 f"{row['ents_r']:.2f} ± {sd(row['ents_r_sd'])} | {row['ents_f']:.2f} ± {sd(row['ents_f_sd'])} | {seeds} |"
             )
+    gains = [
+        f"{corpus} {rows['teacher-adapted']['ents_f'] - rows['teacher-minilm']['ents_f']:+.2f} "
+        f"({rows['teacher-minilm']['n']} and {rows['teacher-adapted']['n']} seeds)"
+        for corpus, rows in table.items()
+        if {"teacher-minilm", "teacher-adapted"} <= set(rows)
+    ]
+    if gains:
+        lines += ["", f"Adapted minus as shipped, mean test F: {'; '.join(gains)}."]
     ppl = report["heldout_perplexity"]
     lines += [
         "",
@@ -123,6 +137,13 @@ def main(
         f"{ppl['final']:,.1f} after adaptation.",
         "",
     ]
+    if kept_adaptation:
+        lines += [
+            f"The adapted teachers of {', '.join(kept)} used an earlier run of the same adaptation "
+            f"({kept_adaptation['steps']} steps, held-out perplexity "
+            f"{kept_adaptation['heldout_perplexity']['final']:,.1f}).",
+            "",
+        ]
     output.with_suffix(".md").write_text("\n".join(lines), encoding="utf8")
     print("\n".join(lines))
 
