@@ -187,3 +187,13 @@ def make_cased_tiny_bert(path: Path, *, n_layers: int = 2, seed: int = 3) -> Pat
     make_tiny_bert(path, n_layers=n_layers, seed=seed)
     BertTokenizerFast(vocab_file=str(path / "vocab.txt"), do_lower_case=False).save_pretrained(path)
     return path
+
+
+def int8_matmuls(model_bytes: bytes) -> set:
+    """The names of an ONNX graph's MatMuls whose weight comes through a DequantizeLinear
+    (static int8, QDQ); the others run in fp32."""
+    import onnx
+
+    graph = onnx.load_from_string(model_bytes).graph
+    dequantized = {out for node in graph.node if node.op_type == "DequantizeLinear" for out in node.output}
+    return {n.name for n in graph.node if n.op_type == "MatMul" and set(n.input) & dequantized}

@@ -515,7 +515,7 @@ def test_paper_shape_onnx_rows(tiny_bert, tmp_path):
 def test_static_int8_keeps_excluded_layers_in_fp32(exported):
     """The static int8 study's knob: excluded layers keep their fp32 weights,
     the others are quantised as without it; a pattern that matches nothing fails."""
-    import onnx
+    from helpers import int8_matmuls
 
     from spacy_fastbioner.runtime.architecture import example_inputs
     from spacy_fastbioner.runtime.onnx_model import quantize_onnx_static
@@ -524,18 +524,12 @@ def test_static_int8_keeps_excluded_layers_in_fp32(exported):
     fp32 = trf.transformer
     batch = {k: v.numpy() for k, v in example_inputs(trf.tokenizer, EXPORT_TEXTS[:3]).items()}
 
-    def quantized_matmuls(model_bytes):
-        """The MatMuls whose weight input comes through a DequantizeLinear."""
-        graph = onnx.load_from_string(model_bytes).graph
-        dequantized = {out for node in graph.node if node.op_type == "DequantizeLinear" for out in node.output}
-        return {n.name for n in graph.node if n.op_type == "MatMul" and set(n.input) & dequantized}
-
     plain = quantize_onnx_static(fp32.model_bytes, [batch], qdq=True, linear_only=True)
-    ffn_out = {name for name in quantized_matmuls(plain) if re.search(r"layer\.\d+/output/dense", name)}
+    ffn_out = {name for name in int8_matmuls(plain) if re.search(r"layer\.\d+/output/dense", name)}
     assert ffn_out, "no feed-forward output layer quantised: the check would be vacuous"
     kept = quantize_onnx_static(
         fp32.model_bytes, [batch], qdq=True, linear_only=True, exclude=[r"layer\.\d+/output/dense/MatMul"]
     )
-    assert quantized_matmuls(kept) == quantized_matmuls(plain) - ffn_out
+    assert int8_matmuls(kept) == int8_matmuls(plain) - ffn_out
     with pytest.raises(ValueError, match="no node of the graph matches"):
         quantize_onnx_static(fp32.model_bytes, [batch], exclude=["no-such-layer"])

@@ -18,6 +18,7 @@ pytest.importorskip("onnx")
 from helpers import (  # noqa: E402
     EXPORT_TEXTS,
     head_logits,
+    int8_matmuls,
     make_examples,
     make_pipeline,
     synthetic_sentences,
@@ -241,11 +242,10 @@ def test_ffn_fp32_form_keeps_the_feed_forward_outputs_in_fp32(trained):
 
     docs = gold_docs(trained, 24, seed=4)
     nlp = export_form(trained, FORMS["onnx-static-int8-ffn-fp32-packed"], docs)
-    graph = onnx.load_from_string(find_transformer(nlp).model.transformer.model_bytes).graph
-    dequantized = {out for node in graph.node if node.op_type == "DequantizeLinear" for out in node.output}
-    linear = [n for n in graph.node if n.op_type == "MatMul" and ("/dense/" in n.name or "/query/" in n.name)]
-    int8 = {n.name for n in linear if set(n.input) & dequantized}
-    ffn = {n.name for n in linear if re.search(r"layer\.\d+/output/dense/", n.name)}
+    model_bytes = find_transformer(nlp).model.transformer.model_bytes
+    int8 = int8_matmuls(model_bytes)
+    graph = onnx.load_from_string(model_bytes).graph
+    ffn = {n.name for n in graph.node if n.op_type == "MatMul" and re.search(r"layer\.\d+/output/dense/", n.name)}
     assert ffn and int8 and not ffn & int8
     assert any("/intermediate/dense/" in name for name in int8)
     assert nlp.meta["fastbioner"]["fp32_layers"] == list(FFN_OUTPUT_LAYERS)
